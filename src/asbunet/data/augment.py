@@ -1,0 +1,138 @@
+"""Training-time augmentation (Section IV-A) and scene synthesis for varied framings.
+
+Geometry is done here with OpenCV: *auto cropping* (a window of the canvas' aspect ratio that keeps the person in
+view, Section IV-A) and *compositing* (a person cut out with its mask, pasted at a random scale and position onto
+another sample, whose own people stay in the label). Photometric augmentation goes through albumentations:
+flip, Gaussian noise, gamma, random shadows, colour/saturation jitter, then normalization.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import albumentations as A
+import cv2
+import numpy as np
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Probabilities and ranges of every augmentation; `configs/*.yaml` set them under `augment:`."""
+
+    crop: float = 1.0  # auto cropping (Section IV-A)
+    crop_scale: tuple[float, float] = (0.35, 1.0)  # area of the crop window relative to the largest that fits
+    composite: float = 0.0  # paste the person onto another sample
+    person_height: tuple[float, float] = (0.3, 1.2)  # pasted person's box height, relative to the canvas height
+    flip: float = 0.5
+    noise: float = 0.2
+    gamma: float = 0.3
+    shadow: float = 0.2
+    color: float = 0.5
+
+    @classmethod
+    def from_dict(cls, values: dict | None) -> AugmentConfig:
+        values = dict(values or {})
+        unknown = set(values) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"unknown augment options {sorted(unknown)}; valid: {sorted(cls.__dataclass_fields__)}")
+        for key in ("crop_scale", "person_height"):
+            if key in values:
+                values[key] = tuple(values[key])
+        return cls(**values)
+
+    def to_dict(self) -> dict:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+
+def resize_pair(image: np.ndarray, mask: np.ndarray, hw: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Resizes an image (area/linear) and its mask (linear, thresholded at half) to `hw`."""
+    h, w = hw
+    interp = cv2.INTER_AREA if image.shape[0] > h else cv2.INTER_LINEAR
+    image = cv2.resize(image, (w, h), interpolation=interp)
+    mask = cv2.resize(mask.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR) > 0.5
+    return image, mask.astype(np.uint8)
+
+
+def auto_crop(
+    image: np.ndarray, mask: np.ndarray, hw: tuple[int, int], rng: np.random.Generator, scale=(0.35, 1.0)
+) -> tuple[np.ndarray, np.ndarray]:
+    """Crops a window of the canvas' aspect ratio that overlaps the person, then resizes it to `hw`."""
+    H, W = image.shape[:2]
+    aspect = hw[1] / hw[0]  # width / height
+    max_h = min(H, W / aspect)
+    area = rng.uniform(*scale)
+    ch = max(8.0, max_h * np.sqrt(area))
+    cw = min(W, ch * aspect)
+    ys, xs = np.nonzero(mask)
+    if len(ys):
+        # the window's centre falls in the person's box, so some of the person stays in view
+        cy = rng.uniform(ys.min(), ys.max() + 1)
+        cx = rng.uniform(xs.min(), xs.max() + 1)
+    else:
+        cy, cx = rng.uniform(0, H), rng.uniform(0, W)
+    y0 = int(np.clip(cy - ch / 2, 0, H - ch))
+    x0 = int(np.clip(cx - cw / 2, 0, W - cw))
+    y1, x1 = int(y0 + round(ch)), int(x0 + round(cw))
+    return resize_pair(image[y0:y1, x0:x1], mask[y0:y1, x0:x1], hw)
+
+
+def paste_person(
+    canvas: np.ndarray,
+    canvas_mask: np.ndarray,
+    person: np.ndarray,
+    person_mask: np.ndarray,
+    rng: np.random.Generator,
+    height_range=(0.3, 1.2),
+) -> tuple[np.ndarray, np.ndarray]:
+    """Cuts the person out of `person` and pastes it onto `canvas` at a random scale and position.
+
+    The pasted person occludes the canvas' own people; the label is the union of both.
+    """
+    ys, xs = np.nonzero(person_mask)
+    if len(ys) == 0:
+        return canvas, canvas_mask
+    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+    crop, crop_mask = person[y0:y1, x0:x1], person_mask[y0:y1, x0:x1]
+    H, W = canvas.shape[:2]
+    scale = rng.uniform(*height_range) * H / crop.shape[0]
+    ph, pw = max(2, round(crop.shape[0] * scale)), max(2, round(crop.shape[1] * scale))
+    crop, crop_mask = resize_pair(crop, crop_mask, (ph, pw))
+    # position: anywhere horizontally with up to 30% outside; the bottom may be cut off (webcam framing)
+    top = int(rng.uniform(-0.1 * ph, max(-0.1 * ph + 1, H - 0.6 * ph)))
+    left = int(rng.uniform(-0.3 * pw, max(-0.3 * pw + 1, W - 0.7 * pw)))
+    cy0, cx0, cy1, cx1 = max(top, 0), max(left, 0), min(top + ph, H), min(left + pw, W)
+    if cy1 <= cy0 or cx1 <= cx0:
+        return canvas, canvas_mask
+    py0, px0 = cy0 - top, cx0 - left
+    sub_mask = crop_mask[py0 : py0 + cy1 - cy0, px0 : px0 + cx1 - cx0]
+    alpha = cv2.GaussianBlur(sub_mask.astype(np.float32), (3, 3), 0)[..., None]  # feathered 1 px edge
+    sub = crop[py0 : py0 + cy1 - cy0, px0 : px0 + cx1 - cx0].astype(np.float32)
+    canvas = canvas.copy()
+    region = canvas[cy0:cy1, cx0:cx1].astype(np.float32)
+    canvas[cy0:cy1, cx0:cx1] = (alpha * sub + (1 - alpha) * region).round().astype(np.uint8)
+    canvas_mask = canvas_mask.copy()
+    canvas_mask[cy0:cy1, cx0:cx1] |= sub_mask
+    return canvas, canvas_mask
+
+
+def photometric(cfg: AugmentConfig) -> A.Compose:
+    """Flip, Gaussian noise, gamma, shadows and colour/saturation jitter (Section IV-A), then normalization."""
+    return A.Compose(
+        [
+            A.HorizontalFlip(p=cfg.flip),
+            A.GaussNoise(std_range=(0.02, 0.08), p=cfg.noise),
+            A.RandomGamma(gamma_limit=(70, 140), p=cfg.gamma),
+            A.RandomShadow(shadow_roi=(0, 0, 1, 1), num_shadows_limit=(1, 2), p=cfg.shadow),
+            A.ColorJitter(brightness=0.3, contrast=0.3, saturation=0.4, hue=0.03, p=cfg.color),
+            A.Normalize(mean=IMAGENET_MEAN, std=IMAGENET_STD),
+        ]
+    )
+
+
+def normalize(image: np.ndarray) -> np.ndarray:
+    """RGB uint8 `(H, W, 3)` -> normalized float32 `(3, H, W)` (the preprocessing every model expects)."""
+    x = (image.astype(np.float32) / 255.0 - np.asarray(IMAGENET_MEAN, np.float32)) / np.asarray(IMAGENET_STD, np.float32)
+    return np.ascontiguousarray(x.transpose(2, 0, 1))

@@ -1,0 +1,62 @@
+"""Mapping images of any size and aspect ratio to the network and back.
+
+An image is resized, keeping its aspect ratio, so that its long side equals `input_size` and its short side is
+rounded to a multiple of 16 (the output stride): a 16:9 video frame at `input_size=256` runs at 144x256, a 3:4
+portrait at 256x192. No letterbox padding is needed because every model is fully convolutional. The logits are
+resized back to the image's own size before the sigmoid.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import torch
+from torch import nn
+
+from asbunet.data.augment import normalize
+
+SIZE_MULTIPLE = 16
+
+
+def network_size(height: int, width: int, input_size: int) -> tuple[int, int]:
+    """`(h, w)` the network sees for an image of `(height, width)`: long side `input_size`, short side a multiple of 16."""
+    scale = input_size / max(height, width)
+    h = max(SIZE_MULTIPLE, int(round(height * scale / SIZE_MULTIPLE)) * SIZE_MULTIPLE)
+    w = max(SIZE_MULTIPLE, int(round(width * scale / SIZE_MULTIPLE)) * SIZE_MULTIPLE)
+    return (input_size, w) if height >= width else (h, input_size)
+
+
+def to_rgb(image: np.ndarray) -> np.ndarray:
+    """Accepts RGB `(H, W, 3)`, RGBA `(H, W, 4)` (alpha dropped) or grayscale `(H, W)`/`(H, W, 1)` uint8 arrays."""
+    if not isinstance(image, np.ndarray):
+        raise TypeError(f"expected a numpy array, got {type(image).__name__}")
+    if image.dtype != np.uint8:
+        raise ValueError(f"expected a uint8 image, got dtype {image.dtype}; scale floats to 0..255 and cast first")
+    if image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 1):
+        return np.repeat(image.reshape(image.shape[0], image.shape[1], 1), 3, axis=2)
+    if image.ndim == 3 and image.shape[2] == 4:
+        return np.ascontiguousarray(image[..., :3])
+    if image.ndim == 3 and image.shape[2] == 3:
+        return image
+    raise ValueError(f"expected an image shaped (H, W), (H, W, 3) or (H, W, 4), got {image.shape}")
+
+
+def prepare(image: np.ndarray, input_size: int) -> np.ndarray:
+    """RGB uint8 `(H, W, 3)` -> normalized float32 `(3, h, w)` at the network size."""
+    h, w = network_size(image.shape[0], image.shape[1], input_size)
+    interp = cv2.INTER_AREA if image.shape[0] > h else cv2.INTER_LINEAR
+    return normalize(cv2.resize(image, (w, h), interpolation=interp))
+
+
+def logits_to_probability(logits: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Network logits `(h, w)` -> person probability `(height, width)` float32 in [0, 1]."""
+    logits = cv2.resize(logits.astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR)
+    return (1.0 / (1.0 + np.exp(-np.clip(logits, -30, 30)))).astype(np.float32)
+
+
+@torch.inference_mode()
+def predict_probability(model: nn.Module, image: np.ndarray, input_size: int) -> np.ndarray:
+    """Person probability `(H, W)` of one RGB uint8 image with a PyTorch model in eval mode."""
+    x = torch.from_numpy(prepare(image, input_size))[None]  # (1, 3, h, w)
+    logits = model(x)[0, 0].float().numpy()  # (h, w)
+    return logits_to_probability(logits, image.shape[0], image.shape[1])

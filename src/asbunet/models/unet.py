@@ -1,0 +1,168 @@
+"""The ASBU-Net decoder (Section III-D, Fig. 4) and the encoder-decoder wrapper every model shares.
+
+Fig. 4 is not in the text; the decoder follows Section III-D:
+
+* every skip connection passes a 1x1 convolution that reduces its channels;
+* a *long-connect block* per skip: an *upscale connector block* (1x1 conv on the deeper features, bilinear
+  upsampling to the skip's size, concatenation with the reduced skip) followed by an ASB layer with dilation 1;
+* after the last long-connect block a 1x1 conv and a 3x3 conv, then a bilinear resize to the input size.
+  The sigmoid is left to the prediction code: `forward` returns logits.
+
+The decoder is built by zipping the encoder's `out_channels` and `strides` (encoder contract: `forward` returns a
+stride-ordered list of features), so the same decoder serves ASB-Net and the baseline backbones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from asbunet.layers import ConvNormAct, resize_to
+
+
+@dataclass(frozen=True)
+class DecoderStage:
+    """Widths of one long-connect block, from the shallowest skip (stride 2) to the deepest.
+
+    Args:
+        skip: output channels of the 1x1 skip convolution.
+        up: output channels of the upscale connector's 1x1 convolution on the deeper features.
+        squeeze: filters of the ASB layer's 3x3 compress convolution.
+        expand: filters of each of the ASB layer's three decompress branches (output = 3 * expand).
+    """
+
+    skip: int
+    up: int
+    squeeze: int
+    expand: int
+
+    def scaled(self, scale: Callable[[int], int]) -> DecoderStage:
+        return DecoderStage(scale(self.skip), scale(self.up), scale(self.squeeze), scale(self.expand))
+
+
+class ASBLayer(nn.Module):
+    """Atrous space bender layer (Section III-B, Fig. 3).
+
+    A 3x3 squeeze ("compress") convolution, then three parallel "decompress" branches on its output (1x1, 3x3 and
+    3x3 with dilation `dilation`), concatenated along channels. Every convolution is Conv + BN + activation.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        squeeze: int,
+        expand: int,
+        dilation: int,
+        act_layer: Callable[..., nn.Module],
+    ):
+        super().__init__()
+        self.compress = ConvNormAct(in_channels, squeeze, 3, act_layer=act_layer)
+        self.decompress1x1 = ConvNormAct(squeeze, expand, 1, act_layer=act_layer)
+        self.decompress3x3_1 = ConvNormAct(squeeze, expand, 3, act_layer=act_layer)
+        self.decompressXxX_2 = ConvNormAct(squeeze, expand, 3, dilation=dilation, act_layer=act_layer)
+        self.out_channels = 3 * expand
+        self.dilation = dilation
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = self.compress(x)  # (B, squeeze, H, W)
+        return torch.cat(
+            [self.decompress1x1(s), self.decompress3x3_1(s), self.decompressXxX_2(s)], dim=1
+        )  # (B, 3 * expand, H, W)
+
+
+class UpscaleConnector(nn.Module):
+    """Upscale connector block: 1x1 conv on the deeper features, bilinear upsampling, concat with the skip."""
+
+    def __init__(self, deep_channels: int, up_channels: int, act_layer: Callable[..., nn.Module]):
+        super().__init__()
+        self.proj = ConvNormAct(deep_channels, up_channels, 1, act_layer=act_layer)
+
+    def forward(self, deep: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        up = resize_to(self.proj(deep), skip.shape[-2:])  # (B, up, Hs, Ws)
+        return torch.cat([up, skip], dim=1)  # (B, up + skip, Hs, Ws)
+
+
+class LongConnectBlock(nn.Module):
+    """Long-connect block (Section III-D): upscale connector, then an ASB layer with dilation 1."""
+
+    def __init__(self, deep_channels: int, stage: DecoderStage, act_layer: Callable[..., nn.Module]):
+        super().__init__()
+        self.connector = UpscaleConnector(deep_channels, stage.up, act_layer)
+        self.asbl = ASBLayer(stage.up + stage.skip, stage.squeeze, stage.expand, 1, act_layer)
+        self.out_channels = self.asbl.out_channels
+
+    def forward(self, deep: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        return self.asbl(self.connector(deep, skip))
+
+
+class UNetDecoder(nn.Module):
+    """1x1 skip convolutions and one long-connect block per skip, deepest first."""
+
+    def __init__(
+        self,
+        encoder_channels: Sequence[int],
+        stages: Sequence[DecoderStage],
+        act_layer: Callable[..., nn.Module],
+    ):
+        super().__init__()
+        n_skips = len(encoder_channels) - 1
+        if len(stages) < n_skips:
+            raise ValueError(f"the encoder has {n_skips} skip connections but the decoder only {len(stages)} stages")
+        stages = list(stages)[:n_skips]
+        self.skip_convs = nn.ModuleList(
+            ConvNormAct(c, s.skip, 1, act_layer=act_layer) for c, s in zip(encoder_channels[:-1], stages)
+        )
+        blocks = []
+        deep = encoder_channels[-1]
+        for stage in reversed(stages):
+            blocks.append(LongConnectBlock(deep, stage, act_layer))
+            deep = blocks[-1].out_channels
+        self.blocks = nn.ModuleList(blocks)  # deepest first
+        self.out_channels = deep
+
+    def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
+        skips = [conv(f) for conv, f in zip(self.skip_convs, features[:-1])]  # stride-ordered
+        x = features[-1]  # (B, C, H/os, W/os)
+        for block, skip in zip(self.blocks, reversed(skips)):
+            x = block(x, skip)  # (B, 3 * expand, Hs, Ws) at the skip's stride
+        return x
+
+
+class SegmentationHead(nn.Sequential):
+    """1x1 conv and 3x3 conv to `num_classes` logits (Section III-D)."""
+
+    def __init__(self, in_channels: int, mid_channels: int, num_classes: int, act_layer: Callable[..., nn.Module]):
+        super().__init__(
+            ConvNormAct(in_channels, mid_channels, 1, act_layer=act_layer),
+            nn.Conv2d(mid_channels, num_classes, 3, padding=1, bias=True),
+        )
+
+
+class EncoderDecoder(nn.Module):
+    """Encoder -> U-Net decoder -> head -> bilinear resize to the input size. Returns logits `(B, K, H, W)`."""
+
+    def __init__(
+        self,
+        encoder: nn.Module,
+        stages: Sequence[DecoderStage],
+        head_channels: int,
+        num_classes: int,
+        act_layer: Callable[..., nn.Module],
+    ):
+        super().__init__()
+        self.encoder = encoder
+        self.decoder = UNetDecoder(encoder.out_channels, stages, act_layer)
+        self.head = SegmentationHead(self.decoder.out_channels, head_channels, num_classes, act_layer)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim != 4 or x.shape[1] != 3:
+            raise ValueError(
+                f"expected a batch of RGB images shaped (B, 3, H, W), got {tuple(x.shape)}; "
+                "add a batch dimension with x[None] or convert the image to 3 channels"
+            )
+        features = self.encoder(x)  # stride-ordered list
+        logits = self.head(self.decoder(features))  # (B, K, H/2, W/2)
+        return resize_to(logits, x.shape[-2:])  # (B, K, H, W)

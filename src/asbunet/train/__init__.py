@@ -1,0 +1,1 @@
+"""Training (Section IV-B): config, checkpoints, the loop, several processes."""

@@ -1,0 +1,55 @@
+"""Self-describing checkpoints: model name and options, weights, optimizer, epoch, recipe and metrics.
+
+Files are written atomically (to a temporary file, then renamed) and read with `torch.load(weights_only=True)`,
+which never executes code from the file.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from asbunet.models import create_model
+
+FORMAT = "asbunet-checkpoint/1"
+
+
+def atomic_save(obj, path: str | Path) -> None:
+    """`torch.save` to a temporary file in the same folder, then `os.replace`: a kill never leaves half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    """Reads a checkpoint written by `asbunet train` (weights only, no code execution)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - any unpickling failure means the same thing to the user
+        raise ValueError(f"{path}: not a readable checkpoint ({type(err).__name__}: {err})") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise ValueError(f"{path}: not an asbunet checkpoint (expected format {FORMAT!r})")
+    return ckpt
+
+
+def model_from_checkpoint(ckpt: dict) -> nn.Module:
+    """Rebuilds the model a checkpoint describes and loads its weights (eval mode)."""
+    model = create_model(ckpt["model"], **ckpt.get("model_options", {}))
+    model.load_state_dict(ckpt["state_dict"])
+    return model.eval()

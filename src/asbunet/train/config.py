@@ -1,0 +1,96 @@
+"""Training configuration: a YAML file sets the values, `key=value` overrides on the command line change them."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from asbunet.data.augment import AugmentConfig
+
+
+@dataclass
+class DataConfig:
+    train: list = field(default_factory=list)  # paths or mappings, see `asbunet.data.sources.open_source`
+    val: list | None = None  # None: a seeded split of `train` (Section IV-A: 80/20)
+    val_fraction: float = 0.2
+    max_side: int | None = 512  # images are downsized once at load time
+    skip_bad: bool = False  # skip unusable samples (and list them) instead of stopping
+
+
+@dataclass
+class TrainConfig:
+    """Every setting of a training run (Section IV-B for the paper's values, `configs/paper.yaml`)."""
+
+    model: str = "asbunet"
+    model_options: dict = field(default_factory=dict)
+    data: DataConfig = field(default_factory=DataConfig)
+    shapes: list = field(default_factory=lambda: [[224, 224]])  # training canvases (H, W), one per batch
+    val_size: int = 256  # long side of the network input at validation (and the checkpoint's input size)
+    batch_size: int = 8
+    epochs: int = 30
+    optimizer: str = "sgd"  # "sgd" (paper) or "adamw"
+    lr: float = 1e-2
+    momentum: float = 0.9
+    weight_decay: float = 1e-12  # L2 (paper: 1e-12)
+    schedule: str = "step"  # "step" (paper: x lr_gamma every lr_step_epochs) or "cosine"
+    lr_step_epochs: float = 10.0
+    lr_gamma: float = 0.1
+    warmup_steps: int = 0
+    pos_weight: float | str = "auto"  # weighted BCE: float, or "auto" = background/person pixel ratio of the data
+    dice_weight: float = 0.0  # optional soft-Dice term added to the weighted BCE
+    augment: dict = field(default_factory=dict)
+    workers: int = 2
+    threads: int = 2
+    channels_last: bool = True
+    bf16: bool = False
+    max_nonfinite: int = 10  # consecutive non-finite losses before the run stops
+    seed: int = 0
+    max_steps: int | None = None  # stop after this many optimizer steps in total (smoke tests)
+    output: str = "runs/train"
+
+    def __post_init__(self):
+        if isinstance(self.data, dict):
+            self.data = DataConfig(**self.data)
+        AugmentConfig.from_dict(self.augment)  # validate early
+        if self.optimizer not in ("sgd", "adamw"):
+            raise ValueError(f"optimizer must be 'sgd' or 'adamw', got {self.optimizer!r}")
+        if self.schedule not in ("step", "cosine"):
+            raise ValueError(f"schedule must be 'step' or 'cosine', got {self.schedule!r}")
+        if not self.data.train:
+            raise ValueError("data.train is empty: give at least one dataset")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _set_dotted(values: dict, key: str, value) -> None:
+    node = values
+    *parents, leaf = key.split(".")
+    for p in parents:
+        node = node.setdefault(p, {})
+        if not isinstance(node, dict):
+            raise ValueError(f"override {key}: {p} is not a section")
+    node[leaf] = value
+
+
+def load_config(path: str | Path | None, overrides: list[str] = ()) -> TrainConfig:
+    """Reads a YAML config and applies `key=value` overrides (values parsed as YAML, dotted keys for sections)."""
+    values: dict = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"config file not found: {path}")
+        values = yaml.safe_load(path.read_text()) or {}
+    for item in overrides:
+        if "=" not in item:
+            raise ValueError(f"override {item!r} must look like key=value (e.g. epochs=5, data.max_side=384)")
+        key, raw = item.split("=", 1)
+        _set_dotted(values, key.strip(), yaml.safe_load(raw))
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = set(values) - known
+    if unknown:
+        raise ValueError(f"unknown config keys {sorted(unknown)}; valid keys: {sorted(known)}")
+    return TrainConfig(**values)

@@ -1,0 +1,294 @@
+"""The training loop (Section IV-B): weighted BCE, SGD or AdamW, step or cosine decay, validation IoU per epoch.
+
+Runs as one process or under `torchrun` (DistributedDataParallel; gloo on CPU, nccl on GPU). Only rank 0 writes
+checkpoints and logs. `--resume` restarts after the last completed epoch with the exact model, optimizer, schedule
+and data order of an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import yaml
+from torch import nn
+from torch.utils.data import DataLoader, DistributedSampler
+from tqdm import tqdm
+
+from asbunet.data.augment import AugmentConfig
+from asbunet.data.dataset import EpochRandomSampler, SamplePool, ShapeBatchSampler, TrainDataset
+from asbunet.data.sources import open_source, split_indices
+from asbunet.inference import predict_probability
+from asbunet.models import create_model
+from asbunet.train.checkpoint import FORMAT, atomic_save, load_checkpoint
+from asbunet.train.config import TrainConfig
+
+METRICS_FIELDS = ["epoch", "step", "lr", "train_loss", "val_iou", "val_iou_pooled", "images_per_s", "epoch_s"]
+
+
+class NonFiniteLossError(RuntimeError):
+    """Training produced non-finite losses repeatedly; resume from the last checkpoint with a lower lr."""
+
+
+def setup_distributed() -> tuple[int, int, torch.device]:
+    """Initializes the process group when launched by torchrun; returns (rank, world size, device)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return 0, 1, torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if torch.cuda.is_available():
+        torch.cuda.set_device(local_rank)
+        dist.init_process_group("nccl")
+        device = torch.device("cuda", local_rank)
+    else:
+        dist.init_process_group("gloo")
+        device = torch.device("cpu")
+    return dist.get_rank(), world, device
+
+
+def lr_factor(step: int, cfg: TrainConfig, steps_per_epoch: int, total_steps: int) -> float:
+    """Multiplier of the base lr at optimizer step `step` (linear warm-up, then step or cosine decay)."""
+    if step < cfg.warmup_steps:
+        return (step + 1) / cfg.warmup_steps
+    if cfg.schedule == "step":
+        period = max(1, round(cfg.lr_step_epochs * steps_per_epoch))
+        return cfg.lr_gamma ** (step // period)
+    progress = (step - cfg.warmup_steps) / max(1, total_steps - cfg.warmup_steps)
+    return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    return torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+class SegmentationLoss(nn.Module):
+    """Weighted binary cross-entropy (Section IV-B), plus an optional soft-Dice term."""
+
+    def __init__(self, pos_weight: float, dice_weight: float = 0.0):
+        super().__init__()
+        self.register_buffer("pos_weight", torch.tensor([pos_weight]))
+        self.dice_weight = dice_weight
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        loss = nn.functional.binary_cross_entropy_with_logits(logits, target, pos_weight=self.pos_weight)
+        if self.dice_weight:
+            p = torch.sigmoid(logits)  # (B, 1, H, W)
+            inter = (p * target).sum((1, 2, 3))
+            dice = 1 - (2 * inter + 1) / (p.sum((1, 2, 3)) + target.sum((1, 2, 3)) + 1)
+            loss = loss + self.dice_weight * dice.mean()
+        return loss
+
+
+def weights_digest(model: nn.Module) -> str:
+    """SHA-256 of every parameter and buffer, to compare runs and ranks."""
+    h = hashlib.sha256()
+    for name, t in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def evaluate_iou(model: nn.Module, pool: SamplePool, indices: list[int], input_size: int) -> tuple[float, float]:
+    """Person IoU at threshold 0.5 on `pool[indices]`: mean over images and pooled over pixels."""
+    model.eval()
+    ious, inter_sum, union_sum = [], 0, 0
+    for i in indices:
+        pred = predict_probability(model, pool.images[i], input_size) > 0.5
+        target = pool.masks[i].astype(bool)
+        inter, union = int((pred & target).sum()), int((pred | target).sum())
+        ious.append(1.0 if union == 0 else inter / union)
+        inter_sum, union_sum = inter_sum + inter, union_sum + union
+    return float(np.mean(ious)), inter_sum / max(union_sum, 1)
+
+
+def train_one_epoch(
+    model, loader, optimizer, scheduler, loss_fn, cfg: TrainConfig, epoch: int, device, rank: int, start_step: int
+) -> tuple[float, float, int]:
+    """One pass over the training data; returns (mean loss, images/s, optimizer steps done)."""
+    model.train()
+    losses, seen, steps, nonfinite = [], 0, 0, 0
+    t0 = time.perf_counter()
+    bar = tqdm(loader, desc=f"epoch {epoch}", disable=rank != 0, dynamic_ncols=True, leave=False)
+    for x, y in bar:
+        if cfg.max_steps is not None and start_step + steps >= cfg.max_steps:
+            break
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        if cfg.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
+            logits = model(x)  # (B, 1, H, W)
+        loss = loss_fn(logits.float(), y)
+        optimizer.zero_grad(set_to_none=True)
+        if not torch.isfinite(loss):
+            nonfinite += 1
+            if nonfinite >= cfg.max_nonfinite:
+                raise NonFiniteLossError(
+                    f"{nonfinite} non-finite losses in a row at epoch {epoch}; resume from the last checkpoint "
+                    "with a lower lr (lr=...) or without bf16 (bf16=false)"
+                )
+            continue
+        nonfinite = 0
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        steps += 1
+        losses.append(loss.item())
+        seen += x.shape[0]
+        rate = seen / (time.perf_counter() - t0)
+        bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}", img_s=f"{rate * (dist.get_world_size() if dist.is_initialized() else 1):.1f}")
+    elapsed = time.perf_counter() - t0
+    world = dist.get_world_size() if dist.is_initialized() else 1
+    return float(np.mean(losses)) if losses else float("nan"), seen * world / max(elapsed, 1e-9), steps
+
+
+def write_plot(csv_path: Path, png_path: Path) -> None:
+    """Training loss and validation IoU against epoch, as PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = list(csv.DictReader(csv_path.open()))
+    if not rows:
+        return
+    epochs = [int(r["epoch"]) for r in rows]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.5))
+    ax1.plot(epochs, [float(r["train_loss"]) for r in rows], marker="o")
+    ax1.set(xlabel="epoch", ylabel="training loss", title="loss")
+    ax2.plot(epochs, [float(r["val_iou"]) for r in rows], marker="o", label="mean over images")
+    ax2.plot(epochs, [float(r["val_iou_pooled"]) for r in rows], marker=".", label="pooled")
+    ax2.set(xlabel="epoch", ylabel="validation IoU", title="validation IoU")
+    ax2.legend()
+    fig.tight_layout()
+    fig.savefig(png_path, dpi=100)
+    plt.close(fig)
+
+
+def train(cfg: TrainConfig, resume: bool = False) -> dict:
+    """Runs (or resumes) a training run; returns the final metrics row."""
+    rank, world, device = setup_distributed()
+    torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    out = Path(cfg.output)
+    main = rank == 0
+    log = print if main else (lambda *a, **k: None)
+
+    train_sources = [open_source(s) for s in cfg.data.train]
+    progress = (lambda it: tqdm(it, desc="loading data", leave=False)) if main else None
+    pool = SamplePool(train_sources, cfg.data.max_side, cfg.data.skip_bad, progress)
+    if cfg.data.val:
+        train_idx = list(range(len(pool)))
+        val_pool = SamplePool([open_source(s) for s in cfg.data.val], cfg.data.max_side, cfg.data.skip_bad)
+        val_idx = list(range(len(val_pool)))
+    else:
+        train_idx, val_idx = split_indices(len(pool), cfg.data.val_fraction, cfg.seed)
+        val_pool = pool
+    skipped = pool.skipped + (val_pool.skipped if val_pool is not pool else [])
+    pos_weight = cfg.pos_weight
+    if pos_weight == "auto":
+        frac = pool.positive_fraction()
+        pos_weight = (1 - frac) / max(frac, 1e-6)
+    log(f"data: {len(train_idx)} training, {len(val_idx)} validation samples; pos_weight {pos_weight:.3f}; "
+        f"{len(skipped)} skipped")
+
+    augment = AugmentConfig.from_dict(cfg.augment)
+    dataset = TrainDataset(pool, train_idx, augment, cfg.seed)
+    if world > 1:
+        sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed)
+    else:
+        sampler = EpochRandomSampler(len(dataset), cfg.seed)
+    batches = ShapeBatchSampler(sampler, cfg.batch_size, cfg.shapes, cfg.seed)
+    loader = DataLoader(dataset, batch_sampler=batches, num_workers=cfg.workers,
+                        persistent_workers=cfg.workers > 0, pin_memory=device.type == "cuda")
+    steps_per_epoch = len(batches)
+    total_steps = steps_per_epoch * cfg.epochs
+
+    model = create_model(cfg.model, **cfg.model_options).to(device)
+    if cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = make_optimizer(model, cfg)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: lr_factor(s, cfg, steps_per_epoch, total_steps)
+    )
+    loss_fn = SegmentationLoss(float(pos_weight), cfg.dice_weight).to(device)
+
+    start_epoch, step, best = 1, 0, -1.0
+    last_path, best_path = out / "last.pt", out / "best.pt"
+    if resume and last_path.is_file():
+        ckpt = load_checkpoint(last_path)
+        model.load_state_dict(ckpt["state_dict"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["scheduler"])
+        start_epoch, step, best = ckpt["epoch"] + 1, ckpt["step"], ckpt["best_iou"]
+        log(f"resumed from {last_path} after epoch {ckpt['epoch']}")
+    elif resume:
+        log(f"nothing to resume in {out}; starting a new run")
+    net = nn.parallel.DistributedDataParallel(model) if world > 1 else model
+
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+        from torch.utils.tensorboard import SummaryWriter
+
+        writer = SummaryWriter(str(out / "tensorboard"))
+        csv_path = out / "metrics.csv"
+        if not csv_path.is_file() or start_epoch == 1:
+            with csv_path.open("w", newline="") as f:
+                csv.writer(f).writerow(METRICS_FIELDS)
+    row: dict = {}
+    for epoch in range(start_epoch, cfg.epochs + 1):
+        if cfg.max_steps is not None and step >= cfg.max_steps:
+            break
+        batches.set_epoch(epoch)
+        t0 = time.perf_counter()
+        loss, rate, done = train_one_epoch(net, loader, optimizer, scheduler, loss_fn, cfg, epoch, device, rank, step)
+        step += done
+        if main:
+            val_iou, val_pooled = evaluate_iou(model, val_pool, val_idx, cfg.val_size)
+            row = {"epoch": epoch, "step": step, "lr": optimizer.param_groups[0]["lr"], "train_loss": loss,
+                   "val_iou": val_iou, "val_iou_pooled": val_pooled, "images_per_s": rate,
+                   "epoch_s": time.perf_counter() - t0}
+            with csv_path.open("a", newline="") as f:
+                csv.writer(f).writerow([row[k] for k in METRICS_FIELDS])
+            for key in ("train_loss", "val_iou", "val_iou_pooled", "lr", "images_per_s"):
+                writer.add_scalar(key, row[key], epoch)
+            writer.flush()
+            is_best = val_iou > best
+            best = max(best, val_iou)
+            ckpt = {
+                "format": FORMAT, "model": cfg.model, "model_options": cfg.model_options,
+                "state_dict": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(), "epoch": epoch, "step": step, "best_iou": best,
+                "metrics": row, "config": cfg.to_dict(), "input_size": cfg.val_size,
+            }
+            atomic_save(ckpt, last_path)
+            if is_best:
+                atomic_save(ckpt, best_path)
+            write_plot(csv_path, out / "curves.png")
+            log(f"epoch {epoch}/{cfg.epochs}: loss {loss:.4f}  val IoU {val_iou:.4f} (pooled {val_pooled:.4f})  "
+                f"{rate:.1f} img/s  lr {row['lr']:.2e}{'  best' if is_best else ''}")
+        if world > 1:
+            dist.barrier()
+    if skipped and main:
+        (out / "skipped.txt").write_text("\n".join(skipped) + "\n")
+        log(f"{len(skipped)} samples were skipped, listed in {out / 'skipped.txt'}:")
+        for line in skipped:
+            log(f"  {line}")
+    digest = weights_digest(model)
+    print(f"rank {rank} weights {digest}", flush=True)
+    if main:
+        (out / "summary.json").write_text(json.dumps({"last": row, "best_val_iou": best, "weights": digest}, indent=2))
+        writer.close()
+    if world > 1:
+        dist.destroy_process_group()
+    return row
