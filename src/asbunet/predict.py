@@ -1,0 +1,121 @@
+"""`Segmenter`: person probability maps from RGB images, with the bundled model, a checkpoint or an ONNX file.
+
+Resizing, normalization and the sigmoid live here, once (see `asbunet.inference` for how any aspect ratio maps to
+the network). The network itself runs through a *runner*: a callable taking a normalized float32 batch
+`(B, 3, h, w)` and returning logits `(B, 1, h, w)` as numpy, so PyTorch and onnxruntime share one API.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from asbunet.inference import logits_to_probability, prepare, to_rgb
+
+Runner = Callable[[np.ndarray], np.ndarray]
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+DEFAULT_MODEL = "asbunet_person"
+
+
+class TorchRunner:
+    """Runs a PyTorch model in eval/inference mode on the CPU (channels-last)."""
+
+    def __init__(self, model: nn.Module, threads: int | None = None):
+        self.model = model.eval().to(memory_format=torch.channels_last)
+        if threads is not None:
+            torch.set_num_threads(threads)
+
+    @torch.inference_mode()
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        x = torch.from_numpy(batch).contiguous(memory_format=torch.channels_last)  # (B, 3, h, w)
+        return self.model(x).float().numpy()  # (B, 1, h, w)
+
+
+def bundled_models() -> list[str]:
+    """Names of the pretrained models shipped inside the package."""
+    return sorted(p.stem for p in WEIGHTS_DIR.glob("*.safetensors"))
+
+
+def load_bundled(name: str) -> tuple[nn.Module, dict]:
+    """Builds a bundled model from `weights/<name>.safetensors` (its metadata names the architecture)."""
+    from safetensors.torch import load_file, safe_open
+
+    from asbunet.models import create_model
+
+    path = WEIGHTS_DIR / f"{name}.safetensors"
+    if not path.is_file():
+        available = ", ".join(bundled_models()) or "none"
+        raise ValueError(f"no bundled model {name!r}; bundled: {available}")
+    with safe_open(str(path), framework="pt") as f:
+        meta = dict(f.metadata() or {})
+    model = create_model(meta["architecture"])
+    model.load_state_dict(load_file(str(path)))
+    return model.eval(), meta
+
+
+class Segmenter:
+    """Person segmentation of RGB images of any size.
+
+    Args:
+        runner: the network (see `TorchRunner`, `asbunet.export.OnnxRunner`).
+        input_size: long side of the network input; the short side follows the image's aspect ratio.
+        name: what the segmenter runs, for messages.
+    """
+
+    def __init__(self, runner: Runner, input_size: int = 256, name: str = ""):
+        self.runner, self.input_size, self.name = runner, input_size, name
+
+    @classmethod
+    def from_pretrained(cls, name: str | Path | None = None, input_size: int | None = None,
+                        threads: int | None = None) -> Segmenter:
+        """Loads the bundled model (`name=None`), another bundled name, a training checkpoint (`.pt`) or an ONNX file."""
+        name = DEFAULT_MODEL if name is None else name
+        path = Path(name)
+        if path.suffix == ".onnx":
+            from asbunet.export import OnnxRunner
+
+            runner = OnnxRunner(path, threads=threads)
+            return cls(runner, input_size or runner.input_size or 256, str(path))
+        if path.suffix in (".pt", ".pth"):
+            from asbunet.train.checkpoint import load_checkpoint, model_from_checkpoint
+
+            ckpt = load_checkpoint(path)
+            return cls(TorchRunner(model_from_checkpoint(ckpt), threads), input_size or ckpt.get("input_size", 256),
+                       str(path))
+        if path.suffix or "/" in str(name):
+            if not path.exists():
+                raise FileNotFoundError(f"model file not found: {path}")
+            raise ValueError(f"{path}: unsupported model file; use a .pt checkpoint, a .onnx file or a bundled name")
+        model, meta = load_bundled(str(name))
+        return cls(TorchRunner(model, threads), input_size or int(meta.get("input_size", 256)), str(name))
+
+    def logits(self, image: np.ndarray) -> np.ndarray:
+        """Network logits `(h, w)` at the network size for one image."""
+        x = prepare(to_rgb(image), self.input_size)[None]  # (1, 3, h, w)
+        return self.runner(x)[0, 0]
+
+    def predict(self, image: np.ndarray) -> np.ndarray:
+        """Person probability `(H, W)` float32 in [0, 1] of an RGB uint8 image `(H, W, 3)`.
+
+        Grayscale `(H, W)` images are replicated to three channels; RGBA images lose their alpha channel.
+        """
+        rgb = to_rgb(image)
+        return logits_to_probability(self.logits(rgb), rgb.shape[0], rgb.shape[1])
+
+    def predict_batch(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """`predict` for a list; images of the same network size run as one batch."""
+        rgbs = [to_rgb(im) for im in images]
+        prepared = [prepare(im, self.input_size) for im in rgbs]
+        out: list[np.ndarray | None] = [None] * len(rgbs)
+        groups: dict[tuple[int, int], list[int]] = {}
+        for i, x in enumerate(prepared):
+            groups.setdefault(x.shape[1:], []).append(i)
+        for idx in groups.values():
+            logits = self.runner(np.stack([prepared[i] for i in idx]))  # (b, 1, h, w)
+            for k, i in enumerate(idx):
+                out[i] = logits_to_probability(logits[k, 0], rgbs[i].shape[0], rgbs[i].shape[1])
+        return out
