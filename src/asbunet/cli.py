@@ -13,6 +13,109 @@ def cmd_train(args) -> None:
     train(load_config(args.config, args.overrides), resume=args.resume)
 
 
+def cmd_check_data(args) -> None:
+    from tqdm import tqdm
+
+    from asbunet.data.check import check_datasets, format_report
+
+    reports = check_datasets(args.paths, progress=lambda it, name: tqdm(it, desc=name, leave=False))
+    print(format_report(reports))
+    usable = sum(r.usable for r in reports)
+    problems = sum(len(r.problems) for r in reports)
+    unopened = any(not r.layout for r in reports)  # training cannot skip a whole dataset
+    if problems and (unopened or not (args.skip_bad and usable)):
+        hint = "" if args.skip_bad else " (--skip-bad accepts them, as data.skip_bad=true does in training)"
+        print(f"asbunet check-data: {problems} problem(s){hint}", file=sys.stderr)
+        raise SystemExit(1)
+
+
+def cmd_preview_augment(args) -> None:
+    from tqdm import tqdm
+
+    from asbunet.data.preview import preview_samples, save_grid
+    from asbunet.train.config import load_config
+
+    cfg = load_config(args.config, args.overrides)
+    pool_size = args.pool_size or None
+    samples = preview_samples(cfg, args.count, args.epoch, pool_size, lambda it: tqdm(it, desc="loading", leave=False))
+    title = f"{args.config}: epoch {args.epoch}, " + ("first samples of training" if pool_size is None
+                                                      else f"pool of {pool_size} samples per dataset")
+    print(f"wrote {save_grid(samples, args.output, title)} ({len(samples)} samples)")
+
+
+def cmd_bundle(args) -> None:
+    from asbunet.bundle import bundle_checkpoint
+
+    meta = bundle_checkpoint(args.checkpoint, args.output)
+    print(f"wrote {args.output} ({meta['architecture']}, input size {meta['input_size']}, epoch {meta['epoch']})")
+
+
+def cmd_summary(args) -> None:
+    from asbunet import analysis
+
+    if args.all == (args.model is not None):
+        raise ValueError("give either a model name or --all, e.g. `asbunet summary asbunet` or `asbunet summary --all`")
+    size = tuple(args.size)
+    if args.all:
+        print(analysis.format_table(analysis.summarize_all(size)))
+    else:
+        print(analysis.format_summary(analysis.summarize(args.model, size)))
+
+
+def cmd_receptive_field(args) -> None:
+    from asbunet import analysis
+
+    schedules = analysis.paper_and_deeplab(args.model)
+    print(f"{args.model}: receptive field after every layer (Eq. 2, k' = a(k-1)+1), in input pixels")
+    print(analysis.format_rf_table(schedules))
+    print()
+    print(analysis.format_linearity(schedules))
+    if args.plot:
+        title = f"{args.model} encoder receptive field (Eq. 2)"
+        print(f"wrote {analysis.plot_receptive_fields(schedules, args.plot, title=title)}")
+
+
+def cmd_segment(args) -> None:
+    import cv2
+
+    from asbunet.effects import parse_background
+    from asbunet.predict import Segmenter
+    from asbunet.segment import SegmentOptions, segment_files
+    from asbunet.video import segment_camera
+
+    if (args.camera is None) == (not args.inputs):
+        raise ValueError("give INPUT files, folders or glob patterns, or --camera N, but not both")
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # unreadable files are reported by path below
+    save = None if args.save is None else tuple(s.strip() for s in args.save.split(",") if s.strip())
+    if args.background is not None and save is not None and "effect" not in save:
+        save += ("effect",)
+    effect = None if args.background is None else parse_background(args.background)
+    options = SegmentOptions(save=save, effect=effect, threshold=args.threshold, refine=args.refine,
+                             smooth=args.smooth, max_frames=args.max_frames)
+    segmenter = Segmenter.from_pretrained(args.model, input_size=args.size)
+    try:
+        if args.camera is not None:
+            print(segment_camera(segmenter, args.camera, args.output, options).summary())
+            return
+        report = segment_files(segmenter, args.inputs, args.output, options)
+    except KeyboardInterrupt:
+        print("asbunet segment: interrupted", file=sys.stderr)
+        raise SystemExit(130) from None
+    print(report.summary())
+    if report.failed:
+        for path, _ in report.failed:
+            print(f"asbunet segment: failed: {path}", file=sys.stderr)
+        raise SystemExit(1 if report.processed else 2)
+
+
+def cmd_evaluate(args) -> None:
+    from asbunet.evaluate import Settings, default_output, evaluate_model
+
+    settings = Settings(threshold=args.threshold, resize=args.resize)
+    evaluate_model(args.model, args.datasets, args.output or default_output(args.model), size=args.size,
+                   settings=settings, gallery=args.gallery, threads=args.threads)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="asbunet", description="Person segmentation with ASBU-Net.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -22,6 +125,71 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue after the last completed epoch in the output dir")
     p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. epochs=5 data.max_side=384")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("check-data", help="validate datasets before training: readable images, matching masks")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="a folder with images/ and masks/, or a COCO .json file")
+    p.add_argument("--skip-bad", action="store_true",
+                   help="report problems but exit 0 while usable samples remain (as data.skip_bad=true trains)")
+    p.set_defaults(func=cmd_check_data)
+
+    p = sub.add_parser("preview-augment", help="grid of augmented training samples with their masks (Section IV-A)")
+    p.add_argument("--config", required=True, help="YAML training config, e.g. configs/pfcn_fast.yaml")
+    p.add_argument("--count", type=int, default=16, help="number of samples (default 16)")
+    p.add_argument("--output", required=True, help="image file to write, e.g. augment.png")
+    p.add_argument("--epoch", type=int, default=1, help="epoch whose augmentation to show (default 1)")
+    p.add_argument("--pool-size", type=int, default=64,
+                   help="samples loaded per dataset (default 64); 0 loads all: exactly the run's first samples")
+    p.add_argument("overrides", nargs="*", help="key=value config overrides, e.g. augment.composite=1")
+    p.set_defaults(func=cmd_preview_augment)
+
+    p = sub.add_parser("bundle", help="turn a training checkpoint into a bundled safetensors model")
+    p.add_argument("checkpoint", help="best.pt or last.pt written by `asbunet train`")
+    p.add_argument("--output", required=True, help="e.g. src/asbunet/weights/asbunet_person.safetensors")
+    p.set_defaults(func=cmd_bundle)
+
+    p = sub.add_parser("summary", help="parameters, fp32 size, MACs and output strides of a model (Fig. 7)")
+    p.add_argument("model", nargs="?", help="a name from asbunet.list_models(), e.g. asbunet")
+    p.add_argument("--all", action="store_true", help="one table of every model beside the paper's Fig. 7")
+    p.add_argument("--size", nargs=2, type=int, default=[256, 256], metavar=("H", "W"), help="input size for MACs")
+    p.set_defaults(func=cmd_summary)
+
+    p = sub.add_parser("receptive-field", help="per-layer receptive field of the encoder (Section III-C, Eq. 2)")
+    p.add_argument("model", nargs="?", default="asbunet", help="an asbunet* model name (default: asbunet)")
+    p.add_argument("--plot", help="write both curves to this PNG, e.g. docs/receptive_field.png")
+    p.set_defaults(func=cmd_receptive_field)
+
+    p = sub.add_parser("segment", help="person masks and effects for images, folders, videos or a camera")
+    p.add_argument("inputs", nargs="*", metavar="INPUT", help="image or video files, folders, glob patterns")
+    p.add_argument("--output", required=True, help="output folder (created if needed)")
+    p.add_argument("--model", help="bundled model name, .pt checkpoint or .onnx file (default: the bundled model)")
+    p.add_argument("--size", type=int, help="long side of the network input (default: the model's)")
+    p.add_argument("--save", help="comma-separated outputs among mask,prob,overlay,cutout,effect "
+                   "(default: mask for images, effect for videos)")
+    p.add_argument("--background", help="the effect: blur, an image file, or a colour (name or #RRGGBB); "
+                   "implies the effect output (default: blur)")
+    p.add_argument("--threshold", type=float, default=0.5, help="mask threshold on the probability (default 0.5)")
+    p.add_argument("--refine", action=argparse.BooleanOptionalAction, default=True,
+                   help="guided-filter refinement at output resolution (default: on)")
+    p.add_argument("--smooth", type=float, default=0.6,
+                   help="video: weight of past frames in the moving average of masks, 0 = off (default 0.6)")
+    p.add_argument("--camera", type=int, metavar="N", help="segment camera N live instead of INPUT files")
+    p.add_argument("--max-frames", type=int, metavar="N", help="video/camera: stop after N frames")
+    p.set_defaults(func=cmd_segment)
+
+    p = sub.add_parser("evaluate", help="score a model on labelled data sets: ignore-band IoU (Eq. 3), IoU, Dice...")
+    p.add_argument("datasets", nargs="+", metavar="DATASET", help="a folder with images/ and masks/, or a COCO .json")
+    p.add_argument("--model", required=True,
+                   help="bundled model name, .pt checkpoint, .onnx file, or registry model name (random weights)")
+    p.add_argument("--size", type=int, help="network input: long side, or side with --resize square (default: the "
+                   "model's)")
+    p.add_argument("--output", help="results folder (default: evaluation/<model>)")
+    p.add_argument("--threshold", type=float, default=0.5, help="mask = probability > threshold (default 0.5)")
+    p.add_argument("--resize", choices=["keep", "square"], default="keep",
+                   help="keep the aspect ratio (default) or squeeze every image to size x size")
+    p.add_argument("--gallery", type=int, default=8, metavar="K", help="draw the K worst images per data set "
+                   "(default 8, 0 for none)")
+    p.add_argument("--threads", type=int, help="PyTorch CPU threads (default: PyTorch's)")
+    p.set_defaults(func=cmd_evaluate)
     return parser
 
 

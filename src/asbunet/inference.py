@@ -19,7 +19,7 @@ SIZE_MULTIPLE = 16
 
 
 def network_size(height: int, width: int, input_size: int) -> tuple[int, int]:
-    """`(h, w)` the network sees for an image of `(height, width)`: long side `input_size`, short side a multiple of 16."""
+    """Network input `(h, w)` for an image `(height, width)`: long side `input_size`, short side a multiple of 16."""
     scale = input_size / max(height, width)
     h = max(SIZE_MULTIPLE, int(round(height * scale / SIZE_MULTIPLE)) * SIZE_MULTIPLE)
     w = max(SIZE_MULTIPLE, int(round(width * scale / SIZE_MULTIPLE)) * SIZE_MULTIPLE)

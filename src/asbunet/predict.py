@@ -72,7 +72,7 @@ class Segmenter:
     @classmethod
     def from_pretrained(cls, name: str | Path | None = None, input_size: int | None = None,
                         threads: int | None = None) -> Segmenter:
-        """Loads the bundled model (`name=None`), another bundled name, a training checkpoint (`.pt`) or an ONNX file."""
+        """Loads the bundled model (`name=None`), another bundled name, a checkpoint (`.pt`) or an ONNX file."""
         name = DEFAULT_MODEL if name is None else name
         path = Path(name)
         if path.suffix == ".onnx":

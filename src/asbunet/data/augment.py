@@ -60,21 +60,21 @@ def auto_crop(
     image: np.ndarray, mask: np.ndarray, hw: tuple[int, int], rng: np.random.Generator, scale=(0.35, 1.0)
 ) -> tuple[np.ndarray, np.ndarray]:
     """Crops a window of the canvas' aspect ratio that overlaps the person, then resizes it to `hw`."""
-    H, W = image.shape[:2]
+    img_h, img_w = image.shape[:2]
     aspect = hw[1] / hw[0]  # width / height
-    max_h = min(H, W / aspect)
+    max_h = min(img_h, img_w / aspect)
     area = rng.uniform(*scale)
-    ch = max(8.0, max_h * np.sqrt(area))
-    cw = min(W, ch * aspect)
+    ch = min(img_h, max(8.0, max_h * np.sqrt(area)))  # at least 8 px, unless the image is smaller
+    cw = min(img_w, ch * aspect)
     ys, xs = np.nonzero(mask)
     if len(ys):
         # the window's centre falls in the person's box, so some of the person stays in view
         cy = rng.uniform(ys.min(), ys.max() + 1)
         cx = rng.uniform(xs.min(), xs.max() + 1)
     else:
-        cy, cx = rng.uniform(0, H), rng.uniform(0, W)
-    y0 = int(np.clip(cy - ch / 2, 0, H - ch))
-    x0 = int(np.clip(cx - cw / 2, 0, W - cw))
+        cy, cx = rng.uniform(0, img_h), rng.uniform(0, img_w)
+    y0 = int(np.clip(cy - ch / 2, 0, img_h - ch))
+    x0 = int(np.clip(cx - cw / 2, 0, img_w - cw))
     y1, x1 = int(y0 + round(ch)), int(x0 + round(cw))
     return resize_pair(image[y0:y1, x0:x1], mask[y0:y1, x0:x1], hw)
 
@@ -96,14 +96,14 @@ def paste_person(
         return canvas, canvas_mask
     y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
     crop, crop_mask = person[y0:y1, x0:x1], person_mask[y0:y1, x0:x1]
-    H, W = canvas.shape[:2]
-    scale = rng.uniform(*height_range) * H / crop.shape[0]
+    canvas_h, canvas_w = canvas.shape[:2]
+    scale = rng.uniform(*height_range) * canvas_h / crop.shape[0]
     ph, pw = max(2, round(crop.shape[0] * scale)), max(2, round(crop.shape[1] * scale))
     crop, crop_mask = resize_pair(crop, crop_mask, (ph, pw))
     # position: anywhere horizontally with up to 30% outside; the bottom may be cut off (webcam framing)
-    top = int(rng.uniform(-0.1 * ph, max(-0.1 * ph + 1, H - 0.6 * ph)))
-    left = int(rng.uniform(-0.3 * pw, max(-0.3 * pw + 1, W - 0.7 * pw)))
-    cy0, cx0, cy1, cx1 = max(top, 0), max(left, 0), min(top + ph, H), min(left + pw, W)
+    top = int(rng.uniform(-0.1 * ph, max(-0.1 * ph + 1, canvas_h - 0.6 * ph)))
+    left = int(rng.uniform(-0.3 * pw, max(-0.3 * pw + 1, canvas_w - 0.7 * pw)))
+    cy0, cx0, cy1, cx1 = max(top, 0), max(left, 0), min(top + ph, canvas_h), min(left + pw, canvas_w)
     if cy1 <= cy0 or cx1 <= cx0:
         return canvas, canvas_mask
     py0, px0 = cy0 - top, cx0 - left
@@ -134,5 +134,6 @@ def photometric(cfg: AugmentConfig) -> A.Compose:
 
 def normalize(image: np.ndarray) -> np.ndarray:
     """RGB uint8 `(H, W, 3)` -> normalized float32 `(3, H, W)` (the preprocessing every model expects)."""
-    x = (image.astype(np.float32) / 255.0 - np.asarray(IMAGENET_MEAN, np.float32)) / np.asarray(IMAGENET_STD, np.float32)
+    mean, std = np.asarray(IMAGENET_MEAN, np.float32), np.asarray(IMAGENET_STD, np.float32)
+    x = (image.astype(np.float32) / 255.0 - mean) / std  # (H, W, 3)
     return np.ascontiguousarray(x.transpose(2, 0, 1))

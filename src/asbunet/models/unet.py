@@ -113,7 +113,7 @@ class UNetDecoder(nn.Module):
             raise ValueError(f"the encoder has {n_skips} skip connections but the decoder only {len(stages)} stages")
         stages = list(stages)[:n_skips]
         self.skip_convs = nn.ModuleList(
-            ConvNormAct(c, s.skip, 1, act_layer=act_layer) for c, s in zip(encoder_channels[:-1], stages)
+            ConvNormAct(c, s.skip, 1, act_layer=act_layer) for c, s in zip(encoder_channels[:-1], stages, strict=True)
         )
         blocks = []
         deep = encoder_channels[-1]
@@ -124,9 +124,9 @@ class UNetDecoder(nn.Module):
         self.out_channels = deep
 
     def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
-        skips = [conv(f) for conv, f in zip(self.skip_convs, features[:-1])]  # stride-ordered
+        skips = [conv(f) for conv, f in zip(self.skip_convs, features[:-1], strict=True)]  # stride-ordered
         x = features[-1]  # (B, C, H/os, W/os)
-        for block, skip in zip(self.blocks, reversed(skips)):
+        for block, skip in zip(self.blocks, reversed(skips), strict=True):
             x = block(x, skip)  # (B, 3 * expand, Hs, Ws) at the skip's stride
         return x
 

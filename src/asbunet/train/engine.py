@@ -129,7 +129,10 @@ def train_one_epoch(
             logits = model(x)  # (B, 1, H, W)
         loss = loss_fn(logits.float(), y)
         optimizer.zero_grad(set_to_none=True)
-        if not torch.isfinite(loss):
+        finite = torch.isfinite(loss.detach()).int()
+        if dist.is_initialized():
+            dist.all_reduce(finite, op=dist.ReduceOp.MIN)  # all ranks skip the step together, or none does
+        if not finite:
             nonfinite += 1
             if nonfinite >= cfg.max_nonfinite:
                 raise NonFiniteLossError(
@@ -144,11 +147,22 @@ def train_one_epoch(
         steps += 1
         losses.append(loss.item())
         seen += x.shape[0]
-        rate = seen / (time.perf_counter() - t0)
-        bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}", img_s=f"{rate * (dist.get_world_size() if dist.is_initialized() else 1):.1f}")
+        rate = seen / (time.perf_counter() - t0) * (dist.get_world_size() if dist.is_initialized() else 1)
+        bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}", img_s=f"{rate:.1f}")
     elapsed = time.perf_counter() - t0
     world = dist.get_world_size() if dist.is_initialized() else 1
     return float(np.mean(losses)) if losses else float("nan"), seen * world / max(elapsed, 1e-9), steps
+
+
+def sync_buffers(model: nn.Module, src: int = 0) -> None:
+    """Copies rank `src`'s buffers (BatchNorm statistics) to every rank.
+
+    DistributedDataParallel broadcasts rank 0's buffers at the start of each forward pass, so the statistics each rank
+    gathers in its last forward pass are never used; syncing at the end of an epoch gives every rank the state that
+    rank 0 saves, without changing training.
+    """
+    for buffer in model.buffers():
+        dist.broadcast(buffer, src)
 
 
 def write_plot(csv_path: Path, png_path: Path) -> None:
@@ -211,6 +225,11 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
     loader = DataLoader(dataset, batch_sampler=batches, num_workers=cfg.workers,
                         persistent_workers=cfg.workers > 0, pin_memory=device.type == "cuda")
     steps_per_epoch = len(batches)
+    if steps_per_epoch == 0:
+        raise ValueError(
+            f"{len(train_idx)} training samples make no full batch of batch_size={cfg.batch_size}"
+            f"{f' per process ({world} processes)' if world > 1 else ''}: lower batch_size or add data"
+        )
     total_steps = steps_per_epoch * cfg.epochs
 
     model = create_model(cfg.model, **cfg.model_options).to(device)
@@ -242,9 +261,14 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
 
         writer = SummaryWriter(str(out / "tensorboard"))
         csv_path = out / "metrics.csv"
-        if not csv_path.is_file() or start_epoch == 1:
-            with csv_path.open("w", newline="") as f:
-                csv.writer(f).writerow(METRICS_FIELDS)
+        # a resumed run keeps the rows of the epochs its checkpoint holds (a kill may have left a later one)
+        kept = []
+        if csv_path.is_file() and start_epoch > 1:
+            kept = [r for r in csv.DictReader(csv_path.open()) if int(r["epoch"]) < start_epoch]
+        with csv_path.open("w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(METRICS_FIELDS)
+            w.writerows([r.get(k, "") for k in METRICS_FIELDS] for r in kept)
     row: dict = {}
     for epoch in range(start_epoch, cfg.epochs + 1):
         if cfg.max_steps is not None and step >= cfg.max_steps:
@@ -253,6 +277,8 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
         t0 = time.perf_counter()
         loss, rate, done = train_one_epoch(net, loader, optimizer, scheduler, loss_fn, cfg, epoch, device, rank, step)
         step += done
+        if world > 1:
+            sync_buffers(model)
         if main:
             val_iou, val_pooled = evaluate_iou(model, val_pool, val_idx, cfg.val_size)
             row = {"epoch": epoch, "step": step, "lr": optimizer.param_groups[0]["lr"], "train_loss": loss,

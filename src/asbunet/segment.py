@@ -1,0 +1,289 @@
+"""Segmenting image and video files: input discovery, per-image outputs, error reporting (`asbunet segment`).
+
+For each image `<stem>.<ext>` the requested outputs are written to the output folder:
+
+    mask     <stem>.png           binary mask, 0/255, at `threshold`
+    prob     <stem>_prob.png      probability map, 0..255
+    overlay  <stem>_overlay.jpg   person tinted green
+    cutout   <stem>_cutout.png    RGBA, alpha = probability
+    effect   <stem>_<name>.jpg    blurred (`_blur`) or replaced (`_background`) background
+
+Videos go through `asbunet.video` (one `.mp4` per requested output). The probability is refined at output
+resolution by the guided filter (`asbunet.effects.refine_probability`) unless `refine=False`. A file that cannot be
+read is reported and skipped; the others are still written, and the returned `Report` lists both.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import sys
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from asbunet import effects
+from asbunet.data.io import IMAGE_SUFFIXES, VIDEO_SUFFIXES, DataError, read_image
+from asbunet.predict import Segmenter
+
+OUTPUTS = ("mask", "prob", "overlay", "cutout", "effect")
+IMAGE_DEFAULT = ("mask",)
+VIDEO_DEFAULT = ("effect",)
+
+
+@dataclass(frozen=True)
+class SegmentOptions:
+    """What to write and how to post-process.
+
+    Args:
+        save: outputs among `OUTPUTS`; `None` writes `mask` for images (plus `effect` when an effect is given)
+            and `effect` for videos.
+        effect: the background effect of the `effect` output (`asbunet.effects.parse_background`); `None` means
+            `BlurBackground()`.
+        threshold: probability at or above which a pixel is person in the binary mask.
+        refine: guided-filter refinement of the probability at output resolution.
+        smooth: video only: weight of the previous frames in the exponential moving average of the probability
+            (0 = off, 0.6 = default; higher is steadier but lags behind motion).
+        max_frames: video only: stop after this many frames (`None` = all; a camera runs until interrupted).
+    """
+
+    save: tuple[str, ...] | None = None
+    effect: effects.Effect | None = None
+    threshold: float = 0.5
+    refine: bool = True
+    smooth: float = 0.6
+    max_frames: int | None = None
+
+    def __post_init__(self):
+        if self.save is not None:
+            unknown = [s for s in self.save if s not in OUTPUTS]
+            if unknown or not self.save:
+                raise ValueError(f"unknown output {', '.join(unknown) or '(empty)'}; choose from: {', '.join(OUTPUTS)}")
+        if not 0.0 <= self.threshold <= 1.0:
+            raise ValueError(f"threshold must be in [0, 1], got {self.threshold}")
+        if not 0.0 <= self.smooth < 1.0:
+            raise ValueError(f"smooth must be in [0, 1) (0 = off), got {self.smooth}")
+        if self.max_frames is not None and self.max_frames < 1:
+            raise ValueError(f"max_frames must be >= 1, got {self.max_frames}")
+
+    @property
+    def background(self) -> effects.Effect:
+        """The effect of the `effect` output."""
+        return effects.BlurBackground() if self.effect is None else self.effect
+
+    def outputs_for(self, is_video: bool) -> tuple[str, ...]:
+        """Output kinds written for an image or a video."""
+        if self.save is not None:
+            return self.save
+        if is_video:
+            return VIDEO_DEFAULT
+        return IMAGE_DEFAULT if self.effect is None else (*IMAGE_DEFAULT, "effect")
+
+
+@dataclass
+class Report:
+    """Outcome of a run: files written, and the inputs that failed with their error messages."""
+
+    written: list[Path] = field(default_factory=list)
+    failed: list[tuple[Path, str]] = field(default_factory=list)
+    processed: int = 0
+
+    def summary(self) -> str:
+        """`N written, M failed (K files)`: inputs segmented, inputs skipped, files written."""
+        return f"{self.processed} written, {len(self.failed)} failed ({len(self.written)} files)"
+
+
+def is_video(path: Path) -> bool:
+    return path.suffix.lower() in VIDEO_SUFFIXES
+
+
+def collect_inputs(inputs: Sequence[str | Path]) -> list[Path]:
+    """Expands image files, video files, folders (their images and videos, not recursive) and glob patterns.
+
+    Raises:
+        DataError: a path that does not exist, a file of an unsupported type, a folder with no image or video,
+            a pattern that matches nothing.
+    """
+    suffixes = IMAGE_SUFFIXES + VIDEO_SUFFIXES
+    found: list[Path] = []
+    for item in inputs:
+        text = str(item)
+        path = Path(text)
+        if path.is_dir():
+            files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in suffixes)
+            if not files:
+                raise DataError(f"{path}: folder holds no image or video ({', '.join(suffixes)})")
+            found += files
+        elif path.is_file():
+            if path.suffix.lower() not in suffixes:
+                raise DataError(f"{path}: unsupported file type; expected one of {', '.join(suffixes)}")
+            found.append(path)
+        elif glob.has_magic(text):
+            matches = sorted(Path(p) for p in glob.glob(text, recursive=True))
+            files = [p for p in matches if p.is_file() and p.suffix.lower() in suffixes]
+            if not files:
+                raise DataError(f"{text}: pattern matches no image or video file")
+            found += files
+        else:
+            raise DataError(f"{path}: file or folder not found")
+    unique: dict[Path, None] = {}
+    for p in found:
+        unique.setdefault(p, None)
+    return list(unique)
+
+
+def prepare_output_dir(output: str | Path) -> Path:
+    """Creates the output folder if needed and checks that files can be written into it."""
+    output = Path(output)
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=output, prefix=".asbunet-write-test")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        raise OSError(f"{output}: output folder cannot be written ({err.strerror or err})") from None
+    return output
+
+
+def video_outputs(options: SegmentOptions, source: str) -> tuple[str, ...]:
+    """Output kinds of a video; `ValueError` for `cutout`, which needs an alpha channel that `.mp4` lacks."""
+    kinds = options.outputs_for(True)
+    if "cutout" in kinds:
+        raise ValueError(f"{source}: 'cutout' needs an alpha channel, which video files lack; use 'effect' with "
+                         "--background COLOR instead")
+    return kinds
+
+
+def output_names(kind: str, effect: effects.Effect, video: bool) -> str:
+    """File name suffix of an output kind, e.g. `_overlay.jpg`, `.png`, `_blur.mp4`."""
+    if video:
+        tag = {"mask": "mask", "prob": "prob", "overlay": "overlay", "effect": effect.name}[kind]
+        return f"_{tag}.mp4"
+    return {"mask": ".png", "prob": "_prob.png", "overlay": "_overlay.jpg", "cutout": "_cutout.png",
+            "effect": f"_{effect.name}.jpg"}[kind]
+
+
+def planned_outputs(inputs: Sequence[Path], output: Path, options: SegmentOptions) -> dict[Path, list[Path]]:
+    """Output paths of every input; raises `ValueError` when two inputs would write the same file or an output
+    would overwrite an input."""
+    plan: dict[Path, list[Path]] = {}
+    owner: dict[Path, Path] = {}
+    sources = {p.resolve() for p in inputs}
+    for path in inputs:
+        video = is_video(path)
+        kinds = video_outputs(options, str(path)) if video else options.outputs_for(False)
+        targets = [output / f"{path.stem}{output_names(k, options.background, video)}" for k in kinds]
+        for t in targets:
+            if t.resolve() in sources:
+                raise ValueError(f"{t}: output would overwrite an input; choose another --output folder")
+            if t in owner:
+                raise ValueError(f"{owner[t]} and {path} would both write {t}; rename one or segment them into "
+                                 "different --output folders")
+            owner[t] = path
+        plan[path] = targets
+    return plan
+
+
+def postprocess(segmenter: Segmenter, image: np.ndarray, options: SegmentOptions,
+                smoother: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
+    """Probability `(H, W)` of an RGB image: network, optional temporal smoothing, optional refinement."""
+    prob = segmenter.predict(image)
+    if smoother is not None:
+        prob = smoother(prob)
+    if options.refine:
+        radius = effects.default_radius(*prob.shape, segmenter.input_size)
+        prob = effects.refine_probability(image, prob, radius)
+    return prob
+
+
+def render(kind: str, image: np.ndarray, prob: np.ndarray, options: SegmentOptions) -> np.ndarray:
+    """The array of one output kind: uint8 gray `(H, W)`, RGB `(H, W, 3)` or RGBA `(H, W, 4)`."""
+    if kind == "mask":
+        return effects.mask_image(prob, options.threshold)
+    if kind == "prob":
+        return effects.probability_image(prob)
+    if kind == "overlay":
+        return effects.overlay(image, prob)
+    if kind == "cutout":
+        return effects.cutout(image, prob)
+    if kind == "effect":
+        return options.background(image, prob)
+    raise ValueError(f"unknown output {kind!r}; choose from: {', '.join(OUTPUTS)}")
+
+
+def write_image(path: Path, array: np.ndarray) -> None:
+    """Writes a gray, RGB or RGBA uint8 array (PNG or JPEG by suffix); errors name the path."""
+    if array.ndim == 3:
+        code = cv2.COLOR_RGBA2BGRA if array.shape[2] == 4 else cv2.COLOR_RGB2BGR
+        array = cv2.cvtColor(array, code)
+    params = [cv2.IMWRITE_JPEG_QUALITY, 95] if path.suffix.lower() in (".jpg", ".jpeg") else []
+    ok, data = cv2.imencode(path.suffix, array, params)
+    if not ok:
+        raise OSError(f"{path}: could not encode the image")
+    try:
+        path.write_bytes(data.tobytes())
+    except OSError as err:
+        raise OSError(f"{path}: could not write ({err.strerror or err})") from None
+
+
+def segment_image(segmenter: Segmenter, path: Path, targets: Sequence[Path], options: SegmentOptions) -> list[Path]:
+    """Segments one image file and writes its outputs (`targets` from `planned_outputs`)."""
+    image = read_image(path)
+    prob = postprocess(segmenter, image, options)
+    for kind, target in zip(options.outputs_for(False), targets, strict=True):
+        write_image(target, render(kind, image, prob, options))
+    return list(targets)
+
+
+def segment_files(segmenter: Segmenter, inputs: Sequence[str | Path], output: str | Path,
+                  options: SegmentOptions | None = None, progress: bool = True,
+                  log: Callable[[str], None] | None = None) -> Report:
+    """Segments images and videos into `output`.
+
+    Problems with the arguments (missing input, empty folder, unwritable output folder, clashing output names)
+    raise before anything is written. A file that turns out unreadable while running is recorded in
+    `Report.failed`, reported through `log` and skipped.
+
+    Args:
+        inputs: image or video files, folders, glob patterns.
+        output: output folder, created if needed.
+        progress: tqdm progress bars on stderr.
+        log: receives one line per failure and per finished video; default prints above the progress bar.
+
+    Raises:
+        DataError: for input problems; OSError: when the output folder cannot be written.
+    """
+    from asbunet.video import segment_video
+
+    options = options or SegmentOptions()
+    log = log or (lambda line: tqdm.write(line, file=sys.stderr))
+    paths = collect_inputs(inputs)
+    out = prepare_output_dir(output)
+    plan = planned_outputs(paths, out, options)
+    report = Report()
+    images = [p for p in paths if not is_video(p)]
+    videos = [p for p in paths if is_video(p)]
+    bar = tqdm(images, desc="segment", unit="image", disable=not progress or not images, dynamic_ncols=True)
+    for path in bar:
+        try:
+            report.written += segment_image(segmenter, path, plan[path], options)
+            report.processed += 1
+        except (DataError, OSError) as err:
+            report.failed.append((path, str(err)))
+            log(f"failed: {err}")
+    for path in videos:
+        try:
+            result = segment_video(segmenter, path, plan[path], options, progress=progress)
+        except (DataError, OSError) as err:
+            report.failed.append((path, str(err)))
+            log(f"failed: {err}")
+            continue
+        report.written += result.outputs
+        report.processed += 1
+        log(result.summary())
+    return report
