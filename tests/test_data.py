@@ -216,14 +216,42 @@ def _write_coco(tmp_path: Path) -> tuple[Path, dict[int, np.ndarray]]:
         ],
         "categories": [{"id": 1, "name": "person"}, {"id": 18, "name": "dog"}],
         "annotations": [
-            {"id": 10, "image_id": 1, "category_id": 1, "iscrowd": 0, "area": 150.0, "bbox": [5, 5, 15, 10],
-             "segmentation": [[5, 5, 20, 5, 20, 15, 5, 15]]},
-            {"id": 11, "image_id": 2, "category_id": 1, "iscrowd": 0, "area": float(rle_mask.sum()),
-             "bbox": [16, 3, 19, 25], "segmentation": rle},
-            {"id": 12, "image_id": 2, "category_id": 18, "iscrowd": 0, "area": 20.0, "bbox": [0, 0, 5, 4],
-             "segmentation": [[0, 0, 5, 0, 5, 4, 0, 4]]},
-            {"id": 13, "image_id": 3, "category_id": 1, "iscrowd": 1, "area": float(crowd_mask.sum()),
-             "bbox": [3, 2, 34, 7], "segmentation": {"size": [h, w], "counts": crowd_counts}},
+            {
+                "id": 10,
+                "image_id": 1,
+                "category_id": 1,
+                "iscrowd": 0,
+                "area": 150.0,
+                "bbox": [5, 5, 15, 10],
+                "segmentation": [[5, 5, 20, 5, 20, 15, 5, 15]],
+            },
+            {
+                "id": 11,
+                "image_id": 2,
+                "category_id": 1,
+                "iscrowd": 0,
+                "area": float(rle_mask.sum()),
+                "bbox": [16, 3, 19, 25],
+                "segmentation": rle,
+            },
+            {
+                "id": 12,
+                "image_id": 2,
+                "category_id": 18,
+                "iscrowd": 0,
+                "area": 20.0,
+                "bbox": [0, 0, 5, 4],
+                "segmentation": [[0, 0, 5, 0, 5, 4, 0, 4]],
+            },
+            {
+                "id": 13,
+                "image_id": 3,
+                "category_id": 1,
+                "iscrowd": 1,
+                "area": float(crowd_mask.sum()),
+                "bbox": [3, 2, 34, 7],
+                "segmentation": {"size": [h, w], "counts": crowd_counts},
+            },
         ],
     }
     path = tmp_path / "coco" / "person.json"
@@ -314,8 +342,10 @@ def test_shape_batch_sampler():
 
 
 def test_shape_batch_sampler_ranks_agree_on_shapes():
-    ranks = [ShapeBatchSampler(DistributedSampler(range(20), 2, r, seed=0), 2, [(32, 32), (32, 48)], seed=0)
-             for r in range(2)]
+    ranks = [
+        ShapeBatchSampler(DistributedSampler(range(20), 2, r, seed=0), 2, [(32, 32), (32, 48)], seed=0)
+        for r in range(2)
+    ]
     for s in ranks:
         s.set_epoch(3)
     b0, b1 = list(ranks[0]), list(ranks[1])
@@ -408,8 +438,14 @@ def test_check_real_samples(ccp_samples):
 
 
 def _config(data: Path, output: Path, **values) -> TrainConfig:
-    base = dict(data={"train": [str(data)], "val_fraction": 0.25, "max_side": 64}, shapes=[[32, 32], [24, 40]],
-                batch_size=2, augment={"composite": 0.5}, workers=0, output=str(output))
+    base = dict(
+        data={"train": [str(data)], "val_fraction": 0.25, "max_side": 64},
+        shapes=[[32, 32], [24, 40]],
+        batch_size=2,
+        augment={"composite": 0.5},
+        workers=0,
+        output=str(output),
+    )
     return TrainConfig(**{**base, **values})
 
 
@@ -450,7 +486,9 @@ def test_preview_augment_cli(make_dataset, tmp_path, capsys):
     config = tmp_path / "cfg.yaml"
     config.write_text(f"data: {{train: ['{data}'], max_side: 64}}\nshapes: [[32, 32]]\nbatch_size: 2\n")
     out = tmp_path / "grid.png"
-    assert main(["preview-augment", "--config", str(config), "--count", "4", "--output", str(out),
-                 "augment.composite=1"]) == 0
+    assert (
+        main(["preview-augment", "--config", str(config), "--count", "4", "--output", str(out), "augment.composite=1"])
+        == 0
+    )
     assert out.stat().st_size > 1000 and "wrote" in capsys.readouterr().out
     assert main(["preview-augment", "--config", str(tmp_path / "missing.yaml"), "--output", str(out)]) == 2

@@ -101,8 +101,12 @@ def test_kill_and_resume_matches_an_uninterrupted_run(make_dataset, tmp_path):
 
     killed = tmp_path / "killed"
     config = write_config(tmp_path / "killed.yaml", tiny_config(data, killed, epochs=epochs))
-    proc = subprocess.Popen([sys.executable, "-m", "asbunet.cli", "train", "--config", str(config)],
-                            env=cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "asbunet.cli", "train", "--config", str(config)],
+        env=cli_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 120
         while not (killed / "last.pt").is_file() and proc.poll() is None and time.monotonic() < deadline:
@@ -119,11 +123,15 @@ def test_kill_and_resume_matches_an_uninterrupted_run(make_dataset, tmp_path):
     a, b = load_checkpoint(straight / "last.pt"), load_checkpoint(killed / "last.pt")
     assert b["epoch"] == epochs and b["step"] == a["step"]
     assert same_state(a["state_dict"], b["state_dict"])
-    assert json.loads((straight / "summary.json").read_text())["weights"] == \
-        json.loads((killed / "summary.json").read_text())["weights"]
+    assert (
+        json.loads((straight / "summary.json").read_text())["weights"]
+        == json.loads((killed / "summary.json").read_text())["weights"]
+    )
     assert a["optimizer"]["state"].keys() == b["optimizer"]["state"].keys()
-    assert all(torch.equal(a["optimizer"]["state"][k]["exp_avg"], b["optimizer"]["state"][k]["exp_avg"])
-               for k in a["optimizer"]["state"])
+    assert all(
+        torch.equal(a["optimizer"]["state"][k]["exp_avg"], b["optimizer"]["state"][k]["exp_avg"])
+        for k in a["optimizer"]["state"]
+    )
     rows_a, rows_b = metrics(straight), metrics(killed)
     assert [r["epoch"] for r in rows_b] == [str(e) for e in range(1, epochs + 1)]  # each epoch logged once
     assert [r["train_loss"] for r in rows_a] == [r["train_loss"] for r in rows_b]
@@ -205,7 +213,10 @@ def test_two_processes_with_torchrun_stay_in_sync(ccp_samples, tmp_path):
     config = write_config(tmp_path / "ddp.yaml", tiny_config(ccp_samples, out, batch_size=1, max_steps=5))
     result = subprocess.run(
         [*launcher, "--standalone", "--nproc_per_node", "2", "-m", "asbunet.cli", "train", "--config", str(config)],
-        env=cli_env(), capture_output=True, text=True, timeout=300,
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     lines = sorted(line for line in result.stdout.splitlines() if " weights " in line and line.startswith("rank "))
@@ -214,7 +225,14 @@ def test_two_processes_with_torchrun_stay_in_sync(ccp_samples, tmp_path):
     assert len(digests) == 1, lines  # identical weights, BatchNorm statistics included
     # only rank 0 writes: one event file, one row per epoch, the digest it printed
     assert sorted(p.name for p in out.iterdir()) == [
-        "best.pt", "config.yaml", "curves.png", "last.pt", "metrics.csv", "summary.json", "tensorboard"]
+        "best.pt",
+        "config.yaml",
+        "curves.png",
+        "last.pt",
+        "metrics.csv",
+        "summary.json",
+        "tensorboard",
+    ]
     assert len(list((out / "tensorboard").iterdir())) == 1
     rows = metrics(out)
     assert [int(r["step"]) for r in rows] == [3, 5]  # 6 training images over 2 ranks, batch 1: 3 steps an epoch
@@ -223,13 +241,19 @@ def test_two_processes_with_torchrun_stay_in_sync(ccp_samples, tmp_path):
 
 
 def test_module_entry_point():
-    result = subprocess.run([sys.executable, "-m", "asbunet.cli", "--help"], env=cli_env(), capture_output=True,
-                            text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "asbunet.cli", "--help"], env=cli_env(), capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0
     for command in ("train", "check-data", "preview-augment"):
         assert command in result.stdout
-    result = subprocess.run([sys.executable, "-m", "asbunet.cli", "train", "--config", "no/such.yaml"],
-                            env=cli_env(), capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "asbunet.cli", "train", "--config", "no/such.yaml"],
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 2 and "config file not found: no/such.yaml" in result.stderr
 
 
@@ -242,8 +266,9 @@ def test_paper_config_holds_section_IV_B():  # noqa: N802
     assert cfg.lr_step_epochs == 36  # 0.3 epoch of 124,800 images = ~37,400 images = 36 epochs of 1,032
     assert round(0.3 * 124_800 / round(0.8 * 1290)) == cfg.lr_step_epochs
     augment = cfg.augment
-    assert augment["composite"] == 0 and min(augment[k] for k in ("crop", "flip", "noise", "gamma", "shadow",
-                                                                  "color")) > 0
+    assert (
+        augment["composite"] == 0 and min(augment[k] for k in ("crop", "flip", "noise", "gamma", "shadow", "color")) > 0
+    )
 
 
 def test_pfcn_fast_config_fits_an_hour():
@@ -259,8 +284,19 @@ def test_pfcn_fast_config_fits_an_hour():
 @pytest.mark.parametrize("name", ["paper.yaml", "pfcn_fast.yaml"])
 def test_shipped_configs_start(name, ccp_samples, tmp_path):
     """The recipe runs end to end (on the eight sample photos at a small size, to stay fast)."""
-    cfg = load_config(REPO / "configs" / name, [f"data.train=[{ccp_samples}]", f"output={tmp_path / 'run'}",
-                                                "batch_size=2", "shapes=[[48, 48]]", "val_size=48", "max_steps=2",
-                                                "workers=0", "threads=1", "epochs=1"])
+    cfg = load_config(
+        REPO / "configs" / name,
+        [
+            f"data.train=[{ccp_samples}]",
+            f"output={tmp_path / 'run'}",
+            "batch_size=2",
+            "shapes=[[48, 48]]",
+            "val_size=48",
+            "max_steps=2",
+            "workers=0",
+            "threads=1",
+            "epochs=1",
+        ],
+    )
     train(cfg)
     assert int(metrics(tmp_path / "run")[0]["step"]) == 2

@@ -85,6 +85,8 @@ def cmd_segment(args) -> None:
 
     if (args.camera is None) == (not args.inputs):
         raise ValueError("give INPUT files, folders or glob patterns, or --camera N, but not both")
+    if args.size is not None and args.size < 16:
+        raise ValueError(f"--size must be at least 16 (the output stride), got {args.size}")
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # unreadable files are reported by path below
     save = None if args.save is None else tuple(s.strip() for s in args.save.split(",") if s.strip())
     if args.background is not None and save is not None and "effect" not in save:

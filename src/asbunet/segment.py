@@ -131,10 +131,10 @@ def collect_inputs(inputs: Sequence[str | Path]) -> list[Path]:
             found += files
         else:
             raise DataError(f"{path}: file or folder not found")
-    unique: dict[Path, None] = {}
+    unique: dict[Path, Path] = {}
     for p in found:
-        unique.setdefault(p, None)
-    return list(unique)
+        unique.setdefault(p.resolve(), p)
+    return list(unique.values())
 
 
 def prepare_output_dir(output: str | Path) -> Path:
@@ -256,15 +256,16 @@ def segment_files(segmenter: Segmenter, inputs: Sequence[str | Path], output: st
         log: receives one line per failure and per finished video; default prints above the progress bar.
 
     Raises:
-        DataError: for input problems; OSError: when the output folder cannot be written.
+        DataError: for input problems; ValueError: for clashing or overwriting outputs; OSError: when the output
+            folder cannot be written.
     """
     from asbunet.video import segment_video
 
     options = options or SegmentOptions()
     log = log or (lambda line: tqdm.write(line, file=sys.stderr))
     paths = collect_inputs(inputs)
-    out = prepare_output_dir(output)
-    plan = planned_outputs(paths, out, options)
+    plan = planned_outputs(paths, Path(output), options)
+    prepare_output_dir(output)
     report = Report()
     images = [p for p in paths if not is_video(p)]
     videos = [p for p in paths if is_video(p)]

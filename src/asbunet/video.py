@@ -31,7 +31,7 @@ class TemporalSmoother:
 
     Args:
         momentum: weight `m` of the past in [0, 1); 0 turns smoothing off. A still frame's response to a change
-            reaches `1 - m**k` after `k` frames (m = 0.6: 64% after 2 frames, 94% after 3... 5).
+            reaches `1 - m**k` of its size after `k` frames (m = 0.6: 64% after 2 frames, 92% after 5).
     """
 
     def __init__(self, momentum: float):
@@ -182,11 +182,11 @@ def segment_video_file(segmenter: Segmenter, path: str | Path, output: str | Pat
     """Segments a video file into `output/<stem>_<kind>.mp4` (e.g. `talk_blur.mp4`)."""
     options = options or SegmentOptions()
     path = Path(path)
-    out = prepare_output_dir(output)
     kinds = video_outputs(options, str(path))
-    targets = [out / f"{path.stem}{output_names(k, options.background, True)}" for k in kinds]
+    targets = [Path(output) / f"{path.stem}{output_names(k, options.background, True)}" for k in kinds]
     if any(t.resolve() == path.resolve() for t in targets):
         raise ValueError(f"{path}: output would overwrite the input; choose another output folder")
+    prepare_output_dir(output)
     return segment_video(segmenter, path, targets, options, progress)
 
 

@@ -76,8 +76,9 @@ def _folder_layout_problems(source: FolderSource) -> tuple[list[str], list[str]]
     return problems, notes
 
 
-def check_source(source: Source, name: str | None = None, progress: Callable[[Iterable], Iterable] | None = None
-                 ) -> SourceReport:
+def check_source(
+    source: Source, name: str | None = None, progress: Callable[[Iterable], Iterable] | None = None
+) -> SourceReport:
     """Loads every sample of `source` as training does and reports what is wrong with it.
 
     Args:
@@ -145,18 +146,23 @@ def format_report(reports: Sequence[SourceReport], max_lines: int = 50) -> str:
     lines = []
     for r in reports:
         layout = f" ({r.layout})" if r.layout else ""
-        lines.append(f"{r.name}{layout}: {_count(r.samples, 'sample')}, {r.usable} usable, "
-                     f"{_count(len(r.problems), 'problem')}")
+        lines.append(
+            f"{r.name}{layout}: {_count(r.samples, 'sample')}, {r.usable} usable, {_count(len(r.problems), 'problem')}"
+        )
         if r.usable:
             common = ", ".join(f"{w}x{h} ({n})" for (w, h), n in r.sizes.most_common(4))
             rest = len(r.sizes) - min(len(r.sizes), 4)
             areas = sorted(r.sizes, key=lambda s: s[0] * s[1])
-            lines.append(f"  image sizes (W x H): {common}{f', {rest} other sizes' if rest else ''}; "
-                         f"smallest {areas[0][0]}x{areas[0][1]}, largest {areas[-1][0]}x{areas[-1][1]}")
+            lines.append(
+                f"  image sizes (W x H): {common}{f', {rest} other sizes' if rest else ''}; "
+                f"smallest {areas[0][0]}x{areas[0][1]}, largest {areas[-1][0]}x{areas[-1][1]}"
+            )
             f = np.asarray(r.person_fractions)
-            lines.append(f"  person pixels: {_percent(r.person_fraction)} of all pixels; per image min "
-                         f"{_percent(f.min())}, median {_percent(float(np.median(f)))}, max {_percent(f.max())}; "
-                         f"pos_weight auto = {(1 - r.person_fraction) / max(r.person_fraction, 1e-6):.3f}")
+            lines.append(
+                f"  person pixels: {_percent(r.person_fraction)} of all pixels; per image min "
+                f"{_percent(f.min())}, median {_percent(float(np.median(f)))}, max {_percent(f.max())}; "
+                f"pos_weight auto = {(1 - r.person_fraction) / max(r.person_fraction, 1e-6):.3f}"
+            )
         for title, items in (("notes", r.notes), ("problems", r.problems)):
             if items:
                 lines.append(f"  {title} ({len(items)}):")

@@ -58,8 +58,9 @@ def denormalize(x: torch.Tensor) -> np.ndarray:
     return np.ascontiguousarray((np.clip(image, 0, 1) * 255).round().astype(np.uint8))
 
 
-def preview_samples(cfg: TrainConfig, count: int = 16, epoch: int = 1, pool_size: int | None = 64,
-                    progress=None) -> list[PreviewSample]:
+def preview_samples(
+    cfg: TrainConfig, count: int = 16, epoch: int = 1, pool_size: int | None = 64, progress=None
+) -> list[PreviewSample]:
     """The first `count` augmented samples of `epoch`, made by the training pipeline from `cfg`.
 
     Args:
@@ -90,8 +91,9 @@ def preview_samples(cfg: TrainConfig, count: int = 16, epoch: int = 1, pool_size
     if not train_idx:
         raise DataError(f"no training samples left after the validation split of {len(pool)} samples")
     dataset = TrainDataset(pool, train_idx, AugmentConfig.from_dict(cfg.augment), cfg.seed)
-    batches = ShapeBatchSampler(EpochRandomSampler(len(dataset), cfg.seed), cfg.batch_size, cfg.shapes, cfg.seed,
-                                drop_last=False)
+    batches = ShapeBatchSampler(
+        EpochRandomSampler(len(dataset), cfg.seed), cfg.batch_size, cfg.shapes, cfg.seed, drop_last=False
+    )
     out: list[PreviewSample] = []
     while len(out) < count:  # later epochs when one epoch holds fewer than `count` samples
         batches.set_epoch(epoch)

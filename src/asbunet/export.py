@@ -1,0 +1,819 @@
+"""Deployment: ONNX export checked against PyTorch, int8 post-training quantization, onnxruntime and TFLite runners.
+
+The paper keeps ASBU-Net to plain convolutions, ReLU, max pooling, concatenation and bilinear resizing so that it "can
+be easily implemented, quantized and deployed" (Abstract, Section III-D), and uses 8-bit integer quantization to
+shrink it further (Section II-C). This module is that path:
+
+* `export_onnx` writes a model to ONNX (torch.export based exporter; BatchNorm is folded into the convolutions in
+  eval mode) and checks onnxruntime against PyTorch on random and real inputs.
+* `quantize_int8` does post-training static quantization with onnxruntime: QDQ format, per-channel int8 weights,
+  uint8 activations (the u8 x s8 VNNI path of x86 CPUs), calibrated on real images preprocessed exactly like
+  `asbunet.inference.prepare`. Before quantizing it rewrites the graph so that onnxruntime's int8 kernels run at
+  full speed (`optimize_for_int8`; docs/deployment.md shows the per-operator profile behind each rewrite).
+* `OnnxRunner` runs an ONNX file on the CPU with the runner API of `asbunet.predict` (normalized float32
+  `(B, 3, h, w)` -> logits `(B, 1, h, w)`), so `Segmenter` accepts `.onnx` paths.
+* `export_tflite` / `TfliteRunner`: the optional TFLite path (litert-torch to convert, ai-edge-litert to run).
+"""
+
+from __future__ import annotations
+
+import copy
+import tempfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+from onnx import helper, numpy_helper
+from onnxruntime.capi import onnxruntime_pybind11_state as _ort_state
+from torch import nn
+
+from asbunet.data.augment import IMAGENET_MEAN, IMAGENET_STD, normalize
+from asbunet.data.io import list_images, read_image
+from asbunet.inference import prepare
+
+DEFAULT_OPSET = 18
+INPUT_NAME, OUTPUT_NAME = "image", "logits"
+# onnxruntime raises these (all plain `Exception` subclasses) for unreadable or invalid models.
+ORT_ERRORS = tuple(
+    getattr(_ort_state, name)
+    for name in ("Fail", "InvalidArgument", "InvalidGraph", "InvalidProtobuf", "NoSuchFile", "NotImplemented",
+                 "RuntimeException", "EPFail")
+    if hasattr(_ort_state, name)
+)
+# Symmetric int8 convolutions of onnxruntime (MLAS "ConvSym", an indirect convolution) need at least this many
+# output channels and a multiple of 4 input channels; other convolutions fall back to im2col + GEMM.
+CONVSYM_MIN_OUTPUT_CHANNELS = 16
+CONVSYM_INPUT_CHANNEL_MULTIPLE = 4
+# A 1x1 branch is zero-padded into its 3x3 siblings only when that removes the whole Concat and its input is this
+# narrow: the extra (zero) multiply-adds then cost less than the channel-interleaving copy they save.
+POINTWISE_PAD_MAX_CHANNELS = 32
+
+
+# ----------------------------------------------------------------------------------------------- inputs and checks
+
+
+def load_images(source: str | Path | Sequence, count: int | None = None) -> list[np.ndarray]:
+    """RGB uint8 images from a folder, a list of files or a list of arrays (the first `count` of them)."""
+    if isinstance(source, (str, Path)):
+        folder = Path(source)
+        if not folder.is_dir():
+            raise FileNotFoundError(f"image folder not found: {folder}; give a folder of .jpg/.png images")
+        paths = list_images(folder)
+        if not paths:
+            raise ValueError(f"{folder}: no images found (expected .jpg, .png, ... files)")
+        source = paths
+    items = list(source)[:count] if count is not None else list(source)
+    return [item if isinstance(item, np.ndarray) else read_image(item) for item in items]
+
+
+def prepare_at(image: np.ndarray, size: tuple[int, int] | None, input_size: int = 256) -> np.ndarray:
+    """`asbunet.inference.prepare`, or the same interpolation and normalization to an exact `(h, w)` size."""
+    if size is None:
+        return prepare(image, input_size)
+    h, w = size
+    interp = cv2.INTER_AREA if image.shape[0] > h else cv2.INTER_LINEAR
+    return normalize(cv2.resize(image, (w, h), interpolation=interp))
+
+
+def random_batch(size: tuple[int, int], seed: int = 0) -> np.ndarray:
+    """A seeded standard-normal batch `(1, 3, h, w)`, the scale of normalized images."""
+    return np.random.default_rng(seed).standard_normal((1, 3, *size)).astype(np.float32)
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    union = np.logical_or(a, b).sum()
+    return float(np.logical_and(a, b).sum() / union) if union else 1.0
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.clip(x, -30, 30)))
+
+
+@dataclass
+class Agreement:
+    """How closely a runner reproduces PyTorch on some inputs (logits, probabilities, masks at 0.5)."""
+
+    inputs: int
+    max_abs_diff: float  # logits
+    max_abs_logit: float  # the scale of the logits, for context
+    max_prob_diff: float
+    mask_iou: float  # IoU of the two masks over all inputs together
+
+    def __str__(self) -> str:
+        return (f"max |logit diff| {self.max_abs_diff:.3g} (logits up to {self.max_abs_logit:.3g}), "
+                f"max |prob diff| {self.max_prob_diff:.3g}, mask IoU {self.mask_iou:.4f} over {self.inputs} input(s)")
+
+
+@torch.inference_mode()
+def agreement(model: nn.Module, runner, batches: Iterable[np.ndarray]) -> Agreement:
+    """Compares `runner` (batch -> logits) with the PyTorch `model` in eval mode on each batch."""
+    model = model.eval()
+    diffs, scales, prob_diffs, masks_ref, masks = [], [], [], [], []
+    n = 0
+    for batch in batches:
+        ref = model(torch.from_numpy(batch)).float().numpy()
+        out = runner(batch)
+        if out.shape != ref.shape:
+            raise ValueError(f"runner output {out.shape} differs from PyTorch's {ref.shape} for input {batch.shape}")
+        diffs.append(float(np.abs(out - ref).max()))
+        scales.append(float(np.abs(ref).max()))
+        prob_diffs.append(float(np.abs(_sigmoid(out) - _sigmoid(ref)).max()))
+        masks_ref.append((ref > 0).ravel())
+        masks.append((out > 0).ravel())
+        n += batch.shape[0]
+    if not n:
+        raise ValueError("no inputs to compare")
+    iou = _iou(np.concatenate(masks_ref), np.concatenate(masks))
+    return Agreement(n, max(diffs), max(scales), max(prob_diffs), iou)
+
+
+# -------------------------------------------------------------------------------------------------------- runners
+
+
+def _dims(value_info) -> list[int | None]:
+    return [d.dim_value if d.HasField("dim_value") else None for d in value_info.type.tensor_type.shape.dim]
+
+
+class OnnxRunner:
+    """Runs an ONNX person-segmentation model with onnxruntime on the CPU.
+
+    The model must take one float32 input `(B, 3, H, W)` (normalized RGB, `asbunet.data.augment.normalize`) and
+    return logits `(B, 1, H, W)`, as `export_onnx` writes it. A model exported at a fixed size runs every batch at
+    that size: other sizes are resized to it (bilinear on the normalized input) and the logits resized back.
+
+    Args:
+        path: the `.onnx` file.
+        threads: intra-op threads (None: onnxruntime's default, one per core).
+        profile: write an onnxruntime profile (JSON, see `end_profiling`) with this file name prefix.
+        optimization: onnxruntime graph optimization level ("all", "extended", "basic" or "disabled").
+
+    Attributes:
+        size: `(H, W)` of a fixed-size model, None for a model with dynamic height and width.
+        input_size: long side of `size` (what `Segmenter` uses as its input size), None when dynamic.
+    """
+
+    LEVELS = {
+        "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+        "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+        "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+        "disabled": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+    }
+
+    def __init__(self, path: str | Path, threads: int | None = None, profile: str | None = None,
+                 optimization: str = "all"):
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise FileNotFoundError(
+                f"ONNX model not found: {self.path}; write one with `asbunet export MODEL --output {self.path}`"
+            )
+        if optimization not in self.LEVELS:
+            raise ValueError(f"optimization must be one of {sorted(self.LEVELS)}, got {optimization!r}")
+        options = ort.SessionOptions()
+        options.graph_optimization_level = self.LEVELS[optimization]
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        if threads is not None:
+            if threads < 1:
+                raise ValueError(f"threads must be at least 1, got {threads}")
+            options.intra_op_num_threads = threads
+        if profile is not None:
+            options.enable_profiling = True
+            options.profile_file_prefix = profile
+        try:
+            self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+        except ORT_ERRORS as err:
+            raise ValueError(
+                f"{self.path}: not a usable ONNX model ({str(err).strip()}); the file may be truncated or corrupt: "
+                "export it again with `asbunet export`"
+            ) from None
+        self.threads = threads
+        self._check_signature()
+
+    def _check_signature(self) -> None:
+        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
+        fix = "export a segmentation model with `asbunet export` (input (B, 3, H, W) float32, output (B, 1, H, W))"
+        if len(inputs) != 1 or len(outputs) != 1:
+            raise ValueError(
+                f"{self.path}: expected 1 input and 1 output, found {len(inputs)} and {len(outputs)}; {fix}"
+            )
+        inp, out = inputs[0], outputs[0]
+        shape = [d if isinstance(d, int) else None for d in inp.shape]
+        out_shape = [d if isinstance(d, int) else None for d in out.shape]
+        if inp.type != "tensor(float)" or len(shape) != 4 or shape[1] not in (3, None):
+            raise ValueError(f"{self.path}: input {inp.name!r} is {inp.type} {list(inp.shape)}, not a float32 "
+                             f"(B, 3, H, W) image batch; {fix}")
+        if out.type != "tensor(float)" or len(out_shape) != 4 or out_shape[1] not in (1, None):
+            raise ValueError(f"{self.path}: output {out.name!r} is {out.type} {list(out.shape)}, not float32 "
+                             f"(B, 1, H, W) logits; {fix}")
+        self.input_name, self.output_name = inp.name, out.name
+        self.batch = shape[0]
+        self.size = (shape[2], shape[3]) if shape[2] is not None and shape[3] is not None else None
+        self.input_size = max(self.size) if self.size else None
+
+    def _run(self, batch: np.ndarray) -> np.ndarray:
+        if self.batch is not None and batch.shape[0] != self.batch:
+            return np.concatenate([self._run(batch[i : i + 1]) for i in range(batch.shape[0])])
+        return self.session.run([self.output_name], {self.input_name: batch})[0]
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        if not isinstance(batch, np.ndarray) or batch.ndim != 4 or batch.shape[1] != 3:
+            shape = getattr(batch, "shape", type(batch).__name__)
+            raise ValueError(f"{self.path}: expected a normalized batch shaped (B, 3, H, W), got {shape}")
+        batch = np.ascontiguousarray(batch, dtype=np.float32)
+        h, w = batch.shape[2:]
+        if self.size is None or self.size == (h, w):
+            return self._run(batch)
+        sh, sw = self.size
+        resized = np.stack([cv2.resize(x.transpose(1, 2, 0), (sw, sh), interpolation=cv2.INTER_LINEAR)
+                            .transpose(2, 0, 1) for x in batch])  # (B, 3, sh, sw)
+        logits = self._run(np.ascontiguousarray(resized))  # (B, 1, sh, sw)
+        return np.stack([cv2.resize(y[0], (w, h), interpolation=cv2.INTER_LINEAR)[None] for y in logits])
+
+    def end_profiling(self) -> Path:
+        """Stops profiling (see `profile`) and returns the JSON trace file."""
+        return Path(self.session.end_profiling())
+
+
+class TfliteRunner:
+    """Runs a `.tflite` model with ai-edge-litert (XNNPACK on the CPU) with the same runner API as `OnnxRunner`.
+
+    Models written by `export_tflite` keep PyTorch's NCHW signature. Models with an NHWC input such as MediaPipe's
+    (`(1, H, W, 3)`) are fed NHWC; `input_range` then says what the model expects ("normalized" for `normalize`
+    output, "unit" for RGB in [0, 1], the MediaPipe convention) and `output` whether it returns logits or
+    probabilities (converted to logits here).
+    """
+
+    def __init__(self, path: str | Path, threads: int | None = None, input_range: str = "normalized",
+                 output: str = "logits"):
+        try:
+            from ai_edge_litert.interpreter import Interpreter
+        except ImportError:
+            raise ImportError("running .tflite models needs ai-edge-litert: pip install ai-edge-litert") from None
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise FileNotFoundError(f"TFLite model not found: {self.path}")
+        if input_range not in ("normalized", "unit") or output not in ("logits", "probability"):
+            raise ValueError("input_range must be 'normalized' or 'unit' and output 'logits' or 'probability'")
+        try:
+            self.interpreter = Interpreter(model_path=str(self.path), num_threads=threads)
+            self.interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as err:
+            raise ValueError(f"{self.path}: not a usable TFLite model ({err})") from None
+        self.input, self.output = self.interpreter.get_input_details()[0], self.interpreter.get_output_details()[0]
+        shape = [int(d) for d in self.input["shape"]]
+        self.nhwc = shape[-1] == 3 and shape[1] != 3
+        self.size = (shape[1], shape[2]) if self.nhwc else (shape[2], shape[3])
+        self.input_size = max(self.size)
+        self.input_range, self.output_kind = input_range, output
+
+    def invoke(self, x: np.ndarray) -> np.ndarray:
+        """Runs the interpreter on an array in the model's own layout and value range (for benchmarks)."""
+        self.interpreter.set_tensor(self.input["index"], x)
+        self.interpreter.invoke()
+        return self.interpreter.get_tensor(self.output["index"])
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        outs = []
+        for x in np.asarray(batch, dtype=np.float32):  # (3, h, w)
+            h, w = x.shape[1:]
+            img = cv2.resize(x.transpose(1, 2, 0), self.size[::-1], interpolation=cv2.INTER_LINEAR)  # (H, W, 3)
+            if self.input_range == "unit":
+                img = img * np.asarray(IMAGENET_STD, np.float32) + np.asarray(IMAGENET_MEAN, np.float32)
+            feed = img[None] if self.nhwc else img.transpose(2, 0, 1)[None]
+            y = np.asarray(self.invoke(np.ascontiguousarray(feed, dtype=np.float32)), np.float32)
+            y = y[0, ..., 0] if self.nhwc else y[0, 0]  # (H, W)
+            if self.output_kind == "probability":
+                p = np.clip(y, 1e-6, 1 - 1e-6)
+                y = np.log(p / (1 - p))
+            outs.append(cv2.resize(y, (w, h), interpolation=cv2.INTER_LINEAR)[None])
+        return np.stack(outs).astype(np.float32)
+
+
+# ---------------------------------------------------------------------------------------------------------- export
+
+
+@dataclass
+class ExportResult:
+    """An exported file and how closely it reproduces PyTorch."""
+
+    path: Path
+    size: tuple[int, int] | None  # None: dynamic height and width
+    random: Agreement
+    real: Agreement | None = None
+    notes: dict = field(default_factory=dict)
+
+    def summary(self) -> str:
+        shape = "dynamic H, W" if self.size is None else f"{self.size[0]}x{self.size[1]}"
+        lines = [f"{self.path} ({shape})",
+                 f"  random input: {self.random}"]
+        lines.append(f"  real images:  {self.real}" if self.real else "  real images:  none given")
+        lines += [f"  {k}: {v}" for k, v in self.notes.items()]
+        return "\n".join(lines)
+
+
+def _check_size(size: Sequence[int]) -> tuple[int, int]:
+    if len(size) != 2 or any(int(s) < 16 for s in size):
+        raise ValueError(f"size must be (H, W) with both sides at least 16, got {tuple(size)}")
+    return int(size[0]), int(size[1])
+
+
+def _real_batches(images: Sequence[np.ndarray] | None, size: tuple[int, int] | None, input_size: int):
+    return [prepare_at(im, size, input_size)[None] for im in images or ()]
+
+
+def export_onnx(
+    model: nn.Module,
+    path: str | Path,
+    size: Sequence[int] = (256, 256),
+    dynamic: bool = False,
+    opset: int = DEFAULT_OPSET,
+    images: Sequence[np.ndarray] | None = None,
+    input_size: int = 256,
+    merge_branches: bool = True,
+    metadata: dict[str, str] | None = None,
+) -> ExportResult:
+    """Exports `model` to ONNX and checks onnxruntime against PyTorch.
+
+    Args:
+        model: any model of the package (returns logits `(B, 1, H, W)`); it is put in eval mode, which folds every
+            BatchNorm into its convolution.
+        path: the `.onnx` file to write.
+        size: `(H, W)` of a fixed-size model (also the size of the random check input).
+        dynamic: export with dynamic batch, height and width instead (onnxruntime plans fixed sizes better:
+            about 5% faster in fp32 on this package's models).
+        opset: ONNX opset.
+        images: RGB uint8 images for the real-input check, preprocessed like `asbunet.inference.prepare`
+            (resized to `size` for a fixed-size model, else at `input_size`).
+        input_size: long side used for `images` when `dynamic`.
+        merge_branches: merge parallel convolutions that read the same tensor with the same kernel, stride and
+            dilation into one convolution (exact; `merge_parallel_convs`).
+        metadata: extra `key: value` strings stored in the file.
+    """
+    path = Path(path)
+    size = _check_size(size)
+    model = model.eval()
+    x = torch.from_numpy(random_batch(size))
+    kwargs: dict = {}
+    if dynamic:
+        from torch.export import Dim
+
+        kwargs["dynamic_shapes"] = {
+            "x": {0: Dim("batch", max=1024), 2: Dim("height", min=16, max=8192), 3: Dim("width", min=16, max=8192)}
+        }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        import onnxscript  # noqa: F401 - the torch.export based exporter needs it
+    except ImportError:
+        raise ImportError("ONNX export needs onnxscript: pip install onnxscript") from None
+    with torch.inference_mode(False), torch.no_grad():
+        torch.onnx.export(model, (x,), str(path), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+                          opset_version=opset, dynamo=True, external_data=False, verbose=False, **kwargs)
+    proto = onnx.load(str(path))
+    notes = {}
+    if merge_branches:
+        notes["merged parallel convolutions"] = merge_parallel_convs(proto, pad_pointwise=False)
+    meta = {"asbunet.input": "float32 (B, 3, H, W), RGB normalized like asbunet.data.augment.normalize",
+            "asbunet.output": "float32 (B, 1, H, W) person logits (sigmoid gives the probability)",
+            **(metadata or {})}
+    _set_metadata(proto, meta)
+    onnx.checker.check_model(proto)
+    onnx.save(proto, str(path))
+    runner = OnnxRunner(path, threads=None)
+    random = agreement(model, runner, [x.numpy()])
+    real = None
+    if images:
+        real = agreement(model, runner, _real_batches(images, None if dynamic else size, input_size))
+    return ExportResult(path, None if dynamic else size, random, real, notes)
+
+
+def _set_metadata(proto: onnx.ModelProto, meta: dict[str, str]) -> None:
+    existing = {p.key: p for p in proto.metadata_props}
+    for key, value in meta.items():
+        if key in existing:
+            existing[key].value = str(value)
+        else:
+            proto.metadata_props.add(key=key, value=str(value))
+
+
+# ------------------------------------------------------------------------------------ graph rewrites for int8 speed
+
+
+class _Graph:
+    """Producer/consumer maps and initializers of an ONNX graph, for the rewrites below."""
+
+    def __init__(self, model: onnx.ModelProto):
+        self.g = model.graph
+        self.inits = {i.name: i for i in self.g.initializer}
+        self.producer = {o: n for n in self.g.node for o in n.output}
+        self.uses: dict[str, int] = {}
+        for n in self.g.node:
+            for i in n.input:
+                self.uses[i] = self.uses.get(i, 0) + 1
+        for o in self.g.output:
+            self.uses[o.name] = self.uses.get(o.name, 0) + 1
+
+    def array(self, name: str) -> np.ndarray:
+        return numpy_helper.to_array(self.inits[name])
+
+    def set_array(self, name: str, value: np.ndarray) -> None:
+        self.inits[name].CopyFrom(numpy_helper.from_array(value, name))
+
+    def add_array(self, name: str, value: np.ndarray) -> str:
+        tensor = numpy_helper.from_array(value, name)
+        self.g.initializer.append(tensor)
+        self.inits[name] = tensor
+        return name
+
+
+def _attrs(node) -> dict:
+    return {a.name: helper.get_attribute_value(a) for a in node.attribute}
+
+
+def _finish(model: onnx.ModelProto) -> None:
+    """Drops stale shape annotations and unused initializers after a rewrite."""
+    del model.graph.value_info[:]
+    used = {i for n in model.graph.node for i in n.input}
+    keep = [t for t in model.graph.initializer if t.name in used]
+    del model.graph.initializer[:]
+    model.graph.initializer.extend(keep)
+
+
+@dataclass
+class _Branch:
+    conv: onnx.NodeProto
+    act: onnx.NodeProto | None  # a Relu, or None
+
+    @property
+    def output(self) -> str:
+        return (self.act or self.conv).output[0]
+
+
+def _branch(graph: _Graph, tensor: str) -> _Branch | None:
+    """The `Conv [-> Relu]` producing `tensor` when nothing else reads its intermediate results."""
+    node = graph.producer.get(tensor)
+    if node is None or graph.uses.get(tensor, 0) != 1:
+        return None
+    act = None
+    if node.op_type == "Relu":
+        act, node = node, graph.producer.get(node.input[0])
+        if node is None or graph.uses.get(act.input[0], 0) != 1:
+            return None
+    if node.op_type != "Conv" or node.input[1] not in graph.inits:
+        return None
+    if len(node.input) > 2 and node.input[2] and node.input[2] not in graph.inits:
+        return None
+    a = _attrs(node)
+    if a.get("group", 1) != 1 or a.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
+        return None
+    return _Branch(node, act)
+
+
+def _kernel(graph: _Graph, b: _Branch) -> tuple:
+    a = _attrs(b.conv)
+    k = tuple(graph.inits[b.conv.input[1]].dims[2:])
+    return k, tuple(a.get("dilations", [1] * len(k))), tuple(a.get("pads", [0] * 2 * len(k)))
+
+
+def _centered(kernel: tuple) -> bool:
+    """A pointwise kernel can sit at the centre tap of `kernel` (odd size, 'same' padding)."""
+    k, d, p = kernel
+    same = tuple(di * (ki - 1) // 2 for ki, di in zip(k, d, strict=True))
+    return all(ki % 2 == 1 for ki in k) and p == same + same
+
+
+def _groups(graph: _Graph, branches: list[_Branch | None], pad_pointwise: bool) -> list[list]:
+    """Contiguous runs of concat inputs that one convolution can compute."""
+
+    def key(b: _Branch):
+        a = _attrs(b.conv)
+        return b.conv.input[0], tuple(a.get("strides", [1, 1])), b.act is not None
+
+    def fits(group: list[_Branch], b: _Branch) -> bool:
+        if key(group[0]) != key(b):
+            return False
+        kernels = {_kernel(graph, x) for x in group + [b]}
+        big = {k for k in kernels if any(s != 1 for s in k[0])}
+        if len(big) > 1:
+            return False
+        if big and len(kernels) > 1:  # a pointwise branch joins a spatial one
+            return pad_pointwise and _centered(next(iter(big)))
+        return len(kernels) == 1
+
+    groups: list[list] = []
+    for b in branches:
+        if b is not None and groups and groups[-1][0] is not None and fits(groups[-1], b):
+            groups[-1].append(b)
+        else:
+            groups.append([b])
+    return groups
+
+
+def merge_parallel_convs(model: onnx.ModelProto, pad_pointwise: bool = True,
+                         pad_max_channels: int = POINTWISE_PAD_MAX_CHANNELS) -> int:
+    """Merges the parallel `Conv -> Relu` branches of a Concat into one wider convolution (in place).
+
+    The ASB layer (Section III-B) computes a 1x1, a 3x3 and a dilated 3x3 convolution of one tensor and concatenates
+    them. Branches with the same kernel, stride and dilation are one convolution with the filters stacked, and
+    the concatenation of their outputs is that convolution's output: exact, fewer kernel launches, wider GEMMs.
+    With `pad_pointwise`, a 1x1 branch is also written as a 3x3 with zeros around its centre tap when that
+    removes the whole Concat and the input has at most `pad_max_channels` channels (the zero multiply-adds are
+    then cheaper than the channel-interleaving copy of the Concat).
+
+    Returns:
+        the number of convolutions written.
+    """
+    graph = _Graph(model)
+    replaced: dict[int, list] = {}
+    removed: set[int] = set()
+    written = 0
+    for cat in list(graph.g.node):
+        if cat.op_type != "Concat" or _attrs(cat).get("axis") not in (1, -3):
+            continue
+        branches = [_branch(graph, t) for t in cat.input]
+        groups = _groups(graph, branches, pad_pointwise=False)
+        if pad_pointwise and all(b is not None for b in branches):
+            cin = graph.inits[branches[0].conv.input[1]].dims[1]
+            padded = _groups(graph, branches, pad_pointwise=True)
+            if len(padded) == 1 and cin <= pad_max_channels:
+                groups = padded
+        if all(len(grp) == 1 for grp in groups):
+            continue
+        new_inputs, new_nodes, position = [], [], 0
+        for grp in groups:
+            position += len(grp)
+            if len(grp) == 1:
+                new_inputs.append(cat.input[position - 1])
+                continue
+            k, d, p = next((kk for kk in map(lambda b: _kernel(graph, b), grp) if any(s != 1 for s in kk[0])),
+                           _kernel(graph, grp[0]))
+            weights, biases = [], []
+            for b in grp:
+                w = graph.array(b.conv.input[1])
+                if tuple(w.shape[2:]) != k:  # pointwise -> centre tap of k
+                    full = np.zeros(w.shape[:2] + k, w.dtype)
+                    full[:, :, k[0] // 2, k[1] // 2] = w[:, :, 0, 0]
+                    w = full
+                weights.append(w)
+                has_bias = len(b.conv.input) > 2 and b.conv.input[2]
+                biases.append(graph.array(b.conv.input[2]) if has_bias else np.zeros(w.shape[0], w.dtype))
+                removed.update({id(b.conv), id(b.act)})
+            first = grp[0].conv
+            name = f"{first.name}_merged"
+            w_name = graph.add_array(f"{name}.weight", np.concatenate(weights))
+            b_name = graph.add_array(f"{name}.bias", np.concatenate(biases))
+            strides = _attrs(first).get("strides", [1] * len(k))
+            out = f"{name}_out"
+            new_nodes.append(helper.make_node("Conv", [first.input[0], w_name, b_name], [out], name=name,
+                                              kernel_shape=list(k), dilations=list(d), pads=list(p),
+                                              strides=list(strides), group=1))
+            if grp[0].act is not None:
+                new_nodes.append(helper.make_node("Relu", [out], [f"{name}_relu"], name=f"{name}_relu"))
+            new_inputs.append(new_nodes[-1].output[0])
+            written += 1
+        if len(new_inputs) == 1:  # the Concat disappears: the merged convolution writes its output
+            new_nodes[-1].output[0] = cat.output[0]
+            removed.add(id(cat))
+        else:
+            del cat.input[:]
+            cat.input.extend(new_inputs)
+        replaced[id(cat)] = new_nodes
+    if not written:
+        return 0
+    nodes = []
+    for n in graph.g.node:
+        nodes.extend(replaced.get(id(n), []))
+        if id(n) not in removed:
+            nodes.append(n)
+    del graph.g.node[:]
+    graph.g.node.extend(nodes)
+    _finish(model)
+    return written
+
+
+def pad_input_channels(model: onnx.ModelProto, multiple: int = CONVSYM_INPUT_CHANNEL_MULTIPLE) -> int:
+    """Pads the image input of the first convolutions with zero channels up to a multiple of `multiple` (in place).
+
+    conv1 sees 3 channels; onnxruntime's fast symmetric int8 convolution needs a multiple of 4, so without this
+    conv1 falls back to im2col + GEMM (about 2x slower). The extra channel has zero weights: exact.
+    """
+    graph = _Graph(model)
+    image = graph.g.input[0].name
+    convs = [n for n in graph.g.node if n.op_type == "Conv" and n.input[0] == image and n.input[1] in graph.inits]
+    if not convs or len(convs) != graph.uses.get(image, 0):
+        return 0
+    channels = graph.inits[convs[0].input[1]].dims[1]
+    extra = (-channels) % multiple
+    if not extra or any(graph.inits[n.input[1]].dims[1] != channels or _attrs(n).get("group", 1) != 1 for n in convs):
+        return 0
+    pads = graph.add_array(f"{image}_channel_pads", np.array([0, 0, 0, 0, 0, extra, 0, 0], np.int64))
+    padded = f"{image}_padded"
+    for n in convs:
+        w = graph.array(n.input[1])
+        graph.set_array(n.input[1], np.concatenate([w, np.zeros((w.shape[0], extra, *w.shape[2:]), w.dtype)], 1))
+        n.input[0] = padded
+    graph.g.node.insert(0, helper.make_node("Pad", [image, pads], [padded], name="pad_input_channels", mode="constant"))
+    _finish(model)
+    return len(convs)
+
+
+def pad_output_channels(model: onnx.ModelProto, minimum: int = CONVSYM_MIN_OUTPUT_CHANNELS) -> int:
+    """Gives convolutions with fewer than `minimum` filters zero filters up to `minimum`, then slices (in place).
+
+    The head's last convolution has one filter; as int8 it would run as a GEMM with N = 1, far below the
+    speed of the symmetric int8 convolution, which needs 16 filters. Exact: the extra outputs are sliced away.
+    """
+    graph = _Graph(model)
+    done = 0
+    for n in list(graph.g.node):
+        if n.op_type != "Conv" or n.input[1] not in graph.inits or _attrs(n).get("group", 1) != 1:
+            continue
+        w = graph.array(n.input[1])
+        filters = w.shape[0]
+        if filters >= minimum:
+            continue
+        graph.set_array(n.input[1], np.concatenate([w, np.zeros((minimum - filters, *w.shape[1:]), w.dtype)]))
+        if len(n.input) > 2 and n.input[2]:
+            if n.input[2] not in graph.inits:
+                continue
+            b = graph.array(n.input[2])
+            graph.set_array(n.input[2], np.concatenate([b, np.zeros(minimum - filters, b.dtype)]))
+        out = n.output[0]
+        n.output[0] = f"{out}_padded"
+        starts = graph.add_array(f"{n.name}_slice_starts", np.array([0], np.int64))
+        ends = graph.add_array(f"{n.name}_slice_ends", np.array([filters], np.int64))
+        axes = graph.add_array(f"{n.name}_slice_axes", np.array([1], np.int64))
+        position = list(graph.g.node).index(n)
+        graph.g.node.insert(position + 1, helper.make_node("Slice", [n.output[0], starts, ends, axes], [out],
+                                                           name=f"{n.name}_slice"))
+        done += 1
+    if done:
+        _finish(model)
+    return done
+
+
+def optimize_for_int8(model: onnx.ModelProto) -> dict[str, int]:
+    """The exact rewrites that make the quantized graph fast on onnxruntime's CPU kernels (in place)."""
+    return {
+        "merged convolutions": merge_parallel_convs(model, pad_pointwise=True),
+        "input channels padded to 4": pad_input_channels(model),
+        "convolutions padded to 16 filters": pad_output_channels(model),
+    }
+
+
+# ---------------------------------------------------------------------------------------------------- quantization
+
+
+@dataclass
+class QuantizeResult:
+    """What `quantize_int8` did."""
+
+    path: Path
+    calibration_images: int
+    calibration_size: str
+    quant_format: str
+    rewrites: dict = field(default_factory=dict)
+    shared_concat_ranges: int = 0
+
+    def summary(self) -> str:
+        rewrites = ", ".join(f"{k}: {v}" for k, v in self.rewrites.items()) or "none"
+        return (f"{self.path}: int8 {self.quant_format.upper()} (per-channel s8 weights, u8 activations), calibrated "
+                f"on {self.calibration_images} image(s) at {self.calibration_size}; rewrites: {rewrites}; "
+                f"Concats with shared input/output ranges: {self.shared_concat_ranges}")
+
+
+class _Feeds:
+    """An onnxruntime `CalibrationDataReader` over prepared batches (re-created for each pass)."""
+
+    def __init__(self, name: str, batches: list[np.ndarray]):
+        self.items = iter([{name: b} for b in batches])
+
+    def get_next(self):
+        return next(self.items, None)
+
+
+def _concat_groups(model: onnx.ModelProto) -> list[list[str]]:
+    return [[*n.input, n.output[0]] for n in model.graph.node if n.op_type == "Concat"]
+
+
+def _shared_ranges(model_path: Path, name: str, batches: list[np.ndarray], workdir: Path) -> dict:
+    """Calibrates once (min/max), then gives every float Concat's inputs and output their common range.
+
+    With equal scales and zero points, onnxruntime's QLinearConcat copies bytes instead of requantizing each input
+    through a lookup table (half the Concat time in the profile); the convolutions that produce the inputs
+    requantize to the shared scale for free.
+    """
+    from onnxruntime.quantization import CalibrationMethod, create_calibrator
+
+    calibrator = create_calibrator(model_path, [], augmented_model_path=workdir / "augmented.onnx",
+                                   calibrate_method=CalibrationMethod.MinMax)
+    calibrator.collect_data(_Feeds(name, batches))
+    ranges = calibrator.compute_data()
+    overrides = {}
+    for tensors in _concat_groups(onnx.load(str(model_path))):
+        if not all(t in ranges for t in tensors):
+            continue  # shape arithmetic, not activations
+        lo = min(float(np.min(ranges[t].range_value[0])) for t in tensors)
+        hi = max(float(np.max(ranges[t].range_value[1])) for t in tensors)
+        for t in tensors:
+            overrides[t] = [{"rmin": np.float32(min(lo, 0.0)), "rmax": np.float32(max(hi, 0.0))}]
+    return overrides
+
+
+def quantize_int8(
+    fp32_onnx: str | Path,
+    out_path: str | Path,
+    calibration_images: str | Path | Sequence,
+    count: int | None = 32,
+    input_size: int = 256,
+    quant_format: str = "qdq",
+    optimize: bool = True,
+    share_concat_ranges: bool = True,
+    preprocess: bool = True,
+    per_channel: bool = True,
+) -> QuantizeResult:
+    """Post-training static int8 quantization of an fp32 ONNX model with onnxruntime.
+
+    Args:
+        fp32_onnx: model written by `export_onnx`.
+        out_path: the int8 `.onnx` file to write.
+        calibration_images: a folder of images, image files or RGB uint8 arrays (real photos: activation ranges
+            of random inputs do not match those of images).
+        count: use at most this many calibration images.
+        input_size: long side of the calibration inputs for a dynamic-size model (`prepare`); a fixed-size model
+            is calibrated at its own size.
+        quant_format: "qdq" (QuantizeLinear/DequantizeLinear pairs that onnxruntime fuses into QLinear kernels) or
+            "qoperator" (QLinear operators written directly; slower here because its Resize runs in uint8).
+        optimize: apply `optimize_for_int8` first.
+        share_concat_ranges: give every Concat's inputs and output one range (see `_shared_ranges`).
+        preprocess: run onnxruntime's `quant_pre_process` (symbolic shape inference and graph optimization).
+        per_channel: per-output-channel weight scales (else per tensor).
+    """
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    fp32_onnx, out_path = Path(fp32_onnx), Path(out_path)
+    formats = {"qdq": QuantFormat.QDQ, "qoperator": QuantFormat.QOperator}
+    if quant_format not in formats:
+        raise ValueError(f"quant_format must be one of {sorted(formats)}, got {quant_format!r}")
+    runner = OnnxRunner(fp32_onnx)  # validates the file and gives its input name and size
+    images = load_images(calibration_images, count)
+    if not images:
+        raise ValueError("no calibration images; give a folder of real photos (e.g. ../shared/data/ccp_samples)")
+    batches = [prepare_at(im, runner.size, input_size)[None] for im in images]
+    size_text = f"{runner.size[0]}x{runner.size[1]}" if runner.size else f"long side {input_size}"
+    model = onnx.load(str(fp32_onnx))
+    rewrites = optimize_for_int8(model) if optimize else {}
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="asbunet-quant-") as tmp:
+        work = Path(tmp)
+        src = work / "fp32.onnx"
+        onnx.save(model, str(src))
+        if preprocess:
+            pre = work / "fp32_pre.onnx"
+            try:
+                quant_pre_process(str(src), str(pre), skip_symbolic_shape=False)
+            except Exception:  # noqa: BLE001 - symbolic shape inference gives up on some dynamic graphs
+                quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
+            src = pre
+        overrides = _shared_ranges(src, runner.input_name, batches, work) if share_concat_ranges else {}
+        extra = {"TensorQuantOverrides": overrides} if overrides else {}
+        quantize_static(str(src), str(out_path), _Feeds(runner.input_name, batches), quant_format=formats[quant_format],
+                        per_channel=per_channel, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        extra_options=extra)
+    proto = onnx.load(str(out_path))
+    _set_metadata(proto, {"asbunet.quantization": f"int8 {quant_format}, {len(images)} calibration images"})
+    onnx.save(proto, str(out_path))
+    shared = len({id(g) for g in _concat_groups(model)}) if overrides else 0
+    return QuantizeResult(out_path, len(images), size_text, quant_format, rewrites, shared)
+
+
+# ---------------------------------------------------------------------------------------------------------- TFLite
+
+
+def export_tflite(model: nn.Module, path: str | Path, size: Sequence[int] = (256, 256),
+                  images: Sequence[np.ndarray] | None = None) -> ExportResult:
+    """Converts `model` to a fixed-size `.tflite` file with litert-torch and checks ai-edge-litert against PyTorch.
+
+    Raises:
+        ImportError: litert-torch or ai-edge-litert is not installed (`pip install 'asbunet[tflite]'`).
+    """
+    try:
+        import litert_torch
+    except ImportError:
+        raise ImportError("TFLite export needs litert-torch: pip install 'asbunet[tflite]'") from None
+    path = Path(path)
+    size = _check_size(size)
+    model = copy.deepcopy(model).eval()
+    x = torch.from_numpy(random_batch(size))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    litert_torch.convert(model, (x,)).export(str(path))
+    runner = TfliteRunner(path)
+    random = agreement(model, runner, [x.numpy()])
+    real = agreement(model, runner, _real_batches(images, size, max(size))) if images else None
+    return ExportResult(path, size, random, real)
