@@ -118,6 +118,13 @@ def cmd_evaluate(args) -> None:
                    settings=settings, gallery=args.gallery, threads=args.threads)
 
 
+def cmd_compare(args) -> None:
+    from asbunet.compare import load_compare_config, run_comparison
+
+    cfg = load_compare_config(args.config, output=args.output)
+    run_comparison(cfg, resume=args.resume, only=args.only, seeds=args.seeds)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="asbunet", description="Person segmentation with ASBU-Net.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -192,6 +199,16 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default 8, 0 for none)")
     p.add_argument("--threads", type=int, help="PyTorch CPU threads (default: PyTorch's)")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("compare", help="train, score and time ASBU-Net and the baselines alike (Fig. 6 and 7)")
+    p.add_argument("config", help="comparison config, e.g. configs/compare_cpu.yaml")
+    p.add_argument("--resume", action="store_true",
+                   help="continue interrupted runs after their last completed epoch (finished runs are always kept)")
+    p.add_argument("--only", nargs="+", metavar="NAME", help="train and score only these models of the config")
+    p.add_argument("--seeds", nargs="+", type=int, metavar="SEED",
+                   help="seeds to run instead of the config's, e.g. --seeds 0 1 2 for the spread over seeds")
+    p.add_argument("--output", help="results folder instead of the config's `output`")
+    p.set_defaults(func=cmd_compare)
     return parser
 
 

@@ -605,7 +605,7 @@ def pad_input_channels(model: onnx.ModelProto, multiple: int = CONVSYM_INPUT_CHA
     graph = _Graph(model)
     image = graph.g.input[0].name
     convs = [n for n in graph.g.node if n.op_type == "Conv" and n.input[0] == image and n.input[1] in graph.inits]
-    if not convs or len(convs) != graph.uses.get(image, 0):
+    if not convs:
         return 0
     channels = graph.inits[convs[0].input[1]].dims[1]
     extra = (-channels) % multiple
@@ -714,7 +714,7 @@ def _shared_ranges(model_path: Path, name: str, batches: list[np.ndarray], workd
                                    calibrate_method=CalibrationMethod.MinMax)
     calibrator.collect_data(_Feeds(name, batches))
     ranges = calibrator.compute_data()
-    overrides = {}
+    overrides: dict[str, list] = {}
     for tensors in _concat_groups(onnx.load(str(model_path))):
         if not all(t in ranges for t in tensors):
             continue  # shape arithmetic, not activations
@@ -789,7 +789,7 @@ def quantize_int8(
     proto = onnx.load(str(out_path))
     _set_metadata(proto, {"asbunet.quantization": f"int8 {quant_format}, {len(images)} calibration images"})
     onnx.save(proto, str(out_path))
-    shared = len({id(g) for g in _concat_groups(model)}) if overrides else 0
+    shared = sum(all(t in overrides for t in tensors) for tensors in _concat_groups(model))
     return QuantizeResult(out_path, len(images), size_text, quant_format, rewrites, shared)
 
 
