@@ -764,6 +764,8 @@ def run_comparison(cfg: CompareConfig, resume: bool = False, only: Sequence[str]
         raise ValueError(f"--only names {unknown}, which the config does not compare; its models: "
                          f"{', '.join(cfg.models)}")
     seeds = cfg.seeds if seeds is None else check_seeds(seeds)
+    if cfg.bench.device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("bench.device is 'cuda' but PyTorch sees no GPU: set bench.device to cpu, or run on a GPU")
     plan = [(m, s) for m in cfg.models if m in only for s in seeds]
     states = {run: run_state(cfg, *run) for run in plan}  # every recipe check before any training
     interrupted = [f"{m} seed {s}" for (m, s), st in states.items() if st == "interrupted"]
