@@ -125,6 +125,65 @@ def cmd_compare(args) -> None:
     run_comparison(cfg, resume=args.resume, only=args.only, seeds=args.seeds)
 
 
+def cmd_export(args) -> None:
+    from pathlib import Path
+
+    from asbunet import export
+    from asbunet.bench import default_calibration
+
+    if args.size and args.dynamic:
+        raise ValueError("give --size H W for a fixed-size model or --dynamic, not both")
+    if args.calibration and not args.int8:
+        raise ValueError("--calibration is for --int8; add --int8 to quantize")
+    model, description, input_size = export.load_model(args.model)
+    size = tuple(args.size) if args.size else (input_size, input_size)
+    folder = args.calibration or default_calibration()
+    images = export.load_images(folder, args.calibration_count) if folder else None
+    print(f"exporting {description}; real-image check: {f'{len(images)} images from {folder}' if images else 'none'}")
+    result = export.export_onnx(model, args.output, size=size, dynamic=args.dynamic, opset=args.opset, images=images,
+                                input_size=input_size)
+    print(result.summary())
+    if args.int8:
+        if not images:
+            raise ValueError("--int8 needs real calibration images: give --calibration DIR (a folder of photos)")
+        out = Path(args.output).with_name(Path(args.output).stem + "_int8.onnx")
+        q = export.quantize_int8(args.output, out, images, count=args.calibration_count, input_size=input_size)
+        print(q.summary())
+        runner, check_size = export.OnnxRunner(out), result.size or size
+        print(f"  random input: {export.agreement(model, runner, [export.random_batch(check_size)])}")
+        real = [export.prepare_at(im, result.size, input_size)[None] for im in images]
+        print(f"  real images:  {export.agreement(model, runner, real)}")
+    if args.tflite:
+        try:
+            tfl = export.export_tflite(model, Path(args.output).with_suffix(".tflite"), size=size, images=images)
+        except ImportError as err:
+            print(f"skipping TFLite: {err}")
+        else:
+            print(tfl.summary())
+
+
+def cmd_bench(args) -> None:
+    from asbunet.bench import BenchConfig, default_calibration, fetch_peers, run_bench, write_outputs
+
+    def parse_size(text: str) -> tuple[int, int]:
+        h, _, w = text.lower().partition("x")
+        if not (h.isdigit() and w.isdigit()):
+            raise ValueError(f"--sizes takes HxW values such as 256x256 or 144x256, got {text!r}")
+        return int(h), int(w)
+
+    if args.fetch_peers:
+        print(f"peers: {', '.join(f'{k} ({v})' for k, v in fetch_peers(args.peers).items())}")
+    cfg = BenchConfig(
+        models=args.models or BenchConfig().models, sizes=[parse_size(s) for s in args.sizes], threads=args.threads,
+        runtimes=args.runtimes, runs=args.runs, warmup=args.warmup,
+        calibration=args.calibration or default_calibration(), calibration_count=args.calibration_count,
+        peers=args.peers, accuracy=args.accuracy or (), accuracy_metric=args.accuracy_metric,
+        profile=not args.no_profile, profile_model=args.profile_model, workdir=args.workdir,
+    )
+    for path in write_outputs(run_bench(cfg), args.output):
+        print(f"wrote {path}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="asbunet", description="Person segmentation with ASBU-Net.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -209,6 +268,48 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seeds to run instead of the config's, e.g. --seeds 0 1 2 for the spread over seeds")
     p.add_argument("--output", help="results folder instead of the config's `output`")
     p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("export", help="ONNX (and int8, TFLite) export checked against PyTorch (docs/deployment.md)")
+    p.add_argument("model", help="registry model name, bundled model name or .pt checkpoint")
+    p.add_argument("--output", required=True, help="the .onnx file to write (int8: <stem>_int8.onnx beside it)")
+    p.add_argument("--size", nargs=2, type=int, metavar=("H", "W"),
+                   help="fixed input size (default: the model's input size, square)")
+    p.add_argument("--dynamic", action="store_true", help="dynamic batch, height and width instead of a fixed size")
+    p.add_argument("--opset", type=int, default=18, help="ONNX opset (default 18)")
+    p.add_argument("--int8", action="store_true", help="also write a post-training int8 model (onnxruntime, QDQ)")
+    p.add_argument("--calibration", metavar="DIR",
+                   help="folder of real photos for the int8 calibration and the real-image check (default: "
+                        "../shared/data/ccp_samples/images when present)")
+    p.add_argument("--calibration-count", type=int, default=32, metavar="N", help="images to use (default 32)")
+    p.add_argument("--tflite", action="store_true", help="also write <stem>.tflite (needs litert-torch)")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("bench", help="latency of every model and runtime vs matmul peaks and MediaPipe")
+    p.add_argument("--models", nargs="+", metavar="NAME", help="registry model names (default: all)")
+    p.add_argument("--sizes", nargs="+", default=["256x256", "144x256", "360x640"], metavar="HxW",
+                   help="input sizes (default 256x256 144x256 360x640)")
+    p.add_argument("--threads", nargs="+", type=int, default=[1, 2], help="thread counts (default 1 2)")
+    p.add_argument("--runtimes", nargs="+", default=["torch", "onnxruntime", "onnxruntime-int8"],
+                   help="any of torch, onnxruntime, onnxruntime-int8 (default: all)")
+    p.add_argument("--runs", type=int, default=50, help="timed passes per row (default 50)")
+    p.add_argument("--warmup", type=int, default=10, help="untimed passes first (default 10)")
+    p.add_argument("--calibration", metavar="DIR",
+                   help="real photos for the int8 calibration (default: ../shared/data/ccp_samples/images when "
+                        "present, else random images)")
+    p.add_argument("--calibration-count", type=int, default=8, metavar="N", help="calibration images (default 8)")
+    p.add_argument("--peers", default=".cache/peers", metavar="DIR",
+                   help="folder with the MediaPipe .tflite files (default .cache/peers)")
+    p.add_argument("--fetch-peers", action="store_true",
+                   help="pip download mediapipe==0.10.21 into --peers and extract its two selfie models")
+    p.add_argument("--accuracy", nargs="+", metavar="SPEC",
+                   help="NAME=summary.json from `asbunet evaluate`, or a JSON {model: accuracy}")
+    p.add_argument("--accuracy-metric", default="iou", help="metric read from evaluate summaries (default iou)")
+    p.add_argument("--no-profile", action="store_true", help="skip the per-operator profile and int8 ablation")
+    p.add_argument("--profile-model", default="asbunet", metavar="NAME",
+                   help="model profiled at the first size with the most threads (default asbunet)")
+    p.add_argument("--workdir", help="keep the exported models here (default: a temporary folder)")
+    p.add_argument("--output", default="benchmarks", help="folder for the results (default benchmarks)")
+    p.set_defaults(func=cmd_bench)
     return parser
 
 

@@ -24,8 +24,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
-import platform
 import statistics
 import time
 from collections.abc import Sequence
@@ -331,73 +329,68 @@ def training_seconds(metrics_csv: Path) -> float:
 # ------------------------------------------------------------------------------------------------ latency
 
 
-def machine_description(device: str) -> str:
-    """CPU model (or GPU name), core count and PyTorch version, printed with every latency figure."""
-    if device == "cuda":
-        return f"{torch.cuda.get_device_name()}, PyTorch {torch.__version__}"
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} logical CPUs, PyTorch {torch.__version__}"
-
-
 def measure_latency(models: Sequence[str], settings: BenchSettings) -> dict:
-    """Latency of one forward pass of every model, measured together in one run.
+    """Latency of one forward pass of every model, all measured together in one run.
 
-    Models are built from the registry with fixed random weights (latency does not depend on the weights), put in
-    eval mode and channels-last, and run in inference mode on a `(1, 3, H, W)` float32 input with the thread count
-    pinned. After `warmup` untimed passes each, the timed passes go round-robin over the models (pass i of every
-    model, then pass i + 1), so a change of load on the machine affects every model alike. Returns the settings, the
-    machine and, per model, the median, 95th percentile and mean in milliseconds.
+    On the CPU this is `asbunet.bench.run_bench` restricted to the PyTorch runtime, one size and one thread count:
+    models from the registry with fixed random weights (latency does not depend on them), eval mode, channels-last,
+    inference mode, `warmup` untimed passes, then the timed passes round-robin over the models (pass i of every
+    model, then pass i + 1), so a change of load on the machine affects every model alike; the machine and its
+    matmul peaks are measured in the same run. On a GPU (`device: cuda`, which `asbunet.bench` does not time) the
+    same conventions apply through `asbunet.bench.time_round_robin`, each pass followed by a synchronization.
+
+    Returns:
+        The settings, the machine, the source of the figures and, per model, the median, 95th percentile and mean
+        in milliseconds.
     """
-    if settings.device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("bench.device is 'cuda' but PyTorch sees no GPU; use device: cpu")
-    device = torch.device(settings.device)
+    from asbunet import bench
+
     previous_threads = torch.get_num_threads()
-    torch.set_num_threads(settings.threads)
     try:
-        nets = {}
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(0)
-            for name in models:
-                nets[name] = create_model(name).eval().to(device, memory_format=torch.channels_last)
-        x = torch.randn(1, 3, *settings.size, device=device).contiguous(memory_format=torch.channels_last)
-        sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-        times: dict[str, list[float]] = {name: [] for name in nets}
-        with torch.inference_mode():
-            for net in nets.values():
-                for _ in range(settings.warmup):
-                    net(x)  # (1, 1, H, W)
-            sync()
-            for _ in range(settings.repeats):
-                for name, net in nets.items():
-                    t0 = time.perf_counter()
-                    net(x)
-                    sync()
-                    times[name].append((time.perf_counter() - t0) * 1e3)
+        if settings.device == "cpu":
+            report = bench.run_bench(bench.BenchConfig(
+                models=list(models), sizes=[settings.size], threads=[settings.threads], runtimes=["torch"],
+                runs=settings.repeats, warmup=settings.warmup, profile=False,
+            ))
+            timings = {r["model"]: r for r in report["rows"] if r["runtime"] == "torch"}
+            machine = bench.describe_machine(report["machine"])
+            source = "asbunet.bench.run_bench (PyTorch runtime)"
+            peaks = report["peaks"]
+        else:
+            if not torch.cuda.is_available():
+                raise ValueError("bench.device is 'cuda' but PyTorch sees no GPU; use device: cpu")
+            torch.set_num_threads(settings.threads)
+            x = torch.randn(1, 3, *settings.size, device="cuda").contiguous(memory_format=torch.channels_last)
+            calls = {}
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(0)
+                for name in models:
+                    net = create_model(name).eval().to("cuda", memory_format=torch.channels_last)
+                    calls[name] = _cuda_call(net, x)
+            timings = {name: asdict(t) for name, t in bench.time_round_robin(calls, settings.repeats,
+                                                                             settings.warmup).items()}
+            machine = (f"{torch.cuda.get_device_name()}, CUDA {torch.version.cuda}; host "
+                       f"{bench.describe_machine(bench.machine_info())}")
+            source = "asbunet.bench.time_round_robin, synchronized CUDA passes"
+            peaks = None
     finally:
         torch.set_num_threads(previous_threads)
     return {
         "settings": bench_record(settings),
-        "machine": machine_description(settings.device),
-        "models": {
-            name: {"median_ms": statistics.median(t), "p95_ms": percentile(t, 95), "mean_ms": statistics.fmean(t)}
-            for name, t in times.items()
-        },
+        "machine": machine,
+        "source": source,
+        "peaks": peaks,
+        "models": {name: {k: timings[name][k] for k in ("median_ms", "p95_ms", "mean_ms")} for name in models},
     }
 
 
-def percentile(values: Sequence[float], q: float) -> float:
-    """Linear-interpolated percentile (numpy's default)."""
-    s = sorted(values)
-    pos = (len(s) - 1) * q / 100
-    lo, hi = math.floor(pos), math.ceil(pos)
-    return s[lo] + (s[hi] - s[lo]) * (pos - lo)
+def _cuda_call(net: torch.nn.Module, x: torch.Tensor):
+    def call():
+        with torch.inference_mode():
+            net(x)  # (1, 1, H, W)
+        torch.cuda.synchronize()
+
+    return call
 
 
 def bench_record(settings: BenchSettings) -> dict:
@@ -623,11 +616,12 @@ def format_markdown(cfg: CompareConfig, rows: list[dict], claim_rows: list[dict]
     lat_line = (f"one `(1, 3, {b.size[0]}, {b.size[1]})` float32 image, PyTorch eager, {b.device}, {b.threads} "
                 f"thread(s), median of {b.repeats} passes after {b.warmup} warm-up passes, all models in one run; "
                 f"{latencies['machine']}" if latencies else "pending")
+    split = (f"validation on {', '.join(map(str, t.data.val))}" if t.data.val
+             else f"{1 - t.data.val_fraction:.0%} train / {t.data.val_fraction:.0%} validation")
     lines = [
         "# ASBU-Net against the paper's baselines (Fig. 6 and 7)",
         "",
-        f"Every model trained with one recipe: {', '.join(map(str, t.data.train))} "
-        f"({1 - t.data.val_fraction:.0%} train / {t.data.val_fraction:.0%} validation), canvases {shapes}, batch "
+        f"Every model trained with one recipe: {', '.join(map(str, t.data.train))} ({split}), canvases {shapes}, batch "
         f"{t.batch_size}, {t.epochs} epochs{f' (at most {t.max_steps} steps)' if t.max_steps else ''}, "
         f"{t.optimizer} lr {t.lr:g} ({t.schedule}), the same augmentation and seed for every model. Scored on "
         f"{cfg.test}{f' ({test_images} images)' if test_images else ''} with the {cfg.checkpoint} checkpoint, long "
@@ -766,6 +760,15 @@ def run_comparison(cfg: CompareConfig, resume: bool = False, only: Sequence[str]
     seeds = cfg.seeds if seeds is None else check_seeds(seeds)
     if cfg.bench.device == "cuda" and not torch.cuda.is_available():
         raise ValueError("bench.device is 'cuda' but PyTorch sees no GPU: set bench.device to cpu, or run on a GPU")
+    from asbunet.data.io import DataError
+    from asbunet.data.sources import open_source
+
+    for spec in [*cfg.train_config(cfg.models[0], seeds[0]).data.train, cfg.test]:
+        try:
+            open_source(spec)  # a missing data set fails now, not after the first training run
+        except DataError as err:
+            raise DataError(f"{err} (relative paths in the config are relative to the directory the command runs "
+                            f"in, here {Path.cwd()}: run it from the repository root)") from None
     plan = [(m, s) for m in cfg.models if m in only for s in seeds]
     states = {run: run_state(cfg, *run) for run in plan}  # every recipe check before any training
     interrupted = [f"{m} seed {s}" for (m, s), st in states.items() if st == "interrupted"]

@@ -296,6 +296,35 @@ class TfliteRunner:
 # ---------------------------------------------------------------------------------------------------------- export
 
 
+def load_model(spec: str | Path) -> tuple[nn.Module, str, int]:
+    """`(model in eval mode, description, input size)` for a `.pt` checkpoint, a bundled or a registry model name.
+
+    A registry name (`asbunet.list_models()`) gives random weights (seed 0): fine for timing, not for predictions.
+    """
+    from asbunet.models import create_model, list_models
+    from asbunet.predict import bundled_models, load_bundled
+
+    path = Path(spec)
+    if path.suffix in (".pt", ".pth"):
+        from asbunet.train.checkpoint import load_checkpoint, model_from_checkpoint
+
+        ckpt = load_checkpoint(path)
+        return model_from_checkpoint(ckpt), f"{ckpt['model']} from {path}", int(ckpt.get("input_size", 256))
+    name = str(spec)
+    if name in bundled_models():
+        model, meta = load_bundled(name)
+        return model, f"bundled {name} ({meta['architecture']})", int(meta.get("input_size", 256))
+    if name in list_models():
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            model = create_model(name).eval()
+        return model, f"{name} (random weights, seed 0)", 256
+    if path.suffix or path.exists():
+        raise ValueError(f"{path}: not a model; give a .pt checkpoint written by `asbunet train` or a model name")
+    raise ValueError(f"unknown model {name!r}; bundled: {', '.join(bundled_models()) or 'none'}; "
+                     f"registry (random weights): {', '.join(list_models())}")
+
+
 @dataclass
 class ExportResult:
     """An exported file and how closely it reproduces PyTorch."""

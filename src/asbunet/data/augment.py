@@ -89,20 +89,28 @@ def paste_person(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Cuts the person out of `person` and pastes it onto `canvas` at a random scale and position.
 
-    The pasted person occludes the canvas' own people; the label is the union of both.
+    Where the person is cut by an edge of its own photo (a portrait's chest at the bottom), the pasted cut-out is
+    anchored to the same edge of the canvas, so no person ends in a straight line in mid-frame. The pasted person
+    occludes the canvas' own people; the label is the union of both.
     """
     ys, xs = np.nonzero(person_mask)
     if len(ys) == 0:
         return canvas, canvas_mask
     y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
     crop, crop_mask = person[y0:y1, x0:x1], person_mask[y0:y1, x0:x1]
+    src_h, src_w = person_mask.shape
     canvas_h, canvas_w = canvas.shape[:2]
+    cut_top, cut_bottom, cut_left, cut_right = y0 == 0, y1 == src_h, x0 == 0, x1 == src_w
     scale = rng.uniform(*height_range) * canvas_h / crop.shape[0]
+    if cut_top and cut_bottom:
+        scale = max(scale, canvas_h / crop.shape[0])
+    if cut_left and cut_right:
+        scale = max(scale, canvas_w / crop.shape[1])
     ph, pw = max(2, round(crop.shape[0] * scale)), max(2, round(crop.shape[1] * scale))
     crop, crop_mask = resize_pair(crop, crop_mask, (ph, pw))
-    # position: anywhere horizontally with up to 30% outside; the bottom may be cut off (webcam framing)
-    top = int(rng.uniform(-0.1 * ph, max(-0.1 * ph + 1, canvas_h - 0.6 * ph)))
-    left = int(rng.uniform(-0.3 * pw, max(-0.3 * pw + 1, canvas_w - 0.7 * pw)))
+    # free sides: up to 10% outside at the top, 30% at the sides, the bottom may leave the frame (webcam framing)
+    top = int(rng.uniform(*_placement(cut_top, cut_bottom, ph, canvas_h, 0.1, 0.4)))
+    left = int(rng.uniform(*_placement(cut_left, cut_right, pw, canvas_w, 0.3, 0.3)))
     cy0, cx0, cy1, cx1 = max(top, 0), max(left, 0), min(top + ph, canvas_h), min(left + pw, canvas_w)
     if cy1 <= cy0 or cx1 <= cx0:
         return canvas, canvas_mask
@@ -116,6 +124,17 @@ def paste_person(
     canvas_mask = canvas_mask.copy()
     canvas_mask[cy0:cy1, cx0:cx1] |= sub_mask
     return canvas, canvas_mask
+
+
+def _placement(cut_lo: bool, cut_hi: bool, size: int, canvas: int, out_lo: float, out_hi: float) -> tuple[float, float]:
+    """Range of the pasted box's start along one axis: touching the canvas edge on the sides the person is cut."""
+    if cut_lo and cut_hi:
+        return min(0.0, canvas - size), 0.0 + 1e-6
+    if cut_lo:
+        return -0.4 * size, 0.0 + 1e-6
+    if cut_hi:
+        return canvas - size, max(canvas - size + 1, canvas - 0.6 * size)
+    return -out_lo * size, max(-out_lo * size + 1, canvas - (1 - out_hi) * size)
 
 
 def photometric(cfg: AugmentConfig) -> A.Compose:

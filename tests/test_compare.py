@@ -1,0 +1,199 @@
+"""`asbunet compare` (Fig. 6 and 7): the smoke comparison end to end, resuming, seeds, recipe checks, the claims."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from asbunet import compare
+from asbunet.cli import main
+from asbunet.compare import PAPER_FIG6, CompareConfig, claims, load_compare_config, run_comparison
+
+REPO = Path(__file__).resolve().parents[1]
+SMOKE = REPO / "configs" / "compare_smoke.yaml"
+MODELS = ("asbunet", "mobilenetv2_unet_100")  # the smoke config's models
+
+
+@pytest.fixture(autouse=True)
+def restore_threads():
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory) -> Path:
+    """The smoke comparison run once through the CLI (its data paths are relative to the repository root)."""
+    if not (REPO.parent / "shared" / "data" / "ccp_samples" / "images").is_dir():
+        pytest.skip(f"real person data not available: {REPO.parent / 'shared' / 'data'} is absent (not shipped)")
+    out = tmp_path_factory.mktemp("compare") / "smoke"
+    threads = torch.get_num_threads()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(REPO)
+        assert main(["compare", str(SMOKE), "--output", str(out)]) == 0
+    torch.set_num_threads(threads)
+    return out
+
+
+def smoke_config(out: Path, **train) -> CompareConfig:
+    cfg = load_compare_config(SMOKE, output=out)
+    return CompareConfig(**{**cfg.__dict__, "train": {**cfg.train, **train}})
+
+
+def test_smoke_comparison_writes_tables_plot_and_json_with_the_papers_figures(smoke_run):
+    out = smoke_run
+    for name in ("results.md", "results.csv", "results.json", "accuracy_latency.png", "latency.json"):
+        assert (out / name).is_file() and (out / name).stat().st_size > 0, name
+    for model in MODELS:
+        run = out / model / "seed0"
+        for name in ("result.json", "best.pt", "metrics.csv", "eval/summary.json"):
+            assert (run / name).is_file(), run / name
+    report = json.loads((out / "results.json").read_text())
+    rows = {r["model"]: r for r in report["models"]}
+    assert list(rows) == list(MODELS)
+    for model, row in rows.items():
+        assert row["status"] == "done" and row["seeds"] == 1
+        assert -1 <= row["accuracy"] <= 1 and 0 <= row["iou"] <= 1
+        assert row["latency_ms"] > 0 and row["params"] > 0
+        assert (row["paper_accuracy"], row["paper_latency_ms"]) == PAPER_FIG6[model]
+    assert rows["asbunet"]["latency_ratio"] == 1.0
+    assert rows["mobilenetv2_unet_100"]["paper_latency_ratio"] == pytest.approx(12.98 / 7.46)
+    md = (out / "results.md").read_text()
+    for paper_figure in ("0.9244", "0.8976", "7.46", "12.98", "1,656,385", "1,057,013", "+0.96 to +2.68 points"):
+        assert paper_figure in md, paper_figure
+    ours = f"{rows['asbunet']['accuracy']:.4f}"
+    assert f"| ASBU-Net ReLU | 1 | {ours} | 0.9244 |" in md  # ours beside the paper's, Fig. 6 layout
+    table = list(csv.DictReader((out / "results.csv").open()))
+    assert [r["model"] for r in table] == list(MODELS)
+    assert float(table[0]["paper_accuracy"]) == 0.9244 and float(table[0]["accuracy"]) == rows["asbunet"]["accuracy"]
+    verdicts = {c["claim"]: c["verdict"] for c in report["claims"]}
+    assert len(verdicts) == 4
+    assert sum(v == "pending" for v in verdicts.values()) == 2  # no EfficientNet-B2, no Swish in the smoke config
+
+
+def test_second_invocation_skips_finished_runs(smoke_run, monkeypatch, capsys):
+    markers = {m: (smoke_run / m / "seed0" / "result.json").stat().st_mtime_ns for m in MODELS}
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a finished run was trained again")
+
+    monkeypatch.setattr("asbunet.train.engine.train", no_training)
+    monkeypatch.setattr("asbunet.evaluate.evaluate_model", no_training)
+    monkeypatch.chdir(REPO)
+    assert main(["compare", str(SMOKE), "--output", str(smoke_run)]) == 0
+    assert "2 of 2 runs finished already; 0 to do" in capsys.readouterr().out
+    assert {m: (smoke_run / m / "seed0" / "result.json").stat().st_mtime_ns for m in MODELS} == markers
+
+
+def test_interrupted_run_needs_resume_and_then_continues(smoke_run, monkeypatch, capsys):
+    monkeypatch.chdir(REPO)
+    run = smoke_run / "mobilenetv2_unet_100" / "seed0"
+    (run / "result.json").unlink()
+    (run / "summary.json").unlink()  # as if killed during training: last.pt is all that is left
+    assert main(["compare", str(SMOKE), "--output", str(smoke_run)]) == 2
+    err = capsys.readouterr().err
+    assert "mobilenetv2_unet_100 seed 0" in err and "--resume" in err
+    assert not (run / "result.json").exists()
+    assert main(["compare", str(SMOKE), "--output", str(smoke_run), "--resume"]) == 0
+    assert "1 of 2 runs finished already; 1 to do" in capsys.readouterr().out
+    assert json.loads((run / "result.json").read_text())["seed"] == 0
+
+
+def test_seeds_add_runs_and_the_table_shows_the_spread(smoke_run, monkeypatch):
+    monkeypatch.chdir(REPO)
+    report = run_comparison(load_compare_config(SMOKE, output=smoke_run), only=["asbunet"], seeds=[0, 1])
+    rows = {r["model"]: r for r in report["models"]}
+    assert rows["asbunet"]["seeds"] == 2 and rows["asbunet"]["seed_list"] == [0, 1]
+    assert rows["asbunet"]["accuracy_std"] is not None
+    assert rows["mobilenetv2_unet_100"]["seeds"] == 1  # --only: the other model keeps its finished run
+    md = (smoke_run / "results.md").read_text()
+    assert f"| ASBU-Net ReLU | 2 | {rows['asbunet']['accuracy']:.4f} ± {rows['asbunet']['accuracy_std']:.4f} |" in md
+
+
+def test_a_changed_recipe_is_refused_instead_of_mixed_into_the_tables(smoke_run, monkeypatch):
+    monkeypatch.chdir(REPO)
+    with pytest.raises(ValueError, match=r"another recipe \(differs in train\.epochs\)"):
+        run_comparison(smoke_config(smoke_run, epochs=3))
+
+
+def test_only_must_name_models_of_the_config(tmp_path):
+    cfg = load_compare_config(SMOKE, output=tmp_path / "out")
+    with pytest.raises(ValueError, match="config does not compare; its models: asbunet, mobilenetv2_unet_100"):
+        run_comparison(cfg, only=["efficientnet_unet_b2"])
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"models": ["asbunet", "resnet_unet"]}, "unknown models"),
+        ({"train": {"model": "asbunet"}}, "sets for every run"),
+        ({"epochs": 3}, "training settings go under `train:`"),
+        ({"bench": {"size": [100, 100]}}, "multiples of 16"),
+        ({"seeds": [0, 0]}, "distinct"),
+        ({"checkpoint": "final"}, "checkpoint must be one of best, last"),
+        ({"train": {"optimizer": "lamb"}}, "optimizer must be"),
+    ],
+)
+def test_config_errors_say_what_to_fix(tmp_path, change, message):
+    values = yaml.safe_load(SMOKE.read_text())
+    if "train" in change:
+        values["train"].update(change.pop("train"))
+    values.update(change)
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(values))
+    with pytest.raises(ValueError, match=message):
+        load_compare_config(path)
+
+
+def test_shipped_configs_load_and_compare_all_eight_models():
+    for name in ("compare_cpu", "compare_gpu"):
+        cfg = load_compare_config(REPO / "configs" / f"{name}.yaml")
+        assert set(cfg.models) == set(PAPER_FIG6), name
+        assert cfg.test.endswith("pfcn_portrait/test")
+        assert cfg.train_config("asbunet", 0).data.train == ["../shared/data/pfcn_portrait/train"]
+
+
+def paper_rows(**drop) -> list[dict]:
+    """Rows whose 'ours' figures are the paper's own (Fig. 6), one seed each."""
+    return [
+        {"model": m, "accuracy": acc, "accuracy_std": None, "seeds": 1, "latency_ms": ms}
+        for m, (acc, ms) in PAPER_FIG6.items()
+        if m not in drop
+    ]
+
+
+def test_claims_on_the_papers_own_figures():
+    verdicts = [(c["ours"], c["verdict"]) for c in claims(paper_rows())]
+    assert verdicts[0] == ("+0.96 to +2.68 points (6 of 6 baselines)",
+                           "ahead of every baseline, by less than 1.5 points for some")
+    assert verdicts[1] == ("1.74-2.12x", "holds")
+    assert verdicts[2] == ("2.89x", "holds")
+    assert verdicts[3] == ("+0.49 points", "holds")
+    assert all(c["ours"] == c["paper"] or c["paper"] in c["ours"] for c in claims(paper_rows()))
+
+
+def test_claims_weigh_the_spread_over_seeds_and_stay_pending_without_figures():
+    rows = paper_rows()
+    for r in rows:
+        if r["model"] in ("asbunet", "asbunet_swish"):
+            r.update(accuracy_std=0.01, seeds=3)  # 2 standard errors of the Swish gap: 1.63 points > 0.49
+    assert claims(rows)[3]["verdict"] == "not shown: within the seed spread"
+    pending = claims(paper_rows(asbunet=True))
+    assert all(c["ours"] == "pending" and c["verdict"] == "pending" for c in pending)
+
+
+def test_latency_is_measured_for_every_model_in_one_run():
+    settings = compare.BenchSettings(size=(32, 32), threads=1, warmup=1, repeats=3)
+    result = compare.measure_latency(["asbunet_025", "asbunet_035"], settings)
+    assert set(result["models"]) == {"asbunet_025", "asbunet_035"}
+    for figures in result["models"].values():
+        assert 0 < figures["median_ms"] <= figures["p95_ms"]
+    assert result["settings"]["size"] == [32, 32] and result["settings"]["dtype"] == "float32"
+    assert str(os.cpu_count()) in result["machine"]
