@@ -1,8 +1,9 @@
 """Builds a labelled 16:9 test set of video-call-like frames from the test splits (no training image is used).
 
-Each frame (360x640) is a crop of one test photo, with its own people kept in the label, onto which one or two
-people cut out of other test photos are pasted at 30-90% of the frame height, anywhere across the frame: smaller,
-off-centre and several people, as a landscape webcam sees them. The frames are written as a folder with `images/`
+Each frame (360x640) is a strip of two or three test photos side by side, each scaled to the frame height and
+keeping its people in the label, onto which one more person cut out of another test photo is pasted at 30-90% of
+the frame height (anchored to the frame's edge where the photo cut the person): smaller, off-centre and several
+people, as a landscape webcam sees them. The frames are written as a folder with `images/`
 and `masks/`, ready for `asbunet evaluate`. Deterministic for a given seed.
 
     python benchmarks/make_landscape_set.py ../shared/data/pfcn_portrait/test ../shared/data/ccp/test \
@@ -18,7 +19,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from asbunet.data.augment import auto_crop, paste_person
+from asbunet.data.augment import paste_person, resize_pair
 from asbunet.data.dataset import SamplePool
 from asbunet.data.sources import open_source
 
@@ -29,11 +30,22 @@ def make_frames(pool: SamplePool, count: int, seed: int):
     """Yields `(image, mask)` landscape frames built from `pool`."""
     for k in range(count):
         rng = np.random.default_rng((seed, k))
-        bg = int(rng.integers(len(pool)))
-        image, mask = auto_crop(pool.images[bg], pool.masks[bg], FRAME, rng, (0.5, 1.0))
-        for _ in range(int(rng.integers(1, 3))):
+        images, masks, width = [], [], 0
+        while width < FRAME[1] * 1.2:
+            i = int(rng.integers(len(pool)))
+            scale = FRAME[0] / pool.images[i].shape[0]
+            w = max(1, round(pool.images[i].shape[1] * scale))
+            image, mask = resize_pair(pool.images[i], pool.masks[i], (FRAME[0], w))
+            images.append(image)
+            masks.append(mask)
+            width += w
+        x0 = int(rng.integers(0, width - FRAME[1] + 1))
+        image = np.hstack(images)[:, x0 : x0 + FRAME[1]]
+        mask = np.hstack(masks)[:, x0 : x0 + FRAME[1]]
+        fg = int(rng.integers(len(pool)))
+        while pool.masks[fg][:, 0].any() and pool.masks[fg][:, -1].any():  # wall-to-wall people would fill the frame
             fg = int(rng.integers(len(pool)))
-            image, mask = paste_person(image, mask, pool.images[fg], pool.masks[fg], rng, (0.3, 0.9))
+        image, mask = paste_person(image, mask, pool.images[fg], pool.masks[fg], rng, (0.3, 0.9))
         yield image, mask
 
 

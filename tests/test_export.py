@@ -33,8 +33,9 @@ from asbunet.train.engine import train
 REPO = Path(__file__).resolve().parents[1]
 PEERS = REPO / ".cache" / "peers"
 
-# int8 tolerance on real photos: the person masks (logit > 0) of the int8 and the fp32 model overlap this much.
-INT8_MASK_IOU = 0.90
+# int8 tolerance on real photos: the person masks (logit > 0) of the int8 and the fp32 model overlap this much
+# (measured: about 0.97 on the calibration photos and 0.98 on held-out portraits for the tiny model below).
+INT8_MASK_IOU = 0.93
 # fp32 ONNX vs PyTorch: float reassociation only (folded BatchNorm, merged convolutions).
 FP32_RELATIVE_TOLERANCE = 1e-4
 
@@ -57,9 +58,9 @@ def trained_tiny(ccp_samples: Path, photos, tmp_path_factory) -> nn.Module:
     the eval-mode logits meaningless; one pass in training mode with a cumulative average fixes that.
     """
     out = tmp_path_factory.mktemp("tiny_run")
-    cfg = TrainConfig(model="asbunet_025", data={"train": [str(ccp_samples)], "val_fraction": 0.25, "max_side": 256},
-                      shapes=[[128, 128]], val_size=128, batch_size=3, epochs=100, max_steps=60, optimizer="adamw",
-                      lr=0.003, weight_decay=0.0, schedule="cosine", workers=0, threads=2, output=str(out))
+    cfg = TrainConfig(model="asbunet_025", data={"train": [str(ccp_samples)], "val_fraction": 0.125, "max_side": 192},
+                      shapes=[[128, 128]], val_size=128, batch_size=2, epochs=100, max_steps=60, optimizer="adamw",
+                      lr=0.003, weight_decay=0.0, schedule="cosine", workers=0, threads=1, output=str(out))
     train(cfg)
     model = model_from_checkpoint(load_checkpoint(out / "best.pt"))
     for m in model.modules():
@@ -113,15 +114,13 @@ def test_merging_the_asb_branches_is_exact(tmp_path):
     assert np.abs(plain - merged).max() <= 1e-5 * max(1.0, np.abs(plain).max())
 
 
-def test_dynamic_export_runs_any_size(tmp_path):
-    model = fresh("asbunet_025")
-    result = export_onnx(model, tmp_path / "dyn.onnx", size=(64, 64), dynamic=True)
-    runner = OnnxRunner(result.path)
+def test_dynamic_export_runs_any_size(trained_tiny, tiny_onnx):
+    runner = OnnxRunner(tiny_onnx[0])
     assert runner.size is None and runner.input_size is None
-    for shape in [(2, 3, 48, 80), (1, 3, 144, 256)]:
+    for shape in [(2, 3, 48, 80), (1, 3, 144, 256), (1, 3, 100, 70)]:
         x = np.random.default_rng(1).standard_normal(shape).astype(np.float32)
         with torch.no_grad():
-            ref = model(torch.from_numpy(x)).numpy()
+            ref = trained_tiny(torch.from_numpy(x)).numpy()
         out = runner(x)
         assert out.shape == ref.shape
         assert np.abs(out - ref).max() <= FP32_RELATIVE_TOLERANCE * max(1.0, np.abs(ref).max())
@@ -154,6 +153,7 @@ def test_int8_agrees_with_fp32_on_real_photos(trained_tiny, tiny_onnx, photos, s
 def test_int8_concat_inputs_share_the_output_range(tiny_onnx):
     """Every Concat reads and writes one scale and zero point, so onnxruntime's QLinearConcat only copies bytes."""
     model = onnx.load(str(tiny_onnx[1]))
+    values = {t.name: onnx.numpy_helper.to_array(t).item() for t in model.graph.initializer if not t.dims}
     producer = {o: n for n in model.graph.node for o in n.output}
     consumers = {}
     for n in model.graph.node:
@@ -165,7 +165,8 @@ def test_int8_concat_inputs_share_the_output_range(tiny_onnx):
         if not all(d is not None and d.op_type == "DequantizeLinear" for d in dqs):
             continue  # shape arithmetic
         q = next(c for c in consumers[cat.output[0]] if c.op_type == "QuantizeLinear")
-        assert all(d.input[1:] == q.input[1:] for d in dqs), cat.name
+        out_range = [values[q.input[1]], values[q.input[2]]]
+        assert all([values[d.input[1]], values[d.input[2]]] == out_range for d in dqs), cat.name
         checked += 1
     assert checked >= 5
 
@@ -228,7 +229,7 @@ def test_cli_export_prints_the_differences(tmp_path, capsys, ccp_samples):
 
 
 def test_tflite_export_matches_pytorch(tmp_path):
-    pytest.importorskip("litert_torch", reason="litert-torch is not installed (optional: pip install 'asbunet[tflite]')")
+    pytest.importorskip("litert_torch", reason="litert-torch is not installed (pip install 'asbunet[tflite]')")
     pytest.importorskip("ai_edge_litert", reason="ai-edge-litert is not installed")
     result = export_tflite(fresh("asbunet_025"), tmp_path / "m.tflite", size=(64, 64))
     assert result.random.max_abs_diff <= 1e-3 * max(1.0, result.random.max_abs_logit), str(result.random)

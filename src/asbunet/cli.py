@@ -164,6 +164,7 @@ def cmd_export(args) -> None:
 
 def cmd_bench(args) -> None:
     from asbunet.bench import BenchConfig, default_calibration, fetch_peers, run_bench, write_outputs
+    from asbunet.models import list_models
 
     def parse_size(text: str) -> tuple[int, int]:
         h, _, w = text.lower().partition("x")
@@ -174,7 +175,7 @@ def cmd_bench(args) -> None:
     if args.fetch_peers:
         print(f"peers: {', '.join(f'{k} ({v})' for k, v in fetch_peers(args.peers).items())}")
     cfg = BenchConfig(
-        models=args.models or BenchConfig().models, sizes=[parse_size(s) for s in args.sizes], threads=args.threads,
+        models=args.models or list_models(), sizes=[parse_size(s) for s in args.sizes], threads=args.threads,
         runtimes=args.runtimes, runs=args.runs, warmup=args.warmup,
         calibration=args.calibration or default_calibration(), calibration_count=args.calibration_count,
         peers=args.peers, accuracy=args.accuracy or (), accuracy_metric=args.accuracy_metric,

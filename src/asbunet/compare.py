@@ -3,8 +3,8 @@
 `run_comparison` trains every model of a comparison config with one shared recipe (the `train:` mapping, a
 `TrainConfig` without model, seed and output), evaluates each checkpoint on the test set with the paper's metric
 (ignore-band IoU, Eq. 3) and plain IoU (`asbunet.evaluate.evaluate_model`), measures the latency of every model in
-one run on this machine, and writes the results in the layout of Fig. 6 (accuracy, computation time) and Fig. 7
-(parameters, model size) with the paper's figures beside ours:
+one run on this machine (`asbunet.bench`), and writes the results in the layout of Fig. 6 (accuracy, computation
+time) and Fig. 7 (parameters, model size) with the paper's figures beside ours:
 
     <output>/<model>/seed<k>/             the training run (`asbunet train` files: last.pt, best.pt, metrics.csv...)
     <output>/<model>/seed<k>/eval/        `asbunet evaluate` files of its checkpoint on the test set
@@ -77,7 +77,8 @@ CSV_FIELDS = (
 
 @dataclass(frozen=True)
 class BenchSettings:
-    """How latency is measured: one image `(1, 3, H, W)` float32, eval and inference mode, pinned threads.
+    """How latency is measured (`measure_latency`): one `(1, 3, H, W)` float32 image, eval and inference mode,
+    pinned threads.
 
     Args:
         size: network input (H, W); multiples of 16.
@@ -618,11 +619,13 @@ def format_markdown(cfg: CompareConfig, rows: list[dict], claim_rows: list[dict]
                 f"{latencies['machine']}" if latencies else "pending")
     split = (f"validation on {', '.join(map(str, t.data.val))}" if t.data.val
              else f"{1 - t.data.val_fraction:.0%} train / {t.data.val_fraction:.0%} validation")
+    epochs = f"{t.epochs} epoch{'s' if t.epochs != 1 else ''}" + (f" (at most {t.max_steps} steps)" if t.max_steps
+                                                                 else "")
     lines = [
         "# ASBU-Net against the paper's baselines (Fig. 6 and 7)",
         "",
         f"Every model trained with one recipe: {', '.join(map(str, t.data.train))} ({split}), canvases {shapes}, batch "
-        f"{t.batch_size}, {t.epochs} epochs{f' (at most {t.max_steps} steps)' if t.max_steps else ''}, "
+        f"{t.batch_size}, {epochs}, "
         f"{t.optimizer} lr {t.lr:g} ({t.schedule}), the same augmentation and seed for every model. Scored on "
         f"{cfg.test}{f' ({test_images} images)' if test_images else ''} with the {cfg.checkpoint} checkpoint, long "
         f"side {cfg.eval_size}, labels at full resolution. Seeds: the number of finished runs per model; "

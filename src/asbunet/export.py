@@ -622,23 +622,27 @@ def pad_output_channels(model: onnx.ModelProto, minimum: int = CONVSYM_MIN_OUTPU
     for n in list(graph.g.node):
         if n.op_type != "Conv" or n.input[1] not in graph.inits or _attrs(n).get("group", 1) != 1:
             continue
+        has_bias = len(n.input) > 2 and bool(n.input[2])
         w = graph.array(n.input[1])
         filters = w.shape[0]
-        if filters >= minimum:
+        if filters >= minimum or (has_bias and n.input[2] not in graph.inits):
             continue
         graph.set_array(n.input[1], np.concatenate([w, np.zeros((minimum - filters, *w.shape[1:]), w.dtype)]))
-        if len(n.input) > 2 and n.input[2]:
-            if n.input[2] not in graph.inits:
-                continue
+        if has_bias:
             b = graph.array(n.input[2])
             graph.set_array(n.input[2], np.concatenate([b, np.zeros(minimum - filters, b.dtype)]))
-        out = n.output[0]
-        n.output[0] = f"{out}_padded"
+        # slice after a Relu that alone reads the convolution, so that the Relu still fuses into it
+        last = n
+        readers = [c for c in graph.g.node if n.output[0] in c.input]
+        if len(readers) == 1 and readers[0].op_type == "Relu" and graph.uses.get(n.output[0]) == 1:
+            last = readers[0]
+        out = last.output[0]
+        last.output[0] = f"{out}_padded"
         starts = graph.add_array(f"{n.name}_slice_starts", np.array([0], np.int64))
         ends = graph.add_array(f"{n.name}_slice_ends", np.array([filters], np.int64))
         axes = graph.add_array(f"{n.name}_slice_axes", np.array([1], np.int64))
-        position = list(graph.g.node).index(n)
-        graph.g.node.insert(position + 1, helper.make_node("Slice", [n.output[0], starts, ends, axes], [out],
+        position = list(graph.g.node).index(last)
+        graph.g.node.insert(position + 1, helper.make_node("Slice", [last.output[0], starts, ends, axes], [out],
                                                            name=f"{n.name}_slice"))
         done += 1
     if done:
@@ -686,16 +690,45 @@ class _Feeds:
         return next(self.items, None)
 
 
-def _concat_groups(model: onnx.ModelProto) -> list[list[str]]:
-    return [[*n.input, n.output[0]] for n in model.graph.node if n.op_type == "Concat"]
+# The quantizer gives these operators' outputs their input's scale and zero point.
+SAME_RANGE_OPS = ("Resize", "MaxPool", "Slice", "Transpose", "Reshape", "Squeeze", "Unsqueeze", "Flatten")
 
 
-def _shared_ranges(model_path: Path, name: str, batches: list[np.ndarray], workdir: Path) -> dict:
+def _concat_groups(model: onnx.ModelProto, activations: set[str]) -> list[list[str]]:
+    """Tensors that must share one range so that every float Concat copies: its inputs, its output, and the inputs
+    of the range-preserving operators (e.g. the Resize of the upscale connector) that produce them; groups that
+    share a tensor are joined."""
+    producer = {o: n for n in model.graph.node for o in n.output}
+    parent: dict[str, str] = {}
+
+    def find(t: str) -> str:
+        while parent.setdefault(t, t) != t:
+            t = parent[t]
+        return t
+
+    for cat in (n for n in model.graph.node if n.op_type == "Concat"):
+        tensors = [*cat.input, cat.output[0]]
+        if not all(t in activations for t in tensors):
+            continue  # shape arithmetic, not activations
+        for t in cat.input:
+            node = producer.get(t)
+            while node is not None and node.op_type in SAME_RANGE_OPS and node.input[0] in activations:
+                tensors.append(node.input[0])
+                node = producer.get(node.input[0])
+        for t in tensors[1:]:
+            parent[find(t)] = find(tensors[0])
+    groups: dict[str, list[str]] = {}
+    for t in parent:
+        groups.setdefault(find(t), []).append(t)
+    return list(groups.values())
+
+
+def _shared_ranges(model_path: Path, name: str, batches: list[np.ndarray], workdir: Path) -> tuple[dict, int]:
     """Calibrates once (min/max), then gives every float Concat's inputs and output their common range.
 
     With equal scales and zero points, onnxruntime's QLinearConcat copies bytes instead of requantizing each input
     through a lookup table (half the Concat time in the profile); the convolutions that produce the inputs
-    requantize to the shared scale for free.
+    requantize to the shared scale for free. Returns the TensorQuantOverrides and the number of Concats covered.
     """
     from onnxruntime.quantization import CalibrationMethod, create_calibrator
 
@@ -703,15 +736,15 @@ def _shared_ranges(model_path: Path, name: str, batches: list[np.ndarray], workd
                                    calibrate_method=CalibrationMethod.MinMax)
     calibrator.collect_data(_Feeds(name, batches))
     ranges = calibrator.compute_data()
+    model = onnx.load(str(model_path))
     overrides: dict[str, list] = {}
-    for tensors in _concat_groups(onnx.load(str(model_path))):
-        if not all(t in ranges for t in tensors):
-            continue  # shape arithmetic, not activations
+    for tensors in _concat_groups(model, set(ranges.keys())):
         lo = min(float(np.min(ranges[t].range_value[0])) for t in tensors)
         hi = max(float(np.max(ranges[t].range_value[1])) for t in tensors)
         for t in tensors:
             overrides[t] = [{"rmin": np.float32(min(lo, 0.0)), "rmax": np.float32(max(hi, 0.0))}]
-    return overrides
+    covered = sum(n.op_type == "Concat" and n.output[0] in overrides for n in model.graph.node)
+    return overrides, covered
 
 
 def quantize_int8(
@@ -770,17 +803,20 @@ def quantize_int8(
             except Exception:  # noqa: BLE001 - symbolic shape inference gives up on some dynamic graphs
                 quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
             src = pre
-        overrides = _shared_ranges(src, runner.input_name, batches, work) if share_concat_ranges else {}
+        overrides, shared = _shared_ranges(src, runner.input_name, batches, work) if share_concat_ranges else ({}, 0)
         extra = {"TensorQuantOverrides": overrides} if overrides else {}
-        # the channel padding stays in float: quantizing before it would add a QuantizeLinear/DequantizeLinear pair
-        exclude = [n.name for n in onnx.load(str(src)).graph.node if n.name == PAD_INPUT_NODE]
+        # Stay in float: the input channel padding (quantizing before it would add a QuantizeLinear/DequantizeLinear
+        # pair) and the final resize of the logits (its output would be quantized and dequantized again).
+        graph = onnx.load(str(src)).graph
+        outputs = {o.name for o in graph.output}
+        exclude = [n.name for n in graph.node
+                   if n.name == PAD_INPUT_NODE or (n.op_type == "Resize" and n.output[0] in outputs)]
         quantize_static(str(src), str(out_path), _Feeds(runner.input_name, batches), quant_format=formats[quant_format],
                         per_channel=per_channel, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                         nodes_to_exclude=exclude, extra_options=extra)
     proto = onnx.load(str(out_path))
     _set_metadata(proto, {"asbunet.quantization": f"int8 {quant_format}, {len(images)} calibration images"})
     onnx.save(proto, str(out_path))
-    shared = sum(all(t in overrides for t in tensors) for tensors in _concat_groups(model))
     return QuantizeResult(out_path, len(images), size_text, quant_format, rewrites, shared)
 
 
