@@ -401,6 +401,7 @@ def _print_row(row: dict) -> None:
 
 def run_bench(cfg: BenchConfig) -> dict:
     """Measures every model on every runtime, size and thread count; returns the report `write_outputs` writes."""
+    accuracies = load_accuracies(cfg.accuracy, cfg.accuracy_metric) if cfg.accuracy else {}  # fail early
     info = machine_info()
     print("machine:", describe_machine(info), flush=True)
     peaks = {}
@@ -408,56 +409,61 @@ def run_bench(cfg: BenchConfig) -> dict:
         peaks[t] = matmul_peaks(t)
         print(f"matmul {MATMUL_N}x{MATMUL_N}, {t} thread(s): fp32 {peaks[t]['fp32']:.0f} GFLOP/s, "
               f"int8 {peaks[t]['int8']:.0f} GOP/s", flush=True)
-    images, calibration_text = _calibration_images(cfg)
+    if "onnxruntime-int8" in cfg.runtimes or cfg.profile:
+        images, calibration_text = _calibration_images(cfg)
+    else:
+        images, calibration_text = [], "none (no int8 runtime)"
+    previous_threads = torch.get_num_threads()
     peers = find_peers(cfg.peers) if cfg.peers is not None else {}
     if cfg.peers is not None and not peers:
         print(f"no MediaPipe .tflite files in {cfg.peers}: run with --fetch-peers to download them", flush=True)
     rows: list[dict] = []
     sizes = [_size_text(size) for size in cfg.sizes]
-    with tempfile.TemporaryDirectory(prefix="asbunet-bench-") as tmp:
-        workdir = Path(cfg.workdir) if cfg.workdir is not None else Path(tmp)
-        workdir.mkdir(parents=True, exist_ok=True)
-        peer_runners = {t: _peer_runners(peers, t) for t in cfg.threads}
-        for size in cfg.sizes:
-            prepared = _prepare_models(cfg, size, images, workdir)
-            for t in cfg.threads:
-                torch.set_num_threads(t)
-                fns: dict[tuple[str, str], Callable[[], object]] = {}
-                for name, item in prepared.items():
-                    for runtime in cfg.runtimes:
-                        if runtime == "torch":
-                            fns[(name, runtime)] = _torch_call(item["model"], size)
+    try:
+        with tempfile.TemporaryDirectory(prefix="asbunet-bench-") as tmp:
+            workdir = Path(cfg.workdir) if cfg.workdir is not None else Path(tmp)
+            workdir.mkdir(parents=True, exist_ok=True)
+            peer_runners = {t: _peer_runners(peers, t) for t in cfg.threads}
+            for size in cfg.sizes:
+                prepared = _prepare_models(cfg, size, images, workdir)
+                for t in cfg.threads:
+                    torch.set_num_threads(t)
+                    fns: dict[tuple[str, str], Callable[[], object]] = {}
+                    for name, item in prepared.items():
+                        for runtime in cfg.runtimes:
+                            if runtime == "torch":
+                                fns[(name, runtime)] = _torch_call(item["model"], size)
+                            else:
+                                fns[(name, runtime)] = _ort_call(OnnxRunner(item[runtime], threads=t), size)
+                    for name, runner in peer_runners[t].items():
+                        if runner.size == tuple(size):
+                            fns[(name, "tflite")] = _peer_call(runner)
+                    for (name, runtime), timing in time_round_robin(fns, cfg.runs, cfg.warmup).items():
+                        if runtime == "tflite":
+                            row = _peer_row(name, peer_runners[t][name], t, timing)
                         else:
-                            fns[(name, runtime)] = _ort_call(OnnxRunner(item[runtime], threads=t), size)
-                for name, runner in peer_runners[t].items():
-                    if runner.size == tuple(size):
-                        fns[(name, "tflite")] = _peer_call(runner)
-                for (name, runtime), timing in time_round_robin(fns, cfg.runs, cfg.warmup).items():
-                    if runtime == "tflite":
-                        row = _peer_row(name, peer_runners[t][name], t, timing)
-                    else:
-                        item = prepared[name]
-                        file_mb = (item["params"] * 4 if runtime == "torch" else item[runtime].stat().st_size) / 1e6
-                        row = {"model": name, "family": _family(name), "runtime": runtime,
-                               "dtype": "int8" if runtime.endswith("int8") else "fp32", "size": _size_text(size),
-                               "threads": t, **asdict(timing), "params": item["params"], "macs": item["macs"],
-                               "file_mb": file_mb}
-                    rows.append(row)
-                    _print_row(row)
-        for t, runners in peer_runners.items():  # peers at a size not benchmarked: on their own
-            alone = {name: _peer_call(r) for name, r in runners.items() if _size_text(r.size) not in sizes}
-            for name, timing in time_round_robin(alone, cfg.runs, cfg.warmup).items():
-                rows.append(_peer_row(name, runners[name], t, timing))
-                _print_row(rows[-1])
-        profile = None
-        if cfg.profile:
-            profile = profile_report(cfg, images, peaks, workdir)
-    accuracies = load_accuracies(cfg.accuracy, cfg.accuracy_metric) if cfg.accuracy else {}
+                            item = prepared[name]
+                            file_mb = (item["params"] * 4 if runtime == "torch" else item[runtime].stat().st_size) / 1e6
+                            row = {"model": name, "family": _family(name), "runtime": runtime,
+                                   "dtype": "int8" if runtime.endswith("int8") else "fp32", "size": _size_text(size),
+                                   "threads": t, **asdict(timing), "params": item["params"], "macs": item["macs"],
+                                   "file_mb": file_mb}
+                        rows.append(row)
+                        _print_row(row)
+            for t, runners in peer_runners.items():  # peers at a size not benchmarked: on their own
+                alone = {name: _peer_call(r) for name, r in runners.items() if _size_text(r.size) not in sizes}
+                for name, timing in time_round_robin(alone, cfg.runs, cfg.warmup).items():
+                    rows.append(_peer_row(name, runners[name], t, timing))
+                    _print_row(rows[-1])
+            profile = None
+            if cfg.profile:
+                profile = profile_report(cfg, images, peaks, workdir)
+    finally:
+        torch.set_num_threads(previous_threads)
     settings = {"runs": cfg.runs, "warmup": cfg.warmup, "batch": 1, "sizes": sizes, "threads": list(cfg.threads),
                 "runtimes": list(cfg.runtimes)}
     report = {"machine": info, "peaks": {str(t): p for t, p in peaks.items()}, "calibration": calibration_text,
-              "settings": settings,
-              "rows": rows, "accuracies": accuracies, "profile": profile}
+              "settings": settings, "rows": rows, "accuracies": accuracies, "profile": profile}
     _annotate(report)
     return report
 
@@ -557,7 +563,7 @@ def profile_report(cfg: BenchConfig, images: list[np.ndarray], peaks: dict, work
     d.mkdir(exist_ok=True)
     plain, fp32 = d / "fp32_plain.onnx", d / "fp32.onnx"
     export_onnx(model, plain, size=size, merge_branches=False)
-    export_onnx(model, fp32, size=size)
+    merged = export_onnx(model, fp32, size=size).notes.get("merged parallel convolutions", 0)
     count = cfg.calibration_count
     variants = [
         ("QDQ, no rewrites (straightforward quantize_static)", plain,
@@ -572,9 +578,14 @@ def profile_report(cfg: BenchConfig, images: list[np.ndarray], peaks: dict, work
     for i, (label, src, options, level) in enumerate(variants):
         out = d / f"int8_{i}.onnx"
         result = quantize_int8(src, out, images, count=count, **options)
+        rewrites = {k: v for k, v in result.rewrites.items() if v}
+        if src == fp32:  # the branches were merged at export
+            rewrites = {"merged convolutions": merged, **rewrites}
+        if result.shared_concat_ranges:
+            rewrites["Concats sharing one range"] = result.shared_concat_ranges
         nodes, timing = _profile_runner(out, threads, size, runs, d / f"int8_{i}", level)
         ablation.append({"variant": label, "median_ms": timing.median_ms, "p95_ms": timing.p95_ms,
-                         "floor_ratio": timing.median_ms / floor_ms, "rewrites": result.rewrites,
+                         "floor_ratio": timing.median_ms / floor_ms, "rewrites": rewrites,
                          "concat_ms": sum(us for op, us in nodes.values() if "Concat" in op) / 1e3})
         if i == 3:
             nodes_int8 = nodes

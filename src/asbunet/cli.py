@@ -133,26 +133,21 @@ def cmd_export(args) -> None:
 
     if args.size and args.dynamic:
         raise ValueError("give --size H W for a fixed-size model or --dynamic, not both")
-    if args.calibration and not args.int8:
-        raise ValueError("--calibration is for --int8; add --int8 to quantize")
     model, description, input_size = export.load_model(args.model)
     size = tuple(args.size) if args.size else (input_size, input_size)
     folder = args.calibration or default_calibration()
     images = export.load_images(folder, args.calibration_count) if folder else None
+    if args.int8 and not images:
+        raise ValueError("--int8 needs real calibration images: give --calibration DIR (a folder of photos)")
     print(f"exporting {description}; real-image check: {f'{len(images)} images from {folder}' if images else 'none'}")
     result = export.export_onnx(model, args.output, size=size, dynamic=args.dynamic, opset=args.opset, images=images,
                                 input_size=input_size)
     print(result.summary())
     if args.int8:
-        if not images:
-            raise ValueError("--int8 needs real calibration images: give --calibration DIR (a folder of photos)")
         out = Path(args.output).with_name(Path(args.output).stem + "_int8.onnx")
         q = export.quantize_int8(args.output, out, images, count=args.calibration_count, input_size=input_size)
-        print(q.summary())
-        runner, check_size = export.OnnxRunner(out), result.size or size
-        print(f"  random input: {export.agreement(model, runner, [export.random_batch(check_size)])}")
-        real = [export.prepare_at(im, result.size, input_size)[None] for im in images]
-        print(f"  real images:  {export.agreement(model, runner, real)}")
+        random, real = export.check_onnx(model, out, size, images, input_size)
+        print(f"{q.summary()}\n  random input: {random}\n  real images:  {real}")
     if args.tflite:
         try:
             tfl = export.export_tflite(model, Path(args.output).with_suffix(".tflite"), size=size, images=images)

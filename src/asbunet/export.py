@@ -133,10 +133,6 @@ def agreement(model: nn.Module, runner, batches: Iterable[np.ndarray]) -> Agreem
 # -------------------------------------------------------------------------------------------------------- runners
 
 
-def _dims(value_info) -> list[int | None]:
-    return [d.dim_value if d.HasField("dim_value") else None for d in value_info.type.tensor_type.shape.dim]
-
-
 class OnnxRunner:
     """Runs an ONNX person-segmentation model with onnxruntime on the CPU.
 
@@ -411,12 +407,19 @@ def export_onnx(
     _set_metadata(proto, meta)
     onnx.checker.check_model(proto)
     onnx.save(proto, str(path))
-    runner = OnnxRunner(path, threads=None)
-    random = agreement(model, runner, [x.numpy()])
-    real = None
-    if images:
-        real = agreement(model, runner, _real_batches(images, None if dynamic else size, input_size))
+    random, real = check_onnx(model, path, size, images, input_size)
     return ExportResult(path, None if dynamic else size, random, real, notes)
+
+
+def check_onnx(model: nn.Module, path: str | Path, size: Sequence[int] = (256, 256),
+               images: Sequence[np.ndarray] | None = None, input_size: int = 256) -> tuple[Agreement, Agreement | None]:
+    """How closely an ONNX file (fp32 or int8) reproduces `model`: on a seeded random batch of `size` (a fixed-size
+    file uses its own size) and, when given, on real images preprocessed like `prepare_at`."""
+    runner = OnnxRunner(path)
+    size = runner.size or _check_size(size)
+    random = agreement(model, runner, [random_batch(size)])
+    real = agreement(model, runner, _real_batches(images, runner.size, input_size)) if images else None
+    return random, real
 
 
 def _set_metadata(proto: onnx.ModelProto, meta: dict[str, str]) -> None:
