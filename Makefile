@@ -26,7 +26,8 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check src tests
 
 bench: $(STAMP)
-	$(BIN)/asbunet bench --output out/bench
+	$(BIN)/python -m pip install --quiet -e ".[bench]"
+	$(BIN)/asbunet bench --fetch-peers --output out/bench
 
 clean:
 	rm -rf $(VENV) out

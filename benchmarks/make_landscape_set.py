@@ -61,8 +61,11 @@ def main() -> None:
     (args.output / "masks").mkdir(parents=True, exist_ok=True)
     frames = make_frames(pool, args.count, args.seed)
     for k, (image, mask) in enumerate(tqdm(frames, total=args.count, desc="frames")):
-        cv2.imwrite(str(args.output / "images" / f"{k:04d}.jpg"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR),
-                    [cv2.IMWRITE_JPEG_QUALITY, 92])
+        cv2.imwrite(
+            str(args.output / "images" / f"{k:04d}.jpg"),
+            cv2.cvtColor(image, cv2.COLOR_RGB2BGR),
+            [cv2.IMWRITE_JPEG_QUALITY, 92],
+        )
         cv2.imwrite(str(args.output / "masks" / f"{k:04d}.png"), mask * 255)
     print(f"wrote {args.count} frames to {args.output}")
 

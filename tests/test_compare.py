@@ -172,8 +172,10 @@ def paper_rows(**drop) -> list[dict]:
 
 def test_claims_on_the_papers_own_figures():
     verdicts = [(c["ours"], c["verdict"]) for c in claims(paper_rows())]
-    assert verdicts[0] == ("+0.96 to +2.68 points (6 of 6 baselines)",
-                           "ahead of every baseline, by less than 1.5 points for some")
+    assert verdicts[0] == (
+        "+0.96 to +2.68 points (6 of 6 baselines)",
+        "ahead of every baseline, by less than 1.5 points for some",
+    )
     assert verdicts[1] == ("1.74-2.12x", "holds")
     assert verdicts[2] == ("2.89x", "holds")
     assert verdicts[3] == ("+0.49 points", "holds")

@@ -58,9 +58,22 @@ def trained_tiny(ccp_samples: Path, photos, tmp_path_factory) -> nn.Module:
     the eval-mode logits meaningless; one pass in training mode with a cumulative average fixes that.
     """
     out = tmp_path_factory.mktemp("tiny_run")
-    cfg = TrainConfig(model="asbunet_025", data={"train": [str(ccp_samples)], "val_fraction": 0.125, "max_side": 192},
-                      shapes=[[128, 128]], val_size=128, batch_size=2, epochs=100, max_steps=60, optimizer="adamw",
-                      lr=0.003, weight_decay=0.0, schedule="cosine", workers=0, threads=1, output=str(out))
+    cfg = TrainConfig(
+        model="asbunet_025",
+        data={"train": [str(ccp_samples)], "val_fraction": 0.125, "max_side": 192},
+        shapes=[[128, 128]],
+        val_size=128,
+        batch_size=2,
+        epochs=100,
+        max_steps=60,
+        optimizer="adamw",
+        lr=0.003,
+        weight_decay=0.0,
+        schedule="cosine",
+        workers=0,
+        threads=1,
+        output=str(out),
+    )
     train(cfg)
     model = model_from_checkpoint(load_checkpoint(out / "best.pt"))
     for m in model.modules():
@@ -217,14 +230,27 @@ def test_missing_corrupt_and_wrong_onnx_files_give_clear_errors(tmp_path, tiny_o
 
 
 def test_cli_export_prints_the_differences(tmp_path, capsys, ccp_samples):
-    code = main(["export", "asbunet_025", "--output", str(tmp_path / "m.onnx"), "--size", "64", "64", "--int8",
-                 "--calibration", str(ccp_samples / "images"), "--calibration-count", "4"])
+    code = main(
+        [
+            "export",
+            "asbunet_025",
+            "--output",
+            str(tmp_path / "m.onnx"),
+            "--size",
+            "64",
+            "64",
+            "--int8",
+            "--calibration",
+            str(ccp_samples / "images"),
+            "--calibration-count",
+            "4",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0, out
     assert out.count("random input: max |logit diff|") == 2 and out.count("real images:  max |logit diff|") == 2
     assert (tmp_path / "m.onnx").is_file() and (tmp_path / "m_int8.onnx").is_file()
-    assert main(["export", "asbunet_025", "--output", str(tmp_path / "x.onnx"), "--size", "64", "64",
-                 "--dynamic"]) == 2
+    assert main(["export", "asbunet_025", "--output", str(tmp_path / "x.onnx"), "--size", "64", "64", "--dynamic"]) == 2
     assert "not both" in capsys.readouterr().err
 
 
@@ -242,10 +268,33 @@ def test_bench_quick_mode_writes_table_plot_and_profile(tmp_path, ccp_samples):
     accuracy = tmp_path / "acc.json"
     accuracy.write_text(json.dumps({"asbunet_025": {"ccp_test": 0.5}}))
     out = tmp_path / "bench"
-    code = main(["bench", "--models", "asbunet_025", "--sizes", "64x64", "--threads", "1", "--runs", "3",
-                 "--warmup", "1", "--calibration", str(ccp_samples / "images"), "--calibration-count", "2",
-                 "--peers", str(PEERS), "--accuracy", str(accuracy), "--profile-model", "asbunet_025",
-                 "--output", str(out)])
+    code = main(
+        [
+            "bench",
+            "--models",
+            "asbunet_025",
+            "--sizes",
+            "64x64",
+            "--threads",
+            "1",
+            "--runs",
+            "3",
+            "--warmup",
+            "1",
+            "--calibration",
+            str(ccp_samples / "images"),
+            "--calibration-count",
+            "2",
+            "--peers",
+            str(PEERS),
+            "--accuracy",
+            str(accuracy),
+            "--profile-model",
+            "asbunet_025",
+            "--output",
+            str(out),
+        ]
+    )
     assert code == 0
     table = (out / "results.md").read_text()
     for label in ("PyTorch fp32", "onnxruntime fp32", "onnxruntime int8"):
@@ -265,11 +314,20 @@ def test_widest_variant_no_slower_than_mediapipe():
     def row(model, ms, runtime="onnxruntime-int8"):
         return {"model": model, "runtime": runtime, "threads": 2, "size": "256x256", "median_ms": ms}
 
-    report = {"settings": {"threads": [2]}, "rows": [
-        row("mediapipe_general", 2.0, "tflite"), row("asbunet", 5.0), row("asbunet_050", 2.5),
-        row("asbunet_050", 1.9, "torch"), row("asbunet_035", 1.5), row("asbunet_025", 1.0)]}
-    assert widest_no_slower(report) == [{"threads": 2, "mediapipe_ms": 2.0, "model": "asbunet_050",
-                                         "runtime": "torch", "median_ms": 1.9}]
+    report = {
+        "settings": {"threads": [2]},
+        "rows": [
+            row("mediapipe_general", 2.0, "tflite"),
+            row("asbunet", 5.0),
+            row("asbunet_050", 2.5),
+            row("asbunet_050", 1.9, "torch"),
+            row("asbunet_035", 1.5),
+            row("asbunet_025", 1.0),
+        ],
+    }
+    assert widest_no_slower(report) == [
+        {"threads": 2, "mediapipe_ms": 2.0, "model": "asbunet_050", "runtime": "torch", "median_ms": 1.9}
+    ]
     report["rows"][3]["median_ms"] = 2.1
     assert widest_no_slower(report)[0]["model"] == "asbunet_035"
 
@@ -280,7 +338,10 @@ def test_accuracies_from_evaluate_summaries_and_plain_json(tmp_path):
     plain = tmp_path / "plain.json"
     plain.write_text(json.dumps({"asbunet": 0.9, "mediapipe_general": {"ccp": 0.88}}))
     assert load_accuracies([f"asbunet_050={summary}", str(plain)]) == {
-        "asbunet_050": {"ccp": 0.8}, "asbunet": {"accuracy": 0.9}, "mediapipe_general": {"ccp": 0.88}}
+        "asbunet_050": {"ccp": 0.8},
+        "asbunet": {"accuracy": 0.9},
+        "mediapipe_general": {"ccp": 0.88},
+    }
     with pytest.raises(ValueError, match="choose another --accuracy-metric"):
         load_accuracies([f"a={summary}"], metric="dice")
     with pytest.raises(FileNotFoundError):

@@ -38,8 +38,16 @@ def checkpoint(tmp_path_factory) -> Path:
     torch.manual_seed(0)
     model = create_model("asbunet_025")
     path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
-    atomic_save({"format": FORMAT, "model": "asbunet_025", "model_options": {}, "state_dict": model.state_dict(),
-                 "input_size": 64}, path)
+    atomic_save(
+        {
+            "format": FORMAT,
+            "model": "asbunet_025",
+            "model_options": {},
+            "state_dict": model.state_dict(),
+            "input_size": 64,
+        },
+        path,
+    )
     return path
 
 
@@ -52,7 +60,7 @@ def random_segmenter() -> Segmenter:
 def square_image(height: int = 48, width: int = 64) -> np.ndarray:
     """Black RGB image with a white square in the middle (the 'person' of `brightness_runner`)."""
     image = np.zeros((height, width, 3), np.uint8)
-    image[height // 4:3 * height // 4, width // 4:3 * width // 4] = 255
+    image[height // 4 : 3 * height // 4, width // 4 : 3 * width // 4] = 255
     return image
 
 
@@ -83,7 +91,7 @@ def write_clip(path: Path, frames: int = 10, size: tuple[int, int] = (64, 48), f
     assert writer.isOpened()
     for t in range(frames):
         frame = np.full((height, width, 3), 30, np.uint8)
-        frame[12:36, 8 + 2 * t:32 + 2 * t] = 230
+        frame[12:36, 8 + 2 * t : 32 + 2 * t] = 230
         writer.write(frame)
     writer.release()
     return path
@@ -138,8 +146,9 @@ def test_guided_filter_snaps_soft_mask_to_guide_edge(subsample):
 def test_guided_filter_keeps_constant_and_is_edge_preserving_only_where_guide_has_edges():
     rng = np.random.default_rng(0)
     guide = rng.random((24, 24), dtype=np.float32)
-    np.testing.assert_allclose(effects.guided_filter(guide, np.full((24, 24), 0.7, np.float32), 3, 1e-3), 0.7,
-                               atol=1e-4)
+    np.testing.assert_allclose(
+        effects.guided_filter(guide, np.full((24, 24), 0.7, np.float32), 3, 1e-3), 0.7, atol=1e-4
+    )
     _, src = step_case()
     flat = effects.guided_filter(np.full((32, 32), 0.5, np.float32), src, radius=4, eps=1e-4)
     assert flat[0, 16] - flat[0, 15] < 0.15  # nothing to snap to: a flat guide only smooths
@@ -166,8 +175,9 @@ def test_composite_math():
     alpha = np.array([[0.0, 0.25, 1.0], [0.5, 0.75, 1.5]], np.float32)  # 1.5 clips to 1
     out = effects.composite(fg, bg, alpha)
     np.testing.assert_array_equal(out[..., 0], [[100, 125, 200], [150, 175, 200]])
-    np.testing.assert_array_equal(effects.composite(fg, (0, 40, 80), np.full((2, 3), 0.5, np.float32))[0, 0],
-                                  [100, 120, 140])
+    np.testing.assert_array_equal(
+        effects.composite(fg, (0, 40, 80), np.full((2, 3), 0.5, np.float32))[0, 0], [100, 120, 140]
+    )
     with pytest.raises(ValueError, match="alpha"):
         effects.composite(fg, bg, alpha[:1])
 
@@ -273,8 +283,9 @@ def test_temporal_smoother_is_an_exponential_moving_average():
 def test_segment_folder_writes_all_outputs_and_reports_the_corrupt_file(tmp_path, bright_segmenter):
     folder = image_folder(tmp_path / "in")
     out = tmp_path / "out"
-    options = SegmentOptions(save=("mask", "prob", "overlay", "cutout", "effect"),
-                             effect=effects.ColorBackground((0, 0, 255)))
+    options = SegmentOptions(
+        save=("mask", "prob", "overlay", "cutout", "effect"), effect=effects.ColorBackground((0, 0, 255))
+    )
     messages: list[str] = []
     report = segment_files(bright_segmenter, [folder], out, options, progress=False, log=messages.append)
     assert report.processed == 3 and len(report.written) == 15
@@ -307,8 +318,9 @@ def test_default_outputs(tmp_path, bright_segmenter):
     path = write_rgb(tmp_path / "one.jpg", square_image())
     report = segment_files(bright_segmenter, [path], tmp_path / "o1", progress=False)
     assert [p.name for p in report.written] == ["one.png"]
-    report = segment_files(bright_segmenter, [path], tmp_path / "o2", SegmentOptions(effect=effects.BlurBackground()),
-                           progress=False)
+    report = segment_files(
+        bright_segmenter, [path], tmp_path / "o2", SegmentOptions(effect=effects.BlurBackground()), progress=False
+    )
     assert [p.name for p in report.written] == ["one.png", "one_blur.jpg"]
 
 
@@ -343,18 +355,30 @@ def test_collect_inputs_and_output_plan_errors(tmp_path):
 def test_cli_folder_with_a_corrupt_file(tmp_path, checkpoint, capsys):
     folder = image_folder(tmp_path / "in")
     out = tmp_path / "out"
-    code = run_cli(["segment", str(folder), "--output", str(out), "--model", str(checkpoint),
-                    "--save", "mask,overlay", "--background", "white"])
+    code = run_cli(
+        [
+            "segment",
+            str(folder),
+            "--output",
+            str(out),
+            "--model",
+            str(checkpoint),
+            "--save",
+            "mask,overlay",
+            "--background",
+            "white",
+        ]
+    )
     captured = capsys.readouterr()
     assert code == 1
     assert "3 written, 1 failed" in captured.out
     assert "bad.jpg: not a readable image" in captured.err
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        f"img{i}{s}" for i in range(3) for s in (".png", "_overlay.jpg", "_background.jpg"))
+        f"img{i}{s}" for i in range(3) for s in (".png", "_overlay.jpg", "_background.jpg")
+    )
 
 
-@pytest.mark.parametrize("case", ["missing", "empty_dir", "corrupt", "unwritable", "bad_save", "bad_color",
-                                  "no_input"])
+@pytest.mark.parametrize("case", ["missing", "empty_dir", "corrupt", "unwritable", "bad_save", "bad_color", "no_input"])
 def test_cli_errors_name_the_path_and_exit_2(tmp_path, checkpoint, capsys, case):
     good = write_rgb(tmp_path / "good.jpg", square_image())
     out = tmp_path / "out"
@@ -394,8 +418,9 @@ def test_cli_errors_name_the_path_and_exit_2(tmp_path, checkpoint, capsys, case)
 def test_video_in_and_out_keeps_frames_size_and_fps(tmp_path, random_segmenter):
     clip = write_clip(tmp_path / "clip.mp4")
     assert video_info(clip)[:3] == (10, 64, 48)
-    result = segment_video_file(random_segmenter, clip, tmp_path / "out",
-                                SegmentOptions(save=("effect", "mask"), smooth=0.5), progress=False)
+    result = segment_video_file(
+        random_segmenter, clip, tmp_path / "out", SegmentOptions(save=("effect", "mask"), smooth=0.5), progress=False
+    )
     assert [p.name for p in result.outputs] == ["clip_blur.mp4", "clip_mask.mp4"]
     assert result.frames == 10 and result.fps > 0 and "10 frames" in result.summary()
     for path in result.outputs:
@@ -414,8 +439,13 @@ def test_video_smoothing_steadies_the_mask(tmp_path):
     segmenter = Segmenter(brightness_runner, input_size=32)
 
     def flicker(smooth: float) -> float:
-        result = segment_video_file(segmenter, clip, tmp_path / f"s{smooth}", SegmentOptions(
-            save=("prob",), smooth=smooth, refine=False), progress=False)
+        result = segment_video_file(
+            segmenter,
+            clip,
+            tmp_path / f"s{smooth}",
+            SegmentOptions(save=("prob",), smooth=smooth, refine=False),
+            progress=False,
+        )
         capture, values = cv2.VideoCapture(str(result.outputs[0])), []
         while (frame := capture.read()[1]) is not None:
             values.append(float(frame.mean()))
@@ -429,8 +459,22 @@ def test_video_smoothing_steadies_the_mask(tmp_path):
 def test_cli_video_with_max_frames(tmp_path, checkpoint, capsys):
     clip = write_clip(tmp_path / "talk.mp4")
     out = tmp_path / "out"
-    code = run_cli(["segment", str(clip), "--output", str(out), "--model", str(checkpoint), "--background", "green",
-                    "--max-frames", "4", "--smooth", "0"])
+    code = run_cli(
+        [
+            "segment",
+            str(clip),
+            "--output",
+            str(out),
+            "--model",
+            str(checkpoint),
+            "--background",
+            "green",
+            "--max-frames",
+            "4",
+            "--smooth",
+            "0",
+        ]
+    )
     captured = capsys.readouterr()
     assert code == 0, captured.err
     assert "talk.mp4: 4 frames in" in captured.err and "frames/s" in captured.err
@@ -443,8 +487,13 @@ def test_unreadable_video_and_missing_camera(tmp_path, random_segmenter, capsys,
     with pytest.raises(DataError, match="broken.mp4: (not a readable video|no frame could be read)"):
         segment_video_file(random_segmenter, bad, tmp_path / "out", progress=False)
     with pytest.raises(ValueError, match="cutout.*alpha"):
-        segment_video_file(random_segmenter, write_clip(tmp_path / "c.mp4", frames=2), tmp_path / "out",
-                           SegmentOptions(save=("cutout",)), progress=False)
+        segment_video_file(
+            random_segmenter,
+            write_clip(tmp_path / "c.mp4", frames=2),
+            tmp_path / "out",
+            SegmentOptions(save=("cutout",)),
+            progress=False,
+        )
     with pytest.raises(DataError, match="camera 97: could not be opened"):
         open_camera(97)
     code = run_cli(["segment", "--camera", "97", "--output", str(tmp_path / "cam"), "--model", str(checkpoint)])

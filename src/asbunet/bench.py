@@ -46,8 +46,12 @@ from asbunet.export import OnnxRunner, TfliteRunner, export_onnx, load_images, q
 from asbunet.models import create_model, list_models
 
 RUNTIMES = ("torch", "onnxruntime", "onnxruntime-int8")
-RUNTIME_LABELS = {"torch": "PyTorch fp32", "onnxruntime": "onnxruntime fp32", "onnxruntime-int8": "onnxruntime int8",
-                  "tflite": "LiteRT (XNNPACK)"}
+RUNTIME_LABELS = {
+    "torch": "PyTorch fp32",
+    "onnxruntime": "onnxruntime fp32",
+    "onnxruntime-int8": "onnxruntime int8",
+    "tflite": "LiteRT (XNNPACK)",
+}
 DEFAULT_SIZES = ((256, 256), (144, 256), (360, 640))
 WIDTH_VARIANTS = {"asbunet": 1.0, "asbunet_050": 0.5, "asbunet_035": 0.35, "asbunet_025": 0.25}
 MEDIAPIPE_VERSION = "0.10.21"
@@ -83,8 +87,13 @@ def machine_info() -> dict:
     except OSError:
         pass
     affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    versions = {"python": platform.python_version(), "torch": torch.__version__, "onnxruntime": ort.__version__,
-                "onnx": onnx.__version__, "numpy": np.__version__}
+    versions = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "onnxruntime": ort.__version__,
+        "onnx": onnx.__version__,
+        "numpy": np.__version__,
+    }
     try:
         versions["ai-edge-litert"] = version("ai-edge-litert")
     except PackageNotFoundError:
@@ -104,15 +113,19 @@ def machine_info() -> dict:
 def describe_machine(info: dict) -> str:
     v = ", ".join(f"{k} {val}" for k, val in info["versions"].items())
     load = f"; 1-min load average {info['load_average_1min']:.2f}" if info.get("load_average_1min") is not None else ""
-    return (f"{info['cpu']}, {info['usable_cpus']} usable of {info['logical_cpus']} logical CPUs "
-            f"({', '.join(info['isa']) or 'no AVX'}); {v}{load}")
+    return (
+        f"{info['cpu']}, {info['usable_cpus']} usable of {info['logical_cpus']} logical CPUs "
+        f"({', '.join(info['isa']) or 'no AVX'}); {v}{load}"
+    )
 
 
 def _matmul_model(int8: bool, n: int = MATMUL_N) -> bytes:
-    a_type, b_type, y_type = ((TensorProto.UINT8, TensorProto.INT8, TensorProto.INT32) if int8
-                              else (TensorProto.FLOAT,) * 3)
+    a_type, b_type, y_type = (
+        (TensorProto.UINT8, TensorProto.INT8, TensorProto.INT32) if int8 else (TensorProto.FLOAT,) * 3
+    )
     graph = helper.make_graph(
-        [helper.make_node("MatMulInteger" if int8 else "MatMul", ["A", "B"], ["Y"])], "matmul",
+        [helper.make_node("MatMulInteger" if int8 else "MatMul", ["A", "B"], ["Y"])],
+        "matmul",
         [helper.make_tensor_value_info("A", a_type, [n, n]), helper.make_tensor_value_info("B", b_type, [n, n])],
         [helper.make_tensor_value_info("Y", y_type, [n, n])],
     )
@@ -132,8 +145,10 @@ def matmul_peaks(threads: int, runs: int = 10, n: int = MATMUL_N) -> dict[str, f
     rng = np.random.default_rng(0)
     feeds = {
         "fp32": {"A": rng.random((n, n), np.float32), "B": rng.random((n, n), np.float32)},
-        "int8": {"A": rng.integers(0, 256, (n, n), dtype=np.uint8),
-                 "B": rng.integers(-128, 128, (n, n), dtype=np.int8)},
+        "int8": {
+            "A": rng.integers(0, 256, (n, n), dtype=np.uint8),
+            "B": rng.integers(-128, 128, (n, n), dtype=np.int8),
+        },
     }
     peaks = {}
     for kind, feed in feeds.items():
@@ -389,14 +404,26 @@ def _peer_call(runner: TfliteRunner) -> Callable[[], object]:
 
 def _peer_row(name: str, runner: TfliteRunner, threads: int, timing: Timing) -> dict:
     macs, weights = tflite_stats(runner.interpreter)
-    return {"model": name, "family": "peer", "runtime": "tflite", "dtype": "fp32 (fp16 weights)",
-            "size": _size_text(runner.size), "threads": threads, **asdict(timing), "params": weights, "macs": macs,
-            "file_mb": runner.path.stat().st_size / 1e6}
+    return {
+        "model": name,
+        "family": "peer",
+        "runtime": "tflite",
+        "dtype": "fp32 (fp16 weights)",
+        "size": _size_text(runner.size),
+        "threads": threads,
+        **asdict(timing),
+        "params": weights,
+        "macs": macs,
+        "file_mb": runner.path.stat().st_size / 1e6,
+    }
 
 
 def _print_row(row: dict) -> None:
-    print(f"  {row['model']:24s} {row['runtime']:18s} {row['size']:>8s} {row['threads']}T  "
-          f"{row['median_ms']:8.2f} ms (p95 {row['p95_ms']:.2f})", flush=True)
+    print(
+        f"  {row['model']:24s} {row['runtime']:18s} {row['size']:>8s} {row['threads']}T  "
+        f"{row['median_ms']:8.2f} ms (p95 {row['p95_ms']:.2f})",
+        flush=True,
+    )
 
 
 def run_bench(cfg: BenchConfig) -> dict:
@@ -407,8 +434,11 @@ def run_bench(cfg: BenchConfig) -> dict:
     peaks = {}
     for t in cfg.threads:
         peaks[t] = matmul_peaks(t)
-        print(f"matmul {MATMUL_N}x{MATMUL_N}, {t} thread(s): fp32 {peaks[t]['fp32']:.0f} GFLOP/s, "
-              f"int8 {peaks[t]['int8']:.0f} GOP/s", flush=True)
+        print(
+            f"matmul {MATMUL_N}x{MATMUL_N}, {t} thread(s): fp32 {peaks[t]['fp32']:.0f} GFLOP/s, "
+            f"int8 {peaks[t]['int8']:.0f} GOP/s",
+            flush=True,
+        )
     if "onnxruntime-int8" in cfg.runtimes or cfg.profile:
         images, calibration_text = _calibration_images(cfg)
     else:
@@ -444,10 +474,18 @@ def run_bench(cfg: BenchConfig) -> dict:
                         else:
                             item = prepared[name]
                             file_mb = (item["params"] * 4 if runtime == "torch" else item[runtime].stat().st_size) / 1e6
-                            row = {"model": name, "family": _family(name), "runtime": runtime,
-                                   "dtype": "int8" if runtime.endswith("int8") else "fp32", "size": _size_text(size),
-                                   "threads": t, **asdict(timing), "params": item["params"], "macs": item["macs"],
-                                   "file_mb": file_mb}
+                            row = {
+                                "model": name,
+                                "family": _family(name),
+                                "runtime": runtime,
+                                "dtype": "int8" if runtime.endswith("int8") else "fp32",
+                                "size": _size_text(size),
+                                "threads": t,
+                                **asdict(timing),
+                                "params": item["params"],
+                                "macs": item["macs"],
+                                "file_mb": file_mb,
+                            }
                         rows.append(row)
                         _print_row(row)
             for t, runners in peer_runners.items():  # peers at a size not benchmarked: on their own
@@ -460,10 +498,23 @@ def run_bench(cfg: BenchConfig) -> dict:
                 profile = profile_report(cfg, images, peaks, workdir)
     finally:
         torch.set_num_threads(previous_threads)
-    settings = {"runs": cfg.runs, "warmup": cfg.warmup, "batch": 1, "sizes": sizes, "threads": list(cfg.threads),
-                "runtimes": list(cfg.runtimes)}
-    report = {"machine": info, "peaks": {str(t): p for t, p in peaks.items()}, "calibration": calibration_text,
-              "settings": settings, "rows": rows, "accuracies": accuracies, "profile": profile}
+    settings = {
+        "runs": cfg.runs,
+        "warmup": cfg.warmup,
+        "batch": 1,
+        "sizes": sizes,
+        "threads": list(cfg.threads),
+        "runtimes": list(cfg.runtimes),
+    }
+    report = {
+        "machine": info,
+        "peaks": {str(t): p for t, p in peaks.items()},
+        "calibration": calibration_text,
+        "settings": settings,
+        "rows": rows,
+        "accuracies": accuracies,
+        "profile": profile,
+    }
     _annotate(report)
     return report
 
@@ -487,8 +538,10 @@ def _prepare_models(cfg: BenchConfig, size: tuple[int, int], images: list[np.nda
                 quantize_int8(fp32, int8, images, count=cfg.calibration_count)
                 item["onnxruntime-int8"] = int8
         prepared[name] = item
-        print(f"prepared {name} at {_size_text(size)}: {item['params']:,} parameters, "
-              f"{item['macs'] / 1e9:.3f} GMACs", flush=True)
+        print(
+            f"prepared {name} at {_size_text(size)}: {item['params']:,} parameters, {item['macs'] / 1e9:.3f} GMACs",
+            flush=True,
+        )
     return prepared
 
 
@@ -512,8 +565,9 @@ def _annotate(report: dict) -> None:
 # ------------------------------------------------------------------------------------------------------ profile
 
 
-def _profile_runner(path: Path, threads: int, size: tuple[int, int], runs: int, prefix: Path,
-                    optimization: str = "all") -> tuple[dict, Timing]:
+def _profile_runner(
+    path: Path, threads: int, size: tuple[int, int], runs: int, prefix: Path, optimization: str = "all"
+) -> tuple[dict, Timing]:
     """Latency (a plain session) and per-node kernel times (a profiling session: median over `runs`, microseconds)."""
     timing = time_call(_ort_call(OnnxRunner(path, threads=threads, optimization=optimization), size), runs, warmup=3)
     runner = OnnxRunner(path, threads=threads, profile=str(prefix), optimization=optimization)
@@ -541,8 +595,10 @@ def _op_table(nodes: dict) -> list[tuple[str, int, float]]:
 def _conv_macs(path: Path, size: tuple[int, int]) -> dict[str, int]:
     """MACs of every Conv node of an fp32 ONNX file at `size` (shape inference)."""
     model = onnx.shape_inference.infer_shapes(onnx.load(str(path)))
-    shapes = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim]
-              for v in list(model.graph.value_info) + list(model.graph.output)}
+    shapes = {
+        v.name: [d.dim_value for d in v.type.tensor_type.shape.dim]
+        for v in list(model.graph.value_info) + list(model.graph.output)
+    }
     inits = {i.name: list(i.dims) for i in model.graph.initializer}
     macs = {}
     for n in model.graph.node:
@@ -566,8 +622,12 @@ def profile_report(cfg: BenchConfig, images: list[np.ndarray], peaks: dict, work
     merged = export_onnx(model, fp32, size=size).notes.get("merged parallel convolutions", 0)
     count = cfg.calibration_count
     variants = [
-        ("QDQ, no rewrites (straightforward quantize_static)", plain,
-         dict(optimize=False, share_concat_ranges=False, preprocess=False), "all"),
+        (
+            "QDQ, no rewrites (straightforward quantize_static)",
+            plain,
+            dict(optimize=False, share_concat_ranges=False, preprocess=False),
+            "all",
+        ),
         ("+ quant_pre_process", plain, dict(optimize=False, share_concat_ranges=False), "all"),
         ("+ shared Concat ranges (QLinearConcat copies)", plain, dict(optimize=False), "all"),
         ("+ graph rewrites (all of the above: the shipped int8)", fp32, {}, "all"),
@@ -584,13 +644,22 @@ def profile_report(cfg: BenchConfig, images: list[np.ndarray], peaks: dict, work
         if result.shared_concat_ranges:
             rewrites["Concats sharing one range"] = result.shared_concat_ranges
         nodes, timing = _profile_runner(out, threads, size, runs, d / f"int8_{i}", level)
-        ablation.append({"variant": label, "median_ms": timing.median_ms, "p95_ms": timing.p95_ms,
-                         "floor_ratio": timing.median_ms / floor_ms, "rewrites": rewrites,
-                         "concat_ms": sum(us for op, us in nodes.values() if "Concat" in op) / 1e3})
+        ablation.append(
+            {
+                "variant": label,
+                "median_ms": timing.median_ms,
+                "p95_ms": timing.p95_ms,
+                "floor_ratio": timing.median_ms / floor_ms,
+                "rewrites": rewrites,
+                "concat_ms": sum(us for op, us in nodes.values() if "Concat" in op) / 1e3,
+            }
+        )
         if i == 3:
             nodes_int8 = nodes
-        print(f"  profile: {label}: {timing.median_ms:.2f} ms = {timing.median_ms / floor_ms:.2f} x int8 floor",
-              flush=True)
+        print(
+            f"  profile: {label}: {timing.median_ms:.2f} ms = {timing.median_ms / floor_ms:.2f} x int8 floor",
+            flush=True,
+        )
     nodes_fp32, timing_fp32 = _profile_runner(fp32, threads, size, runs, d / "fp32")
     conv_macs = _conv_macs(fp32, size)  # the int8 graph keeps the fp32 node names, with suffixes
     top = []
@@ -600,9 +669,15 @@ def profile_report(cfg: BenchConfig, images: list[np.ndarray], peaks: dict, work
         top.append({"node": node, "op": op, "us": us, "macs": m, "gops": 2 * m / (us * 1e-6) / 1e9 if m else None})
     fp32_gflops = 2 * macs / (timing_fp32.median_ms * 1e-3) / 1e9
     return {
-        "model": name, "size": _size_text(size), "threads": threads, "macs": macs, "int8_floor_ms": floor_ms,
-        "int8_peak": peaks[threads]["int8"], "fp32_peak": peaks[threads]["fp32"],
-        "fp32_ms": timing_fp32.median_ms, "fp32_fraction_of_peak": fp32_gflops / peaks[threads]["fp32"],
+        "model": name,
+        "size": _size_text(size),
+        "threads": threads,
+        "macs": macs,
+        "int8_floor_ms": floor_ms,
+        "int8_peak": peaks[threads]["int8"],
+        "fp32_peak": peaks[threads]["fp32"],
+        "fp32_ms": timing_fp32.median_ms,
+        "fp32_fraction_of_peak": fp32_gflops / peaks[threads]["fp32"],
         "ablation": ablation,
         "int8_ops": [{"op": op, "nodes": n, "us": us} for op, n, us in _op_table(nodes_int8)],
         "fp32_ops": [{"op": op, "nodes": n, "us": us} for op, n, us in _op_table(nodes_fp32)],
@@ -630,8 +705,10 @@ def widest_no_slower(report: dict) -> list[dict]:
     """Per thread count at 256x256: the widest ASBU-Net width variant no slower than MediaPipe general (any runtime)."""
     out = []
     for t in report["settings"]["threads"]:
-        peer = next((r for r in report["rows"] if r["model"] == GENERAL_PEER and r["threads"] == t
-                     and r["size"] == "256x256"), None)
+        peer = next(
+            (r for r in report["rows"] if r["model"] == GENERAL_PEER and r["threads"] == t and r["size"] == "256x256"),
+            None,
+        )
         if peer is None:
             continue
         best = None
@@ -641,8 +718,15 @@ def widest_no_slower(report: dict) -> list[dict]:
             if fastest is not None and fastest["median_ms"] <= peer["median_ms"]:
                 best = fastest
                 break
-        out.append({"threads": t, "mediapipe_ms": peer["median_ms"], "model": best["model"] if best else None,
-                    "runtime": best["runtime"] if best else None, "median_ms": best["median_ms"] if best else None})
+        out.append(
+            {
+                "threads": t,
+                "mediapipe_ms": peer["median_ms"],
+                "model": best["model"] if best else None,
+                "runtime": best["runtime"] if best else None,
+                "median_ms": best["median_ms"] if best else None,
+            }
+        )
     return out
 
 
@@ -651,22 +735,30 @@ def summary_lines(report: dict) -> list[str]:
     lines = []
     for r in report["rows"]:
         if r["model"] == PROFILE_MODEL and r["size"] == "256x256" and r["runtime"] == "onnxruntime-int8":
-            lines.append(f"- ASBU-Net int8 (onnxruntime), 256x256, {r['threads']} thread(s): {r['median_ms']:.2f} ms "
-                         f"= {r['floor_ratio']:.2f} x its int8 floor of {r['int8_floor_ms']:.2f} ms "
-                         f"(2 x {r['macs'] / 1e9:.3f} GMACs at {report['peaks'][str(r['threads'])]['int8']:.0f} GOP/s; "
-                         "target 1.3 x)")
+            lines.append(
+                f"- ASBU-Net int8 (onnxruntime), 256x256, {r['threads']} thread(s): {r['median_ms']:.2f} ms "
+                f"= {r['floor_ratio']:.2f} x its int8 floor of {r['int8_floor_ms']:.2f} ms "
+                f"(2 x {r['macs'] / 1e9:.3f} GMACs at {report['peaks'][str(r['threads'])]['int8']:.0f} GOP/s; "
+                "target 1.3 x)"
+            )
         if r["model"] == PROFILE_MODEL and r["size"] == "256x256" and r["runtime"] == "onnxruntime":
-            lines.append(f"- ASBU-Net fp32 (onnxruntime), 256x256, {r['threads']} thread(s): {r['median_ms']:.2f} ms, "
-                         f"{r['gops']:.0f} GFLOP/s = {100 * r['fraction_of_peak']:.0f}% of the fp32 matmul peak "
-                         "(target 70%)")
+            lines.append(
+                f"- ASBU-Net fp32 (onnxruntime), 256x256, {r['threads']} thread(s): {r['median_ms']:.2f} ms, "
+                f"{r['gops']:.0f} GFLOP/s = {100 * r['fraction_of_peak']:.0f}% of the fp32 matmul peak "
+                "(target 70%)"
+            )
     for w in widest_no_slower(report):
         if w["model"]:
-            lines.append(f"- {w['threads']} thread(s), 256x256: the widest ASBU-Net no slower than MediaPipe general "
-                         f"({w['mediapipe_ms']:.2f} ms) is {w['model']} ({RUNTIME_LABELS[w['runtime']]}, "
-                         f"{w['median_ms']:.2f} ms)")
+            lines.append(
+                f"- {w['threads']} thread(s), 256x256: the widest ASBU-Net no slower than MediaPipe general "
+                f"({w['mediapipe_ms']:.2f} ms) is {w['model']} ({RUNTIME_LABELS[w['runtime']]}, "
+                f"{w['median_ms']:.2f} ms)"
+            )
         else:
-            lines.append(f"- {w['threads']} thread(s), 256x256: no ASBU-Net width variant measured is as fast as "
-                         f"MediaPipe general ({w['mediapipe_ms']:.2f} ms)")
+            lines.append(
+                f"- {w['threads']} thread(s), 256x256: no ASBU-Net width variant measured is as fast as "
+                f"MediaPipe general ({w['mediapipe_ms']:.2f} ms)"
+            )
     return lines
 
 
@@ -674,70 +766,136 @@ def format_markdown(report: dict) -> str:
     """`results.md`: machine, peaks, summary, then one table per input size and thread count."""
     acc_cols = _accuracy_columns(report)
     s = report["settings"]
-    lines = ["# Latency benchmark", "",
-             f"Machine: {describe_machine(report['machine'])}.", "",
-             f"Batch 1, float32 input; {s['warmup']} warm-up passes then {s['runs']} timed passes per row, taken "
-             "round-robin over the rows of a size and thread count; median and 95th percentile in ms. "
-             f"int8 calibration: {report['calibration']}. Registry models run with random weights (latency does not "
-             "depend on them).",
-             "", "Matmul peaks measured in this run (onnxruntime, 2048 x 2048):", ""]
-    lines += [f"- {t} thread(s): fp32 MatMul {p['fp32']:.0f} GFLOP/s, int8 MatMulInteger {p['int8']:.0f} GOP/s"
-              for t, p in report["peaks"].items()]
+    lines = [
+        "# Latency benchmark",
+        "",
+        f"Machine: {describe_machine(report['machine'])}.",
+        "",
+        f"Batch 1, float32 input; {s['warmup']} warm-up passes then {s['runs']} timed passes per row, taken "
+        "round-robin over the rows of a size and thread count; median and 95th percentile in ms. "
+        f"int8 calibration: {report['calibration']}. Registry models run with random weights (latency does not "
+        "depend on them).",
+        "",
+        "Matmul peaks measured in this run (onnxruntime, 2048 x 2048):",
+        "",
+    ]
+    lines += [
+        f"- {t} thread(s): fp32 MatMul {p['fp32']:.0f} GFLOP/s, int8 MatMulInteger {p['int8']:.0f} GOP/s"
+        for t, p in report["peaks"].items()
+    ]
     summary = summary_lines(report)
     if summary:
         lines += ["", "## Summary", "", *summary]
-    head = ["model", "runtime", "median ms", "p95 ms", *[f"accuracy {c}" for c in acc_cols], "params", "GMACs",
-            "file MB", "GOP/s", "% of peak", "x int8 floor", "x MediaPipe"]
+    head = [
+        "model",
+        "runtime",
+        "median ms",
+        "p95 ms",
+        *[f"accuracy {c}" for c in acc_cols],
+        "params",
+        "GMACs",
+        "file MB",
+        "GOP/s",
+        "% of peak",
+        "x int8 floor",
+        "x MediaPipe",
+    ]
     groups = defaultdict(list)
     for r in report["rows"]:
         groups[(r["size"], r["threads"])].append(r)
-    for (size, t), rows in sorted(groups.items(), key=lambda kv: (s["sizes"].index(kv[0][0])
-                                                                   if kv[0][0] in s["sizes"] else 99, kv[0][1])):
+    for (size, t), rows in sorted(
+        groups.items(), key=lambda kv: (s["sizes"].index(kv[0][0]) if kv[0][0] in s["sizes"] else 99, kv[0][1])
+    ):
         peer = next((r["mediapipe_peer"] for r in rows if r.get("mediapipe_peer")), None)
-        lines += ["", f"## {size}, {t} thread(s)" + (f" (ratios to {peer})" if peer else ""), "",
-                  "| " + " | ".join(head) + " |", "|" + "---|" * 2 + "---:|" * (len(head) - 2)]
+        lines += [
+            "",
+            f"## {size}, {t} thread(s)" + (f" (ratios to {peer})" if peer else ""),
+            "",
+            "| " + " | ".join(head) + " |",
+            "|" + "---|" * 2 + "---:|" * (len(head) - 2),
+        ]
         for r in sorted(rows, key=lambda r: r["median_ms"]):
             acc = [_fmt(r["accuracy"].get(c), 4) for c in acc_cols]
-            lines.append("| " + " | ".join([
-                r["model"], RUNTIME_LABELS.get(r["runtime"], r["runtime"]), _fmt(r["median_ms"]), _fmt(r["p95_ms"]),
-                *acc, f"{r['params']:,}" if r.get("params") else "",
-                _fmt(r["macs"] / 1e9 if r.get("macs") else None, 3),
-                _fmt(r["file_mb"], 1), _fmt(r["gops"], 0), _percent(r["fraction_of_peak"]),
-                _fmt(r["floor_ratio"] if r["dtype"] == "int8" else None), _fmt(r["vs_mediapipe"]),
-            ]) + " |")
-    lines += ["", "GOP/s = 2 x MACs / median latency (MACs of convolutions and linear layers only); % of peak against "
-              "the fp32 or int8 matmul peak of the same thread count; x int8 floor = latency / (2 x MACs / int8 "
-              "peak), for int8 rows; x MediaPipe = latency / MediaPipe's latency at the same size and threads."]
+            lines.append(
+                "| "
+                + " | ".join(
+                    [
+                        r["model"],
+                        RUNTIME_LABELS.get(r["runtime"], r["runtime"]),
+                        _fmt(r["median_ms"]),
+                        _fmt(r["p95_ms"]),
+                        *acc,
+                        f"{r['params']:,}" if r.get("params") else "",
+                        _fmt(r["macs"] / 1e9 if r.get("macs") else None, 3),
+                        _fmt(r["file_mb"], 1),
+                        _fmt(r["gops"], 0),
+                        _percent(r["fraction_of_peak"]),
+                        _fmt(r["floor_ratio"] if r["dtype"] == "int8" else None),
+                        _fmt(r["vs_mediapipe"]),
+                    ]
+                )
+                + " |"
+            )
+    lines += [
+        "",
+        "GOP/s = 2 x MACs / median latency (MACs of convolutions and linear layers only); % of peak against "
+        "the fp32 or int8 matmul peak of the same thread count; x int8 floor = latency / (2 x MACs / int8 "
+        "peak), for int8 rows; x MediaPipe = latency / MediaPipe's latency at the same size and threads.",
+    ]
     return "\n".join(lines) + "\n"
 
 
 def format_profile(profile: dict) -> str:
     """`profile.md`: the int8 ablation, per-operator totals (int8 and fp32) and the slowest int8 nodes."""
     p = profile
-    lines = [f"# Profile of {p['model']} at {p['size']}, {p['threads']} thread(s)", "",
-             f"{p['macs'] / 1e9:.3f} GMACs; int8 floor {p['int8_floor_ms']:.2f} ms at {p['int8_peak']:.0f} GOP/s "
-             f"(MatMulInteger peak of this run). fp32 onnxruntime: {p['fp32_ms']:.2f} ms = "
-             f"{100 * p['fp32_fraction_of_peak']:.0f}% of the fp32 matmul peak ({p['fp32_peak']:.0f} GFLOP/s). "
-             f"Relu nodes left in the optimized int8 graph: {p['relu_nodes_left_int8']} (0: every Relu is fused "
-             "into its QLinearConv).", "",
-             "## int8 variants", "", "| variant | median ms | p95 ms | x int8 floor | Concat ms | rewrites |",
-             "|---|---:|---:|---:|---:|---|"]
+    lines = [
+        f"# Profile of {p['model']} at {p['size']}, {p['threads']} thread(s)",
+        "",
+        f"{p['macs'] / 1e9:.3f} GMACs; int8 floor {p['int8_floor_ms']:.2f} ms at {p['int8_peak']:.0f} GOP/s "
+        f"(MatMulInteger peak of this run). fp32 onnxruntime: {p['fp32_ms']:.2f} ms = "
+        f"{100 * p['fp32_fraction_of_peak']:.0f}% of the fp32 matmul peak ({p['fp32_peak']:.0f} GFLOP/s). "
+        f"Relu nodes left in the optimized int8 graph: {p['relu_nodes_left_int8']} (0: every Relu is fused "
+        "into its QLinearConv).",
+        "",
+        "## int8 variants",
+        "",
+        "| variant | median ms | p95 ms | x int8 floor | Concat ms | rewrites |",
+        "|---|---:|---:|---:|---:|---|",
+    ]
     for a in p["ablation"]:
         rewrites = ", ".join(f"{k} {v}" for k, v in a["rewrites"].items()) or "none"
-        lines.append(f"| {a['variant']} | {a['median_ms']:.2f} | {a['p95_ms']:.2f} | {a['floor_ratio']:.2f} | "
-                     f"{a['concat_ms']:.2f} | {rewrites} |")
+        lines.append(
+            f"| {a['variant']} | {a['median_ms']:.2f} | {a['p95_ms']:.2f} | {a['floor_ratio']:.2f} | "
+            f"{a['concat_ms']:.2f} | {rewrites} |"
+        )
     for title, key in (("int8 (shipped)", "int8_ops"), ("fp32", "fp32_ops")):
         total = sum(o["us"] for o in p[key])
-        lines += ["", f"## Kernel time per operator, {title}", "", "| operator | nodes | us | share |",
-                  "|---|---:|---:|---:|"]
+        lines += [
+            "",
+            f"## Kernel time per operator, {title}",
+            "",
+            "| operator | nodes | us | share |",
+            "|---|---:|---:|---:|",
+        ]
         lines += [f"| {o['op']} | {o['nodes']} | {o['us']:.0f} | {100 * o['us'] / total:.1f}% |" for o in p[key]]
-    lines += ["", "## Slowest int8 nodes", "", "| node | operator | us | MACs (M) | GOP/s |",
-              "|---|---|---:|---:|---:|"]
-    lines += [f"| {t['node']} | {t['op']} | {t['us']:.0f} | {_fmt(t['macs'] / 1e6 if t['macs'] else None, 1)} | "
-              f"{_fmt(t['gops'], 0)} |" for t in p["int8_top_nodes"]]
-    lines += ["", "Kernel times are medians over the timed passes of onnxruntime's profiler (per node, microseconds); "
-              "latencies are timed without the profiler. MACs are the model's own (without the zero filters and "
-              "channels the int8 rewrites add); a merged convolution carries the name of its first branch."]
+    lines += [
+        "",
+        "## Slowest int8 nodes",
+        "",
+        "| node | operator | us | MACs (M) | GOP/s |",
+        "|---|---|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {t['node']} | {t['op']} | {t['us']:.0f} | {_fmt(t['macs'] / 1e6 if t['macs'] else None, 1)} | "
+        f"{_fmt(t['gops'], 0)} |"
+        for t in p["int8_top_nodes"]
+    ]
+    lines += [
+        "",
+        "Kernel times are medians over the timed passes of onnxruntime's profiler (per node, microseconds); "
+        "latencies are timed without the profiler. MACs are the model's own (without the zero filters and "
+        "channels the int8 rewrites add); a merged convolution carries the name of its first branch.",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -762,8 +920,11 @@ def write_plot(report: dict, path: Path) -> None:
             pts = [r for r in rows if r["runtime"] == runtime]
             xs, ys, names = [], [], []
             for r in pts:
-                y = (float(np.mean(list(r["accuracy"].values()))) if r["accuracy"] else None) if key == "accuracy" \
+                y = (
+                    (float(np.mean(list(r["accuracy"].values()))) if r["accuracy"] else None)
+                    if key == "accuracy"
                     else (r["macs"] / 1e9 if r.get("macs") else None)
+                )
                 if y is not None:
                     xs.append(r["median_ms"])
                     ys.append(y)
@@ -793,15 +954,36 @@ def write_outputs(report: dict, output: str | Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     paths = [out / "results.md", out / "results.csv", out / "results.json", out / "latency.png"]
     paths[0].write_text(format_markdown(report))
-    fields = ["model", "family", "runtime", "dtype", "size", "threads", "median_ms", "p95_ms", "mean_ms", "min_ms",
-              "runs", "params", "macs", "file_mb", "gops", "fraction_of_peak", "int8_floor_ms", "floor_ratio",
-              "vs_mediapipe", "mediapipe_peer", "accuracy"]
+    fields = [
+        "model",
+        "family",
+        "runtime",
+        "dtype",
+        "size",
+        "threads",
+        "median_ms",
+        "p95_ms",
+        "mean_ms",
+        "min_ms",
+        "runs",
+        "params",
+        "macs",
+        "file_mb",
+        "gops",
+        "fraction_of_peak",
+        "int8_floor_ms",
+        "floor_ratio",
+        "vs_mediapipe",
+        "mediapipe_peer",
+        "accuracy",
+    ]
     with paths[1].open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=fields)
         writer.writeheader()
         for r in report["rows"]:
-            writer.writerow({**{k: r.get(k) for k in fields}, "accuracy": json.dumps(r["accuracy"]) if r["accuracy"]
-                             else ""})
+            writer.writerow(
+                {**{k: r.get(k) for k in fields}, "accuracy": json.dumps(r["accuracy"]) if r["accuracy"] else ""}
+            )
     paths[2].write_text(json.dumps(report, indent=2, default=str) + "\n")
     write_plot(report, paths[3])
     if report.get("profile"):

@@ -38,8 +38,9 @@ def cmd_preview_augment(args) -> None:
     cfg = load_config(args.config, args.overrides)
     pool_size = args.pool_size or None
     samples = preview_samples(cfg, args.count, args.epoch, pool_size, lambda it: tqdm(it, desc="loading", leave=False))
-    title = f"{args.config}: epoch {args.epoch}, " + ("first samples of training" if pool_size is None
-                                                      else f"pool of {pool_size} samples per dataset")
+    title = f"{args.config}: epoch {args.epoch}, " + (
+        "first samples of training" if pool_size is None else f"pool of {pool_size} samples per dataset"
+    )
     print(f"wrote {save_grid(samples, args.output, title)} ({len(samples)} samples)")
 
 
@@ -92,8 +93,14 @@ def cmd_segment(args) -> None:
     if args.background is not None and save is not None and "effect" not in save:
         save += ("effect",)
     effect = None if args.background is None else parse_background(args.background)
-    options = SegmentOptions(save=save, effect=effect, threshold=args.threshold, refine=args.refine,
-                             smooth=args.smooth, max_frames=args.max_frames)
+    options = SegmentOptions(
+        save=save,
+        effect=effect,
+        threshold=args.threshold,
+        refine=args.refine,
+        smooth=args.smooth,
+        max_frames=args.max_frames,
+    )
     segmenter = Segmenter.from_pretrained(args.model, input_size=args.size)
     try:
         if args.camera is not None:
@@ -114,8 +121,15 @@ def cmd_evaluate(args) -> None:
     from asbunet.evaluate import Settings, default_output, evaluate_model
 
     settings = Settings(threshold=args.threshold, resize=args.resize)
-    evaluate_model(args.model, args.datasets, args.output or default_output(args.model), size=args.size,
-                   settings=settings, gallery=args.gallery, threads=args.threads)
+    evaluate_model(
+        args.model,
+        args.datasets,
+        args.output or default_output(args.model),
+        size=args.size,
+        settings=settings,
+        gallery=args.gallery,
+        threads=args.threads,
+    )
 
 
 def cmd_compare(args) -> None:
@@ -140,8 +154,9 @@ def cmd_export(args) -> None:
     if args.int8 and not images:
         raise ValueError("--int8 needs real calibration images: give --calibration DIR (a folder of photos)")
     print(f"exporting {description}; real-image check: {f'{len(images)} images from {folder}' if images else 'none'}")
-    result = export.export_onnx(model, args.output, size=size, dynamic=args.dynamic, opset=args.opset, images=images,
-                                input_size=input_size)
+    result = export.export_onnx(
+        model, args.output, size=size, dynamic=args.dynamic, opset=args.opset, images=images, input_size=input_size
+    )
     print(result.summary())
     if args.int8:
         out = Path(args.output).with_name(Path(args.output).stem + "_int8.onnx")
@@ -170,11 +185,20 @@ def cmd_bench(args) -> None:
     if args.fetch_peers:
         print(f"peers: {', '.join(f'{k} ({v})' for k, v in fetch_peers(args.peers).items())}")
     cfg = BenchConfig(
-        models=args.models or list_models(), sizes=[parse_size(s) for s in args.sizes], threads=args.threads,
-        runtimes=args.runtimes, runs=args.runs, warmup=args.warmup,
-        calibration=args.calibration or default_calibration(), calibration_count=args.calibration_count,
-        peers=args.peers, accuracy=args.accuracy or (), accuracy_metric=args.accuracy_metric,
-        profile=not args.no_profile, profile_model=args.profile_model, workdir=args.workdir,
+        models=args.models or list_models(),
+        sizes=[parse_size(s) for s in args.sizes],
+        threads=args.threads,
+        runtimes=args.runtimes,
+        runs=args.runs,
+        warmup=args.warmup,
+        calibration=args.calibration or default_calibration(),
+        calibration_count=args.calibration_count,
+        peers=args.peers,
+        accuracy=args.accuracy or (),
+        accuracy_metric=args.accuracy_metric,
+        profile=not args.no_profile,
+        profile_model=args.profile_model,
+        workdir=args.workdir,
     )
     for path in write_outputs(run_bench(cfg), args.output):
         print(f"wrote {path}")
@@ -192,8 +216,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("check-data", help="validate datasets before training: readable images, matching masks")
     p.add_argument("paths", nargs="+", metavar="PATH", help="a folder with images/ and masks/, or a COCO .json file")
-    p.add_argument("--skip-bad", action="store_true",
-                   help="report problems but exit 0 while usable samples remain (as data.skip_bad=true trains)")
+    p.add_argument(
+        "--skip-bad",
+        action="store_true",
+        help="report problems but exit 0 while usable samples remain (as data.skip_bad=true trains)",
+    )
     p.set_defaults(func=cmd_check_data)
 
     p = sub.add_parser("preview-augment", help="grid of augmented training samples with their masks (Section IV-A)")
@@ -201,8 +228,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--count", type=int, default=16, help="number of samples (default 16)")
     p.add_argument("--output", required=True, help="image file to write, e.g. augment.png")
     p.add_argument("--epoch", type=int, default=1, help="epoch whose augmentation to show (default 1)")
-    p.add_argument("--pool-size", type=int, default=64,
-                   help="samples loaded per dataset (default 64); 0 loads all: exactly the run's first samples")
+    p.add_argument(
+        "--pool-size",
+        type=int,
+        default=64,
+        help="samples loaded per dataset (default 64); 0 loads all: exactly the run's first samples",
+    )
     p.add_argument("overrides", nargs="*", help="key=value config overrides, e.g. augment.composite=1")
     p.set_defaults(func=cmd_preview_augment)
 
@@ -227,82 +258,152 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", required=True, help="output folder (created if needed)")
     p.add_argument("--model", help="bundled model name, .pt checkpoint or .onnx file (default: the bundled model)")
     p.add_argument("--size", type=int, help="long side of the network input (default: the model's)")
-    p.add_argument("--save", help="comma-separated outputs among mask,prob,overlay,cutout,effect "
-                   "(default: mask for images, effect for videos)")
-    p.add_argument("--background", help="the effect: blur, an image file, or a colour (name or #RRGGBB); "
-                   "implies the effect output (default: blur)")
+    p.add_argument(
+        "--save",
+        help="comma-separated outputs among mask,prob,overlay,cutout,effect "
+        "(default: mask for images, effect for videos)",
+    )
+    p.add_argument(
+        "--background",
+        help="the effect: blur, an image file, or a colour (name or #RRGGBB); "
+        "implies the effect output (default: blur)",
+    )
     p.add_argument("--threshold", type=float, default=0.5, help="mask threshold on the probability (default 0.5)")
-    p.add_argument("--refine", action=argparse.BooleanOptionalAction, default=True,
-                   help="guided-filter refinement at output resolution (default: on)")
-    p.add_argument("--smooth", type=float, default=0.6,
-                   help="video: weight of past frames in the moving average of masks, 0 = off (default 0.6)")
+    p.add_argument(
+        "--refine",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="guided-filter refinement at output resolution (default: on)",
+    )
+    p.add_argument(
+        "--smooth",
+        type=float,
+        default=0.6,
+        help="video: weight of past frames in the moving average of masks, 0 = off (default 0.6)",
+    )
     p.add_argument("--camera", type=int, metavar="N", help="segment camera N live instead of INPUT files")
     p.add_argument("--max-frames", type=int, metavar="N", help="video/camera: stop after N frames")
     p.set_defaults(func=cmd_segment)
 
     p = sub.add_parser("evaluate", help="score a model on labelled data sets: ignore-band IoU (Eq. 3), IoU, Dice...")
     p.add_argument("datasets", nargs="+", metavar="DATASET", help="a folder with images/ and masks/, or a COCO .json")
-    p.add_argument("--model", required=True,
-                   help="bundled model name, .pt checkpoint, .onnx file, or registry model name (random weights)")
-    p.add_argument("--size", type=int, help="network input: long side, or side with --resize square (default: the "
-                   "model's)")
+    p.add_argument(
+        "--model",
+        required=True,
+        help="bundled model name, .pt checkpoint, .onnx file, or registry model name (random weights)",
+    )
+    p.add_argument(
+        "--size", type=int, help="network input: long side, or side with --resize square (default: the model's)"
+    )
     p.add_argument("--output", help="results folder (default: evaluation/<model>)")
     p.add_argument("--threshold", type=float, default=0.5, help="mask = probability > threshold (default 0.5)")
-    p.add_argument("--resize", choices=["keep", "square"], default="keep",
-                   help="keep the aspect ratio (default) or squeeze every image to size x size")
-    p.add_argument("--gallery", type=int, default=8, metavar="K", help="draw the K worst images per data set "
-                   "(default 8, 0 for none)")
+    p.add_argument(
+        "--resize",
+        choices=["keep", "square"],
+        default="keep",
+        help="keep the aspect ratio (default) or squeeze every image to size x size",
+    )
+    p.add_argument(
+        "--gallery",
+        type=int,
+        default=8,
+        metavar="K",
+        help="draw the K worst images per data set (default 8, 0 for none)",
+    )
     p.add_argument("--threads", type=int, help="PyTorch CPU threads (default: PyTorch's)")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("compare", help="train, score and time ASBU-Net and the baselines alike (Fig. 6 and 7)")
     p.add_argument("config", help="comparison config, e.g. configs/compare_cpu.yaml")
-    p.add_argument("--resume", action="store_true",
-                   help="continue interrupted runs after their last completed epoch (finished runs are always kept)")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue interrupted runs after their last completed epoch (finished runs are always kept)",
+    )
     p.add_argument("--only", nargs="+", metavar="NAME", help="train and score only these models of the config")
-    p.add_argument("--seeds", nargs="+", type=int, metavar="SEED",
-                   help="seeds to run instead of the config's, e.g. --seeds 0 1 2 for the spread over seeds")
+    p.add_argument(
+        "--seeds",
+        nargs="+",
+        type=int,
+        metavar="SEED",
+        help="seeds to run instead of the config's, e.g. --seeds 0 1 2 for the spread over seeds",
+    )
     p.add_argument("--output", help="results folder instead of the config's `output`")
     p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("export", help="ONNX (and int8, TFLite) export checked against PyTorch (docs/deployment.md)")
     p.add_argument("model", help="registry model name, bundled model name or .pt checkpoint")
     p.add_argument("--output", required=True, help="the .onnx file to write (int8: <stem>_int8.onnx beside it)")
-    p.add_argument("--size", nargs=2, type=int, metavar=("H", "W"),
-                   help="fixed input size (default: the model's input size, square)")
+    p.add_argument(
+        "--size",
+        nargs=2,
+        type=int,
+        metavar=("H", "W"),
+        help="fixed input size (default: the model's input size, square)",
+    )
     p.add_argument("--dynamic", action="store_true", help="dynamic batch, height and width instead of a fixed size")
     p.add_argument("--opset", type=int, default=18, help="ONNX opset (default 18)")
     p.add_argument("--int8", action="store_true", help="also write a post-training int8 model (onnxruntime, QDQ)")
-    p.add_argument("--calibration", metavar="DIR",
-                   help="folder of real photos for the int8 calibration and the real-image check (default: "
-                        "../shared/data/ccp_samples/images when present)")
+    p.add_argument(
+        "--calibration",
+        metavar="DIR",
+        help="folder of real photos for the int8 calibration and the real-image check (default: "
+        "../shared/data/ccp_samples/images when present)",
+    )
     p.add_argument("--calibration-count", type=int, default=32, metavar="N", help="images to use (default 32)")
     p.add_argument("--tflite", action="store_true", help="also write <stem>.tflite (needs litert-torch)")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("bench", help="latency of every model and runtime vs matmul peaks and MediaPipe")
     p.add_argument("--models", nargs="+", metavar="NAME", help="registry model names (default: all)")
-    p.add_argument("--sizes", nargs="+", default=["256x256", "144x256", "360x640"], metavar="HxW",
-                   help="input sizes (default 256x256 144x256 360x640)")
+    p.add_argument(
+        "--sizes",
+        nargs="+",
+        default=["256x256", "144x256", "360x640"],
+        metavar="HxW",
+        help="input sizes (default 256x256 144x256 360x640)",
+    )
     p.add_argument("--threads", nargs="+", type=int, default=[1, 2], help="thread counts (default 1 2)")
-    p.add_argument("--runtimes", nargs="+", default=["torch", "onnxruntime", "onnxruntime-int8"],
-                   help="any of torch, onnxruntime, onnxruntime-int8 (default: all)")
+    p.add_argument(
+        "--runtimes",
+        nargs="+",
+        default=["torch", "onnxruntime", "onnxruntime-int8"],
+        help="any of torch, onnxruntime, onnxruntime-int8 (default: all)",
+    )
     p.add_argument("--runs", type=int, default=50, help="timed passes per row (default 50)")
     p.add_argument("--warmup", type=int, default=10, help="untimed passes first (default 10)")
-    p.add_argument("--calibration", metavar="DIR",
-                   help="real photos for the int8 calibration (default: ../shared/data/ccp_samples/images when "
-                        "present, else random images)")
+    p.add_argument(
+        "--calibration",
+        metavar="DIR",
+        help="real photos for the int8 calibration (default: ../shared/data/ccp_samples/images when "
+        "present, else random images)",
+    )
     p.add_argument("--calibration-count", type=int, default=8, metavar="N", help="calibration images (default 8)")
-    p.add_argument("--peers", default=".cache/peers", metavar="DIR",
-                   help="folder with the MediaPipe .tflite files (default .cache/peers)")
-    p.add_argument("--fetch-peers", action="store_true",
-                   help="pip download mediapipe==0.10.21 into --peers and extract its two selfie models")
-    p.add_argument("--accuracy", nargs="+", metavar="SPEC",
-                   help="NAME=summary.json from `asbunet evaluate`, or a JSON {model: accuracy}")
+    p.add_argument(
+        "--peers",
+        default=".cache/peers",
+        metavar="DIR",
+        help="folder with the MediaPipe .tflite files (default .cache/peers)",
+    )
+    p.add_argument(
+        "--fetch-peers",
+        action="store_true",
+        help="pip download mediapipe==0.10.21 into --peers and extract its two selfie models",
+    )
+    p.add_argument(
+        "--accuracy",
+        nargs="+",
+        metavar="SPEC",
+        help="NAME=summary.json from `asbunet evaluate`, or a JSON {model: accuracy}",
+    )
     p.add_argument("--accuracy-metric", default="iou", help="metric read from evaluate summaries (default iou)")
     p.add_argument("--no-profile", action="store_true", help="skip the per-operator profile and int8 ablation")
-    p.add_argument("--profile-model", default="asbunet", metavar="NAME",
-                   help="model profiled at the first size with the most threads (default asbunet)")
+    p.add_argument(
+        "--profile-model",
+        default="asbunet",
+        metavar="NAME",
+        help="model profiled at the first size with the most threads (default asbunet)",
+    )
     p.add_argument("--workdir", help="keep the exported models here (default: a temporary folder)")
     p.add_argument("--output", default="benchmarks", help="folder for the results (default benchmarks)")
     p.set_defaults(func=cmd_bench)

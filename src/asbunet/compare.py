@@ -66,9 +66,27 @@ PER_RUN = ("model", "seed", "output", "model_options")  # train keys the compari
 CHECKPOINTS = ("best", "last")
 RESULT_FILE = "result.json"
 CSV_FIELDS = (
-    "model", "label", "status", "seeds", "accuracy", "accuracy_std", "paper_accuracy", "iou", "iou_std",
-    "iou_pooled", "latency_ms", "latency_p95_ms", "latency_ratio", "paper_latency_ms", "paper_latency_ratio",
-    "params", "keras_params", "paper_params", "size_mb", "paper_size_mb", "gmacs",
+    "model",
+    "label",
+    "status",
+    "seeds",
+    "accuracy",
+    "accuracy_std",
+    "paper_accuracy",
+    "iou",
+    "iou_std",
+    "iou_pooled",
+    "latency_ms",
+    "latency_p95_ms",
+    "latency_ratio",
+    "paper_latency_ms",
+    "paper_latency_ratio",
+    "params",
+    "keras_params",
+    "paper_params",
+    "size_mb",
+    "paper_size_mb",
+    "gmacs",
 )
 
 
@@ -256,7 +274,7 @@ def read_result(cfg: CompareConfig, model: str, seed: int) -> dict | None:
 
 
 def run_state(cfg: CompareConfig, model: str, seed: int) -> str:
-    """"finished", "trained" (evaluation left), "interrupted" (a checkpoint to resume from) or "new"."""
+    """ "finished", "trained" (evaluation left), "interrupted" (a checkpoint to resume from) or "new"."""
     if read_result(cfg, model, seed) is not None:
         return "finished"
     folder = cfg.run_dir(model, seed)
@@ -284,16 +302,26 @@ def run_one(cfg: CompareConfig, model: str, seed: int, state: str) -> dict:
     folder = cfg.run_dir(model, seed)
     train_cfg = cfg.train_config(model, seed)
     if state != "trained":
-        print(f"compare: training {model} seed {seed}{' (resumed)' if state == 'interrupted' else ''} -> {folder}",
-              flush=True)
+        print(
+            f"compare: training {model} seed {seed}{' (resumed)' if state == 'interrupted' else ''} -> {folder}",
+            flush=True,
+        )
         train(train_cfg, resume=True)  # nothing to resume in a new folder: a fresh run
     checkpoint = folder / f"{cfg.checkpoint}.pt"
     if not checkpoint.is_file():
         raise ValueError(f"{folder}: training wrote no {checkpoint.name}; see {folder / 'metrics.csv'}")
     print(f"compare: evaluating {checkpoint} on {cfg.test}", flush=True)
     t0 = time.perf_counter()
-    summary = evaluate_model(checkpoint, [cfg.test], folder / "eval", size=cfg.eval_size, settings=Settings(),
-                             gallery=cfg.gallery, threads=train_cfg.threads, progress=True)
+    summary = evaluate_model(
+        checkpoint,
+        [cfg.test],
+        folder / "eval",
+        size=cfg.eval_size,
+        settings=Settings(),
+        gallery=cfg.gallery,
+        threads=train_cfg.threads,
+        progress=True,
+    )
     entry = summary["datasets"][dataset_slug(cfg.test, set())]
     train_summary = json.loads((folder / "summary.json").read_text())
     result = {
@@ -349,10 +377,17 @@ def measure_latency(models: Sequence[str], settings: BenchSettings) -> dict:
     previous_threads = torch.get_num_threads()
     try:
         if settings.device == "cpu":
-            report = bench.run_bench(bench.BenchConfig(
-                models=list(models), sizes=[settings.size], threads=[settings.threads], runtimes=["torch"],
-                runs=settings.repeats, warmup=settings.warmup, profile=False,
-            ))
+            report = bench.run_bench(
+                bench.BenchConfig(
+                    models=list(models),
+                    sizes=[settings.size],
+                    threads=[settings.threads],
+                    runtimes=["torch"],
+                    runs=settings.repeats,
+                    warmup=settings.warmup,
+                    profile=False,
+                )
+            )
             timings = {r["model"]: r for r in report["rows"] if r["runtime"] == "torch"}
             machine = bench.describe_machine(report["machine"])
             source = "asbunet.bench.run_bench (PyTorch runtime)"
@@ -368,10 +403,13 @@ def measure_latency(models: Sequence[str], settings: BenchSettings) -> dict:
                 for name in models:
                     net = create_model(name).eval().to("cuda", memory_format=torch.channels_last)
                     calls[name] = _cuda_call(net, x)
-            timings = {name: asdict(t) for name, t in bench.time_round_robin(calls, settings.repeats,
-                                                                             settings.warmup).items()}
-            machine = (f"{torch.cuda.get_device_name()}, CUDA {torch.version.cuda}; host "
-                       f"{bench.describe_machine(bench.machine_info())}")
+            timings = {
+                name: asdict(t) for name, t in bench.time_round_robin(calls, settings.repeats, settings.warmup).items()
+            }
+            machine = (
+                f"{torch.cuda.get_device_name()}, CUDA {torch.version.cuda}; host "
+                f"{bench.describe_machine(bench.machine_info())}"
+            )
             source = "asbunet.bench.time_round_robin, synchronized CUDA passes"
             peaks = None
     finally:
@@ -417,8 +455,11 @@ def latency(cfg: CompareConfig) -> dict:
     if cached is not None:
         return cached
     path = Path(cfg.output) / "latency.json"
-    print(f"compare: measuring latency of {len(cfg.models)} models at {cfg.bench.size[0]}x{cfg.bench.size[1]}, "
-          f"{cfg.bench.threads} thread(s), {cfg.bench.repeats} passes each", flush=True)
+    print(
+        f"compare: measuring latency of {len(cfg.models)} models at {cfg.bench.size[0]}x{cfg.bench.size[1]}, "
+        f"{cfg.bench.threads} thread(s), {cfg.bench.repeats} passes each",
+        flush=True,
+    )
     measured = measure_latency(cfg.models, cfg.bench)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(measured, indent=2) + "\n")
@@ -562,8 +603,9 @@ def claims(rows: list[dict]) -> list[dict]:
     if present and timed(REFERENCE, *present):
         ratios = [by[m]["latency_ms"] / by[REFERENCE]["latency_ms"] for m in present]
         claim["ours"] = _times(ratios) + ("" if len(present) == len(MOBILENETS) else f" ({len(present)} of 3)")
-        claim["verdict"] = ("holds" if min(ratios) >= 1.5 else "faster, by less than claimed" if min(ratios) > 1
-                            else "does not hold")
+        claim["verdict"] = (
+            "holds" if min(ratios) >= 1.5 else "faster, by less than claimed" if min(ratios) > 1 else "does not hold"
+        )
     out.append(claim)
 
     # 3. speed against EfficientNet-B2
@@ -588,8 +630,13 @@ def claims(rows: list[dict]) -> list[dict]:
     if scored(REFERENCE, "asbunet_swish"):
         gap, two_se = _gap(by["asbunet_swish"], by[REFERENCE])
         claim["ours"] = _range([gap], " points") + ("" if two_se is None else f" (2 s.e. {two_se:.2f})")
-        claim["verdict"] = ("does not hold" if gap <= 0 else "not shown: within the seed spread"
-                            if two_se is not None and gap <= two_se else "holds")
+        claim["verdict"] = (
+            "does not hold"
+            if gap <= 0
+            else "not shown: within the seed spread"
+            if two_se is not None and gap <= two_se
+            else "holds"
+        )
     out.append(claim)
     for c in out:
         c.setdefault("ours", "pending")
@@ -608,19 +655,28 @@ def _paper(value: float | None, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
 
-def format_markdown(cfg: CompareConfig, rows: list[dict], claim_rows: list[dict], latencies: dict | None,
-                    test_images: int | None) -> str:
+def format_markdown(
+    cfg: CompareConfig, rows: list[dict], claim_rows: list[dict], latencies: dict | None, test_images: int | None
+) -> str:
     """`results.md`: settings, the Fig. 6 and Fig. 7 tables with the paper's figures beside ours, and the claims."""
     t = cfg.train_config(cfg.models[0], cfg.seeds[0])
     shapes = ", ".join(f"{h}x{w}" for h, w in t.shapes)
     b = cfg.bench
-    lat_line = (f"one `(1, 3, {b.size[0]}, {b.size[1]})` float32 image, PyTorch eager, {b.device}, {b.threads} "
-                f"thread(s), median of {b.repeats} passes after {b.warmup} warm-up passes, all models in one run; "
-                f"{latencies['machine']}" if latencies else "pending")
-    split = (f"validation on {', '.join(map(str, t.data.val))}" if t.data.val
-             else f"{1 - t.data.val_fraction:.0%} train / {t.data.val_fraction:.0%} validation")
-    epochs = f"{t.epochs} epoch{'s' if t.epochs != 1 else ''}" + (f" (at most {t.max_steps} steps)" if t.max_steps
-                                                                 else "")
+    lat_line = (
+        f"one `(1, 3, {b.size[0]}, {b.size[1]})` float32 image, PyTorch eager, {b.device}, {b.threads} "
+        f"thread(s), median of {b.repeats} passes after {b.warmup} warm-up passes, all models in one run; "
+        f"{latencies['machine']}"
+        if latencies
+        else "pending"
+    )
+    split = (
+        f"validation on {', '.join(map(str, t.data.val))}"
+        if t.data.val
+        else f"{1 - t.data.val_fraction:.0%} train / {t.data.val_fraction:.0%} validation"
+    )
+    epochs = f"{t.epochs} epoch{'s' if t.epochs != 1 else ''}" + (
+        f" (at most {t.max_steps} steps)" if t.max_steps else ""
+    )
     lines = [
         "# ASBU-Net against the paper's baselines (Fig. 6 and 7)",
         "",
@@ -689,17 +745,27 @@ def write_plot(rows: list[dict], path: Path, latencies: dict | None) -> None:
     for i, r in enumerate(rows):
         style = {"color": f"C{i % 10}", "markersize": 9}
         if r["accuracy"] is not None and r["latency_ms"] is not None:
-            ours_ax.errorbar(r["latency_ms"], r["accuracy"], yerr=r["accuracy_std"] or 0, fmt=marker(r["model"]),
-                             capsize=3, **style)
-            ours_ax.annotate(r["label"], (r["latency_ms"], r["accuracy"]), fontsize=7, xytext=(4, 4),
-                             textcoords="offset points")
+            ours_ax.errorbar(
+                r["latency_ms"], r["accuracy"], yerr=r["accuracy_std"] or 0, fmt=marker(r["model"]), capsize=3, **style
+            )
+            ours_ax.annotate(
+                r["label"], (r["latency_ms"], r["accuracy"]), fontsize=7, xytext=(4, 4), textcoords="offset points"
+            )
         if r["paper_accuracy"] is not None:
             paper_ax.plot(r["paper_latency_ms"], r["paper_accuracy"], marker(r["model"]), **style)
-            paper_ax.annotate(r["label"], (r["paper_latency_ms"], r["paper_accuracy"]), fontsize=7, xytext=(4, 4),
-                              textcoords="offset points")
+            paper_ax.annotate(
+                r["label"],
+                (r["paper_latency_ms"], r["paper_accuracy"]),
+                fontsize=7,
+                xytext=(4, 4),
+                textcoords="offset points",
+            )
     b = latencies["settings"] if latencies else None
-    ours_title = (f"ours: {b['device']}, {b['threads']} thread(s), {b['size'][0]}x{b['size'][1]}" if b
-                  else "ours: latency pending")
+    ours_title = (
+        f"ours: {b['device']}, {b['threads']} thread(s), {b['size'][0]}x{b['size'][1]}"
+        if b
+        else "ours: latency pending"
+    )
     ours_ax.set(xlabel="latency (ms, median)", ylabel="accuracy: ignore-band IoU (Eq. 3)", title=ours_title)
     paper_ax.set(xlabel="computation time (ms)", title="paper, Fig. 6: RTX 2080 SUPER")
     for ax in (ours_ax, paper_ax):
@@ -740,8 +806,9 @@ def write_report(cfg: CompareConfig, latencies: dict | None) -> dict:
 # ------------------------------------------------------------------------------------------------ entry point
 
 
-def run_comparison(cfg: CompareConfig, resume: bool = False, only: Sequence[str] | None = None,
-                   seeds: Sequence[int] | None = None) -> dict:
+def run_comparison(
+    cfg: CompareConfig, resume: bool = False, only: Sequence[str] | None = None, seeds: Sequence[int] | None = None
+) -> dict:
     """Trains, evaluates and times the comparison's models, then writes the tables (see the module docstring).
 
     Args:
@@ -758,8 +825,9 @@ def run_comparison(cfg: CompareConfig, resume: bool = False, only: Sequence[str]
     only = list(cfg.models) if not only else list(only)
     unknown = [m for m in only if m not in cfg.models]
     if unknown:
-        raise ValueError(f"--only names {unknown}, which the config does not compare; its models: "
-                         f"{', '.join(cfg.models)}")
+        raise ValueError(
+            f"--only names {unknown}, which the config does not compare; its models: {', '.join(cfg.models)}"
+        )
     seeds = cfg.seeds if seeds is None else check_seeds(seeds)
     if cfg.bench.device == "cuda" and not torch.cuda.is_available():
         raise ValueError("bench.device is 'cuda' but PyTorch sees no GPU: set bench.device to cpu, or run on a GPU")
@@ -770,8 +838,10 @@ def run_comparison(cfg: CompareConfig, resume: bool = False, only: Sequence[str]
         try:
             open_source(spec)  # a missing data set fails now, not after the first training run
         except DataError as err:
-            raise DataError(f"{err} (relative paths in the config are relative to the directory the command runs "
-                            f"in, here {Path.cwd()}: run it from the repository root)") from None
+            raise DataError(
+                f"{err} (relative paths in the config are relative to the directory the command runs "
+                f"in, here {Path.cwd()}: run it from the repository root)"
+            ) from None
     plan = [(m, s) for m in cfg.models if m in only for s in seeds]
     states = {run: run_state(cfg, *run) for run in plan}  # every recipe check before any training
     interrupted = [f"{m} seed {s}" for (m, s), st in states.items() if st == "interrupted"]
@@ -787,6 +857,7 @@ def run_comparison(cfg: CompareConfig, resume: bool = False, only: Sequence[str]
         run_one(cfg, model, seed, states[(model, seed)])
         write_report(cfg, cached_latency(cfg))  # the tables grow as runs finish
     report = write_report(cfg, latency(cfg))
-    print(f"compare: wrote {Path(cfg.output) / 'results.md'}, results.csv, results.json, accuracy_latency.png",
-          flush=True)
+    print(
+        f"compare: wrote {Path(cfg.output) / 'results.md'}, results.csv, results.json, accuracy_latency.png", flush=True
+    )
     return report

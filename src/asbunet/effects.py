@@ -111,8 +111,9 @@ def default_radius(height: int, width: int, input_size: int = 256) -> int:
     return max(2, round(max(height, width) / input_size))
 
 
-def refine_probability(image: np.ndarray, prob: np.ndarray, radius: int | None = None, eps: float = 1e-3,
-                       subsample: int | None = None) -> np.ndarray:
+def refine_probability(
+    image: np.ndarray, prob: np.ndarray, radius: int | None = None, eps: float = 1e-3, subsample: int | None = None
+) -> np.ndarray:
     """Edge-aware refinement of an upsampled probability map, guided by the image's grayscale.
 
     Args:
@@ -160,8 +161,10 @@ def composite(foreground: np.ndarray, background: np.ndarray, alpha: np.ndarray)
         alpha: `(H, W)` float in [0, 1].
     """
     if foreground.dtype != np.uint8 or foreground.ndim != 3 or alpha.shape != foreground.shape[:2]:
-        raise ValueError(f"expected a uint8 (H, W, C) foreground and an (H, W) alpha, got {foreground.dtype} "
-                         f"{foreground.shape} and {alpha.shape}")
+        raise ValueError(
+            f"expected a uint8 (H, W, C) foreground and an (H, W) alpha, got {foreground.dtype} "
+            f"{foreground.shape} and {alpha.shape}"
+        )
     back = np.empty_like(foreground)
     back[...] = np.clip(np.round(np.asarray(background, dtype=np.float32)), 0, 255)
     a = np.clip(alpha, 0.0, 1.0).astype(np.float32)
@@ -216,7 +219,7 @@ def cover(image: np.ndarray, height: int, width: int) -> np.ndarray:
     size = (max(width, round(w * scale)), max(height, round(h * scale)))
     resized = cv2.resize(image, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
     top, left = (size[1] - height) // 2, (size[0] - width) // 2
-    return np.ascontiguousarray(resized[top:top + height, left:left + width])
+    return np.ascontiguousarray(resized[top : top + height, left : left + width])
 
 
 def replace_background(image: np.ndarray, prob: np.ndarray, background: np.ndarray | Color) -> np.ndarray:
@@ -232,7 +235,7 @@ def parse_color(text: str) -> Color:
     if value in COLORS:
         return COLORS[value]
     if re.fullmatch(r"#[0-9a-f]{6}", value):
-        return tuple(int(value[k:k + 2], 16) for k in (1, 3, 5))
+        return tuple(int(value[k : k + 2], 16) for k in (1, 3, 5))
     if re.fullmatch(r"#[0-9a-f]{3}", value):
         return tuple(int(c * 2, 16) for c in value[1:])
     raise ValueError(f"{text!r} is not a colour; use #RRGGBB (e.g. #00b140) or one of: {', '.join(COLORS)}")

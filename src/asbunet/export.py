@@ -42,8 +42,16 @@ PAD_INPUT_NODE = "pad_input_channels"
 # onnxruntime raises these (all plain `Exception` subclasses) for unreadable or invalid models.
 ORT_ERRORS = tuple(
     getattr(_ort_state, name)
-    for name in ("Fail", "InvalidArgument", "InvalidGraph", "InvalidProtobuf", "NoSuchFile", "NotImplemented",
-                 "RuntimeException", "EPFail")
+    for name in (
+        "Fail",
+        "InvalidArgument",
+        "InvalidGraph",
+        "InvalidProtobuf",
+        "NoSuchFile",
+        "NotImplemented",
+        "RuntimeException",
+        "EPFail",
+    )
     if hasattr(_ort_state, name)
 )
 # Symmetric int8 convolutions of onnxruntime (MLAS "ConvSym", an indirect convolution) need at least this many
@@ -103,8 +111,10 @@ class Agreement:
     mask_iou: float  # IoU of the two masks over all inputs together
 
     def __str__(self) -> str:
-        return (f"max |logit diff| {self.max_abs_diff:.3g} (logits up to {self.max_abs_logit:.3g}), "
-                f"max |prob diff| {self.max_prob_diff:.3g}, mask IoU {self.mask_iou:.4f} over {self.inputs} input(s)")
+        return (
+            f"max |logit diff| {self.max_abs_diff:.3g} (logits up to {self.max_abs_logit:.3g}), "
+            f"max |prob diff| {self.max_prob_diff:.3g}, mask IoU {self.mask_iou:.4f} over {self.inputs} input(s)"
+        )
 
 
 @torch.inference_mode()
@@ -158,8 +168,9 @@ class OnnxRunner:
         "disabled": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
     }
 
-    def __init__(self, path: str | Path, threads: int | None = None, profile: str | None = None,
-                 optimization: str = "all"):
+    def __init__(
+        self, path: str | Path, threads: int | None = None, profile: str | None = None, optimization: str = "all"
+    ):
         self.path = Path(path)
         if not self.path.is_file():
             raise FileNotFoundError(
@@ -200,11 +211,15 @@ class OnnxRunner:
         shape = [d if isinstance(d, int) else None for d in inp.shape]
         out_shape = [d if isinstance(d, int) else None for d in out.shape]
         if inp.type != "tensor(float)" or len(shape) != 4 or shape[1] not in (3, None):
-            raise ValueError(f"{self.path}: input {inp.name!r} is {inp.type} {list(inp.shape)}, not a float32 "
-                             f"(B, 3, H, W) image batch; {fix}")
+            raise ValueError(
+                f"{self.path}: input {inp.name!r} is {inp.type} {list(inp.shape)}, not a float32 "
+                f"(B, 3, H, W) image batch; {fix}"
+            )
         if out.type != "tensor(float)" or len(out_shape) != 4 or out_shape[1] not in (1, None):
-            raise ValueError(f"{self.path}: output {out.name!r} is {out.type} {list(out.shape)}, not float32 "
-                             f"(B, 1, H, W) logits; {fix}")
+            raise ValueError(
+                f"{self.path}: output {out.name!r} is {out.type} {list(out.shape)}, not float32 "
+                f"(B, 1, H, W) logits; {fix}"
+            )
         self.input_name, self.output_name = inp.name, out.name
         self.batch = shape[0]
         self.size = (shape[2], shape[3]) if shape[2] is not None and shape[3] is not None else None
@@ -224,8 +239,12 @@ class OnnxRunner:
         if self.size is None or self.size == (h, w):
             return self._run(batch)
         sh, sw = self.size
-        resized = np.stack([cv2.resize(x.transpose(1, 2, 0), (sw, sh), interpolation=cv2.INTER_LINEAR)
-                            .transpose(2, 0, 1) for x in batch])  # (B, 3, sh, sw)
+        resized = np.stack(
+            [
+                cv2.resize(x.transpose(1, 2, 0), (sw, sh), interpolation=cv2.INTER_LINEAR).transpose(2, 0, 1)
+                for x in batch
+            ]
+        )  # (B, 3, sh, sw)
         logits = self._run(np.ascontiguousarray(resized))  # (B, 1, sh, sw)
         return np.stack([cv2.resize(y[0], (w, h), interpolation=cv2.INTER_LINEAR)[None] for y in logits])
 
@@ -243,8 +262,9 @@ class TfliteRunner:
     probabilities (converted to logits here).
     """
 
-    def __init__(self, path: str | Path, threads: int | None = None, input_range: str = "normalized",
-                 output: str = "logits"):
+    def __init__(
+        self, path: str | Path, threads: int | None = None, input_range: str = "normalized", output: str = "logits"
+    ):
         try:
             from ai_edge_litert.interpreter import Interpreter
         except ImportError:
@@ -317,8 +337,10 @@ def load_model(spec: str | Path) -> tuple[nn.Module, str, int]:
         return model, f"{name} (random weights, seed 0)", 256
     if path.suffix or path.exists():
         raise ValueError(f"{path}: not a model; give a .pt checkpoint written by `asbunet train` or a model name")
-    raise ValueError(f"unknown model {name!r}; bundled: {', '.join(bundled_models()) or 'none'}; "
-                     f"registry (random weights): {', '.join(list_models())}")
+    raise ValueError(
+        f"unknown model {name!r}; bundled: {', '.join(bundled_models()) or 'none'}; "
+        f"registry (random weights): {', '.join(list_models())}"
+    )
 
 
 @dataclass
@@ -333,8 +355,7 @@ class ExportResult:
 
     def summary(self) -> str:
         shape = "dynamic H, W" if self.size is None else f"{self.size[0]}x{self.size[1]}"
-        lines = [f"{self.path} ({shape})",
-                 f"  random input: {self.random}"]
+        lines = [f"{self.path} ({shape})", f"  random input: {self.random}"]
         lines.append(f"  real images:  {self.real}" if self.real else "  real images:  none given")
         lines += [f"  {k}: {v}" for k, v in self.notes.items()]
         return "\n".join(lines)
@@ -395,15 +416,27 @@ def export_onnx(
     except ImportError:
         raise ImportError("ONNX export needs onnxscript: pip install onnxscript") from None
     with torch.inference_mode(False), torch.no_grad():
-        torch.onnx.export(model, (x,), str(path), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                          opset_version=opset, dynamo=True, external_data=False, verbose=False, **kwargs)
+        torch.onnx.export(
+            model,
+            (x,),
+            str(path),
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            opset_version=opset,
+            dynamo=True,
+            external_data=False,
+            verbose=False,
+            **kwargs,
+        )
     proto = onnx.load(str(path))
     notes = {}
     if merge_branches:
         notes["merged parallel convolutions"] = merge_parallel_convs(proto)
-    meta = {"asbunet.input": "float32 (B, 3, H, W), RGB normalized like asbunet.data.augment.normalize",
-            "asbunet.output": "float32 (B, 1, H, W) person logits (sigmoid gives the probability)",
-            **(metadata or {})}
+    meta = {
+        "asbunet.input": "float32 (B, 3, H, W), RGB normalized like asbunet.data.augment.normalize",
+        "asbunet.output": "float32 (B, 1, H, W) person logits (sigmoid gives the probability)",
+        **(metadata or {}),
+    }
     _set_metadata(proto, meta)
     onnx.checker.check_model(proto)
     onnx.save(proto, str(path))
@@ -411,8 +444,13 @@ def export_onnx(
     return ExportResult(path, None if dynamic else size, random, real, notes)
 
 
-def check_onnx(model: nn.Module, path: str | Path, size: Sequence[int] = (256, 256),
-               images: Sequence[np.ndarray] | None = None, input_size: int = 256) -> tuple[Agreement, Agreement | None]:
+def check_onnx(
+    model: nn.Module,
+    path: str | Path,
+    size: Sequence[int] = (256, 256),
+    images: Sequence[np.ndarray] | None = None,
+    input_size: int = 256,
+) -> tuple[Agreement, Agreement | None]:
     """How closely an ONNX file (fp32 or int8) reproduces `model`: on a seeded random batch of `size` (a fixed-size
     file uses its own size) and, when given, on real images preprocessed like `prepare_at`."""
     runner = OnnxRunner(path)
@@ -507,8 +545,14 @@ def _branch(graph: _Graph, tensor: str) -> _Branch | None:
 def _kernel(graph: _Graph, b: _Branch) -> tuple:
     a = _attrs(b.conv)
     k = tuple(graph.inits[b.conv.input[1]].dims[2:])
-    return (k, tuple(a.get("dilations", [1] * len(k))), tuple(a.get("pads", [0] * 2 * len(k))),
-            tuple(a.get("strides", [1] * len(k))), b.conv.input[0], b.act is not None)
+    return (
+        k,
+        tuple(a.get("dilations", [1] * len(k))),
+        tuple(a.get("pads", [0] * 2 * len(k))),
+        tuple(a.get("strides", [1] * len(k))),
+        b.conv.input[0],
+        b.act is not None,
+    )
 
 
 def _groups(graph: _Graph, branches: list[_Branch | None]) -> list[list]:
@@ -554,16 +598,28 @@ def merge_parallel_convs(model: onnx.ModelProto) -> int:
             first = grp[0].conv
             a = _attrs(first)
             weights = [graph.array(b.conv.input[1]) for b in grp]
-            biases = [graph.array(b.conv.input[2]) if len(b.conv.input) > 2 and b.conv.input[2]
-                      else np.zeros(w.shape[0], w.dtype) for b, w in zip(grp, weights, strict=True)]
+            biases = [
+                graph.array(b.conv.input[2])
+                if len(b.conv.input) > 2 and b.conv.input[2]
+                else np.zeros(w.shape[0], w.dtype)
+                for b, w in zip(grp, weights, strict=True)
+            ]
             removed.update(id(n) for b in grp for n in (b.conv, b.act) if n is not None)
             name = f"{first.name}_merged"
             w_name = graph.add_array(f"{name}.weight", np.concatenate(weights))
             b_name = graph.add_array(f"{name}.bias", np.concatenate(biases))
             out = f"{name}_out"
-            new_nodes.append(helper.make_node("Conv", [first.input[0], w_name, b_name], [out], name=name,
-                                              kernel_shape=list(weights[0].shape[2:]), group=1,
-                                              **{k: a[k] for k in ("dilations", "pads", "strides") if k in a}))
+            new_nodes.append(
+                helper.make_node(
+                    "Conv",
+                    [first.input[0], w_name, b_name],
+                    [out],
+                    name=name,
+                    kernel_shape=list(weights[0].shape[2:]),
+                    group=1,
+                    **{k: a[k] for k in ("dilations", "pads", "strides") if k in a},
+                )
+            )
             if grp[0].act is not None:
                 new_nodes.append(helper.make_node("Relu", [out], [f"{name}_relu"], name=f"{name}_relu"))
             new_inputs.append(new_nodes[-1].output[0])
@@ -645,8 +701,9 @@ def pad_output_channels(model: onnx.ModelProto, minimum: int = CONVSYM_MIN_OUTPU
         ends = graph.add_array(f"{n.name}_slice_ends", np.array([filters], np.int64))
         axes = graph.add_array(f"{n.name}_slice_axes", np.array([1], np.int64))
         position = list(graph.g.node).index(last)
-        graph.g.node.insert(position + 1, helper.make_node("Slice", [last.output[0], starts, ends, axes], [out],
-                                                           name=f"{n.name}_slice"))
+        graph.g.node.insert(
+            position + 1, helper.make_node("Slice", [last.output[0], starts, ends, axes], [out], name=f"{n.name}_slice")
+        )
         done += 1
     if done:
         _finish(model)
@@ -678,9 +735,11 @@ class QuantizeResult:
 
     def summary(self) -> str:
         rewrites = ", ".join(f"{k}: {v}" for k, v in self.rewrites.items()) or "none"
-        return (f"{self.path}: int8 {self.quant_format.upper()} (per-channel s8 weights, u8 activations), calibrated "
-                f"on {self.calibration_images} image(s) at {self.calibration_size}; rewrites: {rewrites}; "
-                f"Concats with shared input/output ranges: {self.shared_concat_ranges}")
+        return (
+            f"{self.path}: int8 {self.quant_format.upper()} (per-channel s8 weights, u8 activations), calibrated "
+            f"on {self.calibration_images} image(s) at {self.calibration_size}; rewrites: {rewrites}; "
+            f"Concats with shared input/output ranges: {self.shared_concat_ranges}"
+        )
 
 
 class _Feeds:
@@ -735,8 +794,9 @@ def _shared_ranges(model_path: Path, name: str, batches: list[np.ndarray], workd
     """
     from onnxruntime.quantization import CalibrationMethod, create_calibrator
 
-    calibrator = create_calibrator(model_path, [], augmented_model_path=workdir / "augmented.onnx",
-                                   calibrate_method=CalibrationMethod.MinMax)
+    calibrator = create_calibrator(
+        model_path, [], augmented_model_path=workdir / "augmented.onnx", calibrate_method=CalibrationMethod.MinMax
+    )
     calibrator.collect_data(_Feeds(name, batches))
     ranges = calibrator.compute_data()
     model = onnx.load(str(model_path))
@@ -812,11 +872,20 @@ def quantize_int8(
         # pair) and the final resize of the logits (its output would be quantized and dequantized again).
         graph = onnx.load(str(src)).graph
         outputs = {o.name for o in graph.output}
-        exclude = [n.name for n in graph.node
-                   if n.name == PAD_INPUT_NODE or (n.op_type == "Resize" and n.output[0] in outputs)]
-        quantize_static(str(src), str(out_path), _Feeds(runner.input_name, batches), quant_format=formats[quant_format],
-                        per_channel=per_channel, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                        nodes_to_exclude=exclude, extra_options=extra)
+        exclude = [
+            n.name for n in graph.node if n.name == PAD_INPUT_NODE or (n.op_type == "Resize" and n.output[0] in outputs)
+        ]
+        quantize_static(
+            str(src),
+            str(out_path),
+            _Feeds(runner.input_name, batches),
+            quant_format=formats[quant_format],
+            per_channel=per_channel,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            nodes_to_exclude=exclude,
+            extra_options=extra,
+        )
     proto = onnx.load(str(out_path))
     _set_metadata(proto, {"asbunet.quantization": f"int8 {quant_format}, {len(images)} calibration images"})
     onnx.save(proto, str(out_path))
@@ -826,8 +895,9 @@ def quantize_int8(
 # ---------------------------------------------------------------------------------------------------------- TFLite
 
 
-def export_tflite(model: nn.Module, path: str | Path, size: Sequence[int] = (256, 256),
-                  images: Sequence[np.ndarray] | None = None) -> ExportResult:
+def export_tflite(
+    model: nn.Module, path: str | Path, size: Sequence[int] = (256, 256), images: Sequence[np.ndarray] | None = None
+) -> ExportResult:
     """Converts `model` to a fixed-size `.tflite` file with litert-torch and checks ai-edge-litert against PyTorch.
 
     Raises:

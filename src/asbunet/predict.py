@@ -70,8 +70,9 @@ class Segmenter:
         self.runner, self.input_size, self.name = runner, input_size, name
 
     @classmethod
-    def from_pretrained(cls, name: str | Path | None = None, input_size: int | None = None,
-                        threads: int | None = None) -> Segmenter:
+    def from_pretrained(
+        cls, name: str | Path | None = None, input_size: int | None = None, threads: int | None = None
+    ) -> Segmenter:
         """Loads the bundled model (`name=None`), another bundled name, a checkpoint (`.pt`) or an ONNX file."""
         name = DEFAULT_MODEL if name is None else name
         path = Path(name)
@@ -84,8 +85,9 @@ class Segmenter:
             from asbunet.train.checkpoint import load_checkpoint, model_from_checkpoint
 
             ckpt = load_checkpoint(path)
-            return cls(TorchRunner(model_from_checkpoint(ckpt), threads), input_size or ckpt.get("input_size", 256),
-                       str(path))
+            return cls(
+                TorchRunner(model_from_checkpoint(ckpt), threads), input_size or ckpt.get("input_size", 256), str(path)
+            )
         if path.suffix or "/" in str(name):
             if not path.exists():
                 raise FileNotFoundError(f"model file not found: {path}")

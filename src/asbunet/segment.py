@@ -154,8 +154,10 @@ def video_outputs(options: SegmentOptions, source: str) -> tuple[str, ...]:
     """Output kinds of a video; `ValueError` for `cutout`, which needs an alpha channel that `.mp4` lacks."""
     kinds = options.outputs_for(True)
     if "cutout" in kinds:
-        raise ValueError(f"{source}: 'cutout' needs an alpha channel, which video files lack; use 'effect' with "
-                         "--background COLOR instead")
+        raise ValueError(
+            f"{source}: 'cutout' needs an alpha channel, which video files lack; use 'effect' with "
+            "--background COLOR instead"
+        )
     return kinds
 
 
@@ -164,8 +166,13 @@ def output_names(kind: str, effect: effects.Effect, video: bool) -> str:
     if video:
         tag = {"mask": "mask", "prob": "prob", "overlay": "overlay", "effect": effect.name}[kind]
         return f"_{tag}.mp4"
-    return {"mask": ".png", "prob": "_prob.png", "overlay": "_overlay.jpg", "cutout": "_cutout.png",
-            "effect": f"_{effect.name}.jpg"}[kind]
+    return {
+        "mask": ".png",
+        "prob": "_prob.png",
+        "overlay": "_overlay.jpg",
+        "cutout": "_cutout.png",
+        "effect": f"_{effect.name}.jpg",
+    }[kind]
 
 
 def planned_outputs(inputs: Sequence[Path], output: Path, options: SegmentOptions) -> dict[Path, list[Path]]:
@@ -182,15 +189,21 @@ def planned_outputs(inputs: Sequence[Path], output: Path, options: SegmentOption
             if t.resolve() in sources:
                 raise ValueError(f"{t}: output would overwrite an input; choose another --output folder")
             if t in owner:
-                raise ValueError(f"{owner[t]} and {path} would both write {t}; rename one or segment them into "
-                                 "different --output folders")
+                raise ValueError(
+                    f"{owner[t]} and {path} would both write {t}; rename one or segment them into "
+                    "different --output folders"
+                )
             owner[t] = path
         plan[path] = targets
     return plan
 
 
-def postprocess(segmenter: Segmenter, image: np.ndarray, options: SegmentOptions,
-                smoother: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
+def postprocess(
+    segmenter: Segmenter,
+    image: np.ndarray,
+    options: SegmentOptions,
+    smoother: Callable[[np.ndarray], np.ndarray] | None = None,
+) -> np.ndarray:
     """Probability `(H, W)` of an RGB image: network, optional temporal smoothing, optional refinement."""
     prob = segmenter.predict(image)
     if smoother is not None:
@@ -240,9 +253,14 @@ def segment_image(segmenter: Segmenter, path: Path, targets: Sequence[Path], opt
     return list(targets)
 
 
-def segment_files(segmenter: Segmenter, inputs: Sequence[str | Path], output: str | Path,
-                  options: SegmentOptions | None = None, progress: bool = True,
-                  log: Callable[[str], None] | None = None) -> Report:
+def segment_files(
+    segmenter: Segmenter,
+    inputs: Sequence[str | Path],
+    output: str | Path,
+    options: SegmentOptions | None = None,
+    progress: bool = True,
+    log: Callable[[str], None] | None = None,
+) -> Report:
     """Segments images and videos into `output`.
 
     Problems with the arguments (missing input, empty folder, unwritable output folder, clashing output names)

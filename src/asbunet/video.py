@@ -69,8 +69,9 @@ class VideoResult:
     def summary(self) -> str:
         stop = " (interrupted)" if self.interrupted else ""
         written = ", ".join(str(p) for p in self.outputs)
-        return (f"{self.source}: {self.frames} frames in {self.seconds:.1f} s ({self.fps:.1f} frames/s){stop} "
-                f"-> {written}")
+        return (
+            f"{self.source}: {self.frames} frames in {self.seconds:.1f} s ({self.fps:.1f} frames/s){stop} -> {written}"
+        )
 
 
 def _fps(capture: cv2.VideoCapture) -> float:
@@ -111,8 +112,15 @@ def _to_bgr(frame: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR if frame.ndim == 2 else cv2.COLOR_RGB2BGR)
 
 
-def run_capture(segmenter: Segmenter, capture: cv2.VideoCapture, source: str, targets: Sequence[Path],
-                options: SegmentOptions, progress: bool = True, live: bool = False) -> VideoResult:
+def run_capture(
+    segmenter: Segmenter,
+    capture: cv2.VideoCapture,
+    source: str,
+    targets: Sequence[Path],
+    options: SegmentOptions,
+    progress: bool = True,
+    live: bool = False,
+) -> VideoResult:
     """Segments the frames of an opened capture into one video per output kind (`targets`, in `options` order).
 
     Args:
@@ -147,8 +155,10 @@ def run_capture(segmenter: Segmenter, capture: cv2.VideoCapture, source: str, ta
                 for target in targets:
                     writers.append(_open_writer(target, fps, width, height))
             elif rgb.shape[:2] != (height, width):
-                raise DataError(f"{source}: frame {frames} is {rgb.shape[1]}x{rgb.shape[0]}, the first frames "
-                                f"were {width}x{height}; resizing streams are not supported")
+                raise DataError(
+                    f"{source}: frame {frames} is {rgb.shape[1]}x{rgb.shape[0]}, the first frames "
+                    f"were {width}x{height}; resizing streams are not supported"
+                )
             prob = postprocess(segmenter, rgb, options, smoother)
             for kind, writer in zip(kinds, writers, strict=True):
                 writer.write(_to_bgr(render(kind, rgb, prob, options)))
@@ -169,16 +179,26 @@ def run_capture(segmenter: Segmenter, capture: cv2.VideoCapture, source: str, ta
     return VideoResult(source, frames, seconds, list(targets), interrupted)
 
 
-def segment_video(segmenter: Segmenter, path: str | Path, targets: Sequence[Path],
-                  options: SegmentOptions | None = None, progress: bool = True) -> VideoResult:
+def segment_video(
+    segmenter: Segmenter,
+    path: str | Path,
+    targets: Sequence[Path],
+    options: SegmentOptions | None = None,
+    progress: bool = True,
+) -> VideoResult:
     """Segments a video file into `targets` (see `asbunet.segment.planned_outputs`)."""
     options = options or SegmentOptions()
     video_outputs(options, str(path))
     return run_capture(segmenter, open_video(path), str(path), targets, options, progress)
 
 
-def segment_video_file(segmenter: Segmenter, path: str | Path, output: str | Path,
-                       options: SegmentOptions | None = None, progress: bool = True) -> VideoResult:
+def segment_video_file(
+    segmenter: Segmenter,
+    path: str | Path,
+    output: str | Path,
+    options: SegmentOptions | None = None,
+    progress: bool = True,
+) -> VideoResult:
     """Segments a video file into `output/<stem>_<kind>.mp4` (e.g. `talk_blur.mp4`)."""
     options = options or SegmentOptions()
     path = Path(path)
@@ -190,8 +210,9 @@ def segment_video_file(segmenter: Segmenter, path: str | Path, output: str | Pat
     return segment_video(segmenter, path, targets, options, progress)
 
 
-def segment_camera(segmenter: Segmenter, index: int, output: str | Path, options: SegmentOptions | None = None,
-                   progress: bool = True) -> VideoResult:
+def segment_camera(
+    segmenter: Segmenter, index: int, output: str | Path, options: SegmentOptions | None = None, progress: bool = True
+) -> VideoResult:
     """Segments camera `index` live into `output/camera<index>_<kind>.mp4` until `max_frames` or Ctrl+C.
 
     The files are written at the camera's nominal frame rate; when processing is slower than the camera, frames

@@ -97,8 +97,14 @@ class ShapeBatchSampler(Sampler[list[tuple[int, int, int, int]]]):
     landscape canvases stays deterministic. Call `set_epoch` every epoch (it is forwarded to `sampler`).
     """
 
-    def __init__(self, sampler: Sampler[int], batch_size: int, shapes: Sequence[tuple[int, int]], seed: int = 0,
-                 drop_last: bool = True):
+    def __init__(
+        self,
+        sampler: Sampler[int],
+        batch_size: int,
+        shapes: Sequence[tuple[int, int]],
+        seed: int = 0,
+        drop_last: bool = True,
+    ):
         self.sampler, self.batch_size, self.shapes = sampler, batch_size, [tuple(s) for s in shapes]
         self.seed, self.drop_last, self.epoch = seed, drop_last, 0
 

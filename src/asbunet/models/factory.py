@@ -72,4 +72,3 @@ def create_model(name: str, **overrides) -> nn.Module:
         return MODELS[name](**overrides)
     except TypeError as err:
         raise ValueError(f"bad option for model {name!r}: {err}") from None
-

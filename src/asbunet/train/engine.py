@@ -212,8 +212,10 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
     if pos_weight == "auto":
         frac = pool.positive_fraction()
         pos_weight = (1 - frac) / max(frac, 1e-6)
-    log(f"data: {len(train_idx)} training, {len(val_idx)} validation samples; pos_weight {pos_weight:.3f}; "
-        f"{len(skipped)} skipped")
+    log(
+        f"data: {len(train_idx)} training, {len(val_idx)} validation samples; pos_weight {pos_weight:.3f}; "
+        f"{len(skipped)} skipped"
+    )
 
     augment = AugmentConfig.from_dict(cfg.augment)
     dataset = TrainDataset(pool, train_idx, augment, cfg.seed)
@@ -222,8 +224,13 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
     else:
         sampler = EpochRandomSampler(len(dataset), cfg.seed)
     batches = ShapeBatchSampler(sampler, cfg.batch_size, cfg.shapes, cfg.seed)
-    loader = DataLoader(dataset, batch_sampler=batches, num_workers=cfg.workers,
-                        persistent_workers=cfg.workers > 0, pin_memory=device.type == "cuda")
+    loader = DataLoader(
+        dataset,
+        batch_sampler=batches,
+        num_workers=cfg.workers,
+        persistent_workers=cfg.workers > 0,
+        pin_memory=device.type == "cuda",
+    )
     steps_per_epoch = len(batches)
     if steps_per_epoch == 0:
         raise ValueError(
@@ -236,9 +243,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(model, cfg)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: lr_factor(s, cfg, steps_per_epoch, total_steps)
-    )
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, cfg, steps_per_epoch, total_steps))
     loss_fn = SegmentationLoss(float(pos_weight), cfg.dice_weight).to(device)
 
     start_epoch, step, best = 1, 0, -1.0
@@ -281,9 +286,16 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
             sync_buffers(model)
         if main:
             val_iou, val_pooled = evaluate_iou(model, val_pool, val_idx, cfg.val_size)
-            row = {"epoch": epoch, "step": step, "lr": optimizer.param_groups[0]["lr"], "train_loss": loss,
-                   "val_iou": val_iou, "val_iou_pooled": val_pooled, "images_per_s": rate,
-                   "epoch_s": time.perf_counter() - t0}
+            row = {
+                "epoch": epoch,
+                "step": step,
+                "lr": optimizer.param_groups[0]["lr"],
+                "train_loss": loss,
+                "val_iou": val_iou,
+                "val_iou_pooled": val_pooled,
+                "images_per_s": rate,
+                "epoch_s": time.perf_counter() - t0,
+            }
             with csv_path.open("a", newline="") as f:
                 csv.writer(f).writerow([row[k] for k in METRICS_FIELDS])
             for key in ("train_loss", "val_iou", "val_iou_pooled", "lr", "images_per_s"):
@@ -292,17 +304,27 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
             is_best = val_iou > best
             best = max(best, val_iou)
             ckpt = {
-                "format": FORMAT, "model": cfg.model, "model_options": cfg.model_options,
-                "state_dict": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(), "epoch": epoch, "step": step, "best_iou": best,
-                "metrics": row, "config": cfg.to_dict(), "input_size": cfg.val_size,
+                "format": FORMAT,
+                "model": cfg.model,
+                "model_options": cfg.model_options,
+                "state_dict": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "epoch": epoch,
+                "step": step,
+                "best_iou": best,
+                "metrics": row,
+                "config": cfg.to_dict(),
+                "input_size": cfg.val_size,
             }
             atomic_save(ckpt, last_path)
             if is_best:
                 atomic_save(ckpt, best_path)
             write_plot(csv_path, out / "curves.png")
-            log(f"epoch {epoch}/{cfg.epochs}: loss {loss:.4f}  val IoU {val_iou:.4f} (pooled {val_pooled:.4f})  "
-                f"{rate:.1f} img/s  lr {row['lr']:.2e}{'  best' if is_best else ''}")
+            log(
+                f"epoch {epoch}/{cfg.epochs}: loss {loss:.4f}  val IoU {val_iou:.4f} (pooled {val_pooled:.4f})  "
+                f"{rate:.1f} img/s  lr {row['lr']:.2e}{'  best' if is_best else ''}"
+            )
         if world > 1:
             dist.barrier()
     if skipped and main:
