@@ -7,6 +7,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import torch
+
+from asbunet.models import create_model
+from asbunet.train.checkpoint import FORMAT, atomic_save
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -26,6 +30,33 @@ def ccp_samples(shared_data: Path) -> Path:
     path = shared_data / "ccp_samples"
     if not (path / "images").is_dir() or not (path / "masks").is_dir():
         pytest.skip(f"real person data not available: {path} has no images/ and masks/")
+    return path
+
+
+@pytest.fixture(autouse=True)
+def restore_threads():
+    """Commands under test set torch's thread count; put it back after each test."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def checkpoint(tmp_path_factory) -> Path:
+    """A randomly initialised asbunet_025 saved in the format `asbunet train` writes (what `--model` loads)."""
+    torch.manual_seed(0)
+    model = create_model("asbunet_025")
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
+    atomic_save(
+        {
+            "format": FORMAT,
+            "model": "asbunet_025",
+            "model_options": {},
+            "state_dict": model.state_dict(),
+            "input_size": 64,
+        },
+        path,
+    )
     return path
 
 

@@ -20,13 +20,6 @@ SMOKE = REPO / "configs" / "compare_smoke.yaml"
 MODELS = ("asbunet", "mobilenetv2_unet_100")  # the smoke config's models
 
 
-@pytest.fixture(autouse=True)
-def restore_threads():
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory) -> Path:
     """The smoke comparison run once through the CLI (its data paths are relative to the repository root)."""

@@ -8,25 +8,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-import torch
 
 from asbunet.cli import main
 from asbunet.evaluate import Settings, evaluate_model, load_segmenter, predict_probability
 from asbunet.metrics import METRICS, IgnoreBand, ImageStats, summarize
-from asbunet.models import create_model
-from asbunet.train.checkpoint import FORMAT, atomic_save
 
 SAMPLES = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "ccp_samples"
 needs_data = pytest.mark.skipif(
     not (SAMPLES / "images").is_dir(), reason=f"labelled samples not found at {SAMPLES} (data not shipped)"
 )
-
-
-@pytest.fixture(autouse=True)
-def restore_threads():
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
@@ -40,25 +30,6 @@ def dataset(tmp_path_factory) -> Path:
         for stem in ("0001", "0042", "0512"):
             shutil.copy(SAMPLES / sub / f"{stem}{suffix}", root / sub / f"{stem}{suffix}")
     return root
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory) -> Path:
-    """A tiny seeded checkpoint in the format `asbunet train` writes."""
-    torch.manual_seed(0)
-    model = create_model("asbunet_025")
-    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
-    atomic_save(
-        {
-            "format": FORMAT,
-            "model": "asbunet_025",
-            "model_options": {},
-            "state_dict": model.state_dict(),
-            "input_size": 64,
-        },
-        path,
-    )
-    return path
 
 
 def read_csv(path: Path) -> list[dict]:

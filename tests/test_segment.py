@@ -14,7 +14,6 @@ from asbunet.cli import main
 from asbunet.data.io import DataError
 from asbunet.predict import Segmenter, TorchRunner
 from asbunet.segment import SegmentOptions, collect_inputs, planned_outputs, segment_files
-from asbunet.train.checkpoint import FORMAT, atomic_save
 from asbunet.video import TemporalSmoother, open_camera, segment_video_file
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -30,25 +29,6 @@ def brightness_runner(batch: np.ndarray) -> np.ndarray:
 @pytest.fixture
 def bright_segmenter() -> Segmenter:
     return Segmenter(brightness_runner, input_size=64, name="brightness")
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory) -> Path:
-    """A randomly initialised asbunet_025 saved as a training checkpoint (what `--model` loads)."""
-    torch.manual_seed(0)
-    model = create_model("asbunet_025")
-    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
-    atomic_save(
-        {
-            "format": FORMAT,
-            "model": "asbunet_025",
-            "model_options": {},
-            "state_dict": model.state_dict(),
-            "input_size": 64,
-        },
-        path,
-    )
-    return path
 
 
 @pytest.fixture(scope="module")
