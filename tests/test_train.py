@@ -276,9 +276,9 @@ def test_pfcn_fast_config_fits_an_hour():
     assert cfg.data.train == ["../shared/data/pfcn_portrait/train"]
     train_images = 1290 - round(1290 * cfg.data.val_fraction)
     pixels = sum(h * w for h, w in cfg.shapes) / len(cfg.shapes)
-    rate = 22 * 224 * 224 / pixels  # img/s measured at 224x224, scaled by pixels per image
+    rate = 25 * 224 * 224 / pixels  # img/s measured at 224x224 (docs/training.md), scaled by pixels per image
     minutes = cfg.epochs * train_images / rate / 60
-    assert 40 < minutes < 60, minutes
+    assert 25 < minutes < 60, minutes
 
 
 @pytest.mark.parametrize("name", ["paper.yaml", "pfcn_fast.yaml"])
