@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
-import torch
-from torch import nn
 
 from asbunet.data.augment import normalize
 
@@ -52,11 +50,3 @@ def logits_to_probability(logits: np.ndarray, height: int, width: int) -> np.nda
     """Network logits `(h, w)` -> person probability `(height, width)` float32 in [0, 1]."""
     logits = cv2.resize(logits.astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR)
     return (1.0 / (1.0 + np.exp(-np.clip(logits, -30, 30)))).astype(np.float32)
-
-
-@torch.inference_mode()
-def predict_probability(model: nn.Module, image: np.ndarray, input_size: int) -> np.ndarray:
-    """Person probability `(H, W)` of one RGB uint8 image with a PyTorch model in eval mode."""
-    x = torch.from_numpy(prepare(image, input_size))[None]  # (1, 3, h, w)
-    logits = model(x)[0, 0].float().numpy()  # (h, w)
-    return logits_to_probability(logits, image.shape[0], image.shape[1])

@@ -26,8 +26,8 @@ from tqdm import tqdm
 from asbunet.data.augment import AugmentConfig
 from asbunet.data.dataset import EpochRandomSampler, SamplePool, ShapeBatchSampler, TrainDataset
 from asbunet.data.sources import open_source, split_indices
-from asbunet.inference import predict_probability
 from asbunet.models import create_model
+from asbunet.predict import Segmenter, TorchRunner
 from asbunet.train.checkpoint import FORMAT, atomic_save, load_checkpoint
 from asbunet.train.config import TrainConfig
 
@@ -100,10 +100,10 @@ def weights_digest(model: nn.Module) -> str:
 
 def evaluate_iou(model: nn.Module, pool: SamplePool, indices: list[int], input_size: int) -> tuple[float, float]:
     """Person IoU at threshold 0.5 on `pool[indices]`: mean over images and pooled over pixels."""
-    model.eval()
+    segmenter = Segmenter(TorchRunner(model), input_size)  # the same preprocessing as prediction
     ious, inter_sum, union_sum = [], 0, 0
     for i in indices:
-        pred = predict_probability(model, pool.images[i], input_size) > 0.5
+        pred = segmenter.predict(pool.images[i]) > 0.5
         target = pool.masks[i].astype(bool)
         inter, union = int((pred & target).sum()), int((pred | target).sum())
         ious.append(1.0 if union == 0 else inter / union)
