@@ -45,10 +45,25 @@ def cmd_preview_augment(args) -> None:
 
 
 def cmd_bundle(args) -> None:
+    import json
+
+    from tqdm import tqdm
+
     from asbunet.bundle import bundle_checkpoint
 
-    meta = bundle_checkpoint(args.checkpoint, args.output)
-    print(f"wrote {args.output} ({meta['architecture']}, input size {meta['input_size']}, epoch {meta['epoch']})")
+    progress = lambda it: tqdm(it, desc="choosing the threshold", unit="img", leave=False)  # noqa: E731
+    meta = bundle_checkpoint(args.checkpoint, args.output, args.threshold, progress)
+    calibration = json.loads(meta["threshold_calibration"])
+    if "sweep" in calibration:
+        sweep = {float(t): iou for t, iou in calibration["sweep"].items()}
+        print(
+            f"threshold {meta['threshold']}: mean IoU {sweep[float(meta['threshold'])]:.4f} on the "
+            f"{calibration['images']} validation images (at 0.5: {sweep.get(0.5, float('nan')):.4f})"
+        )
+    print(
+        f"wrote {args.output} ({meta['architecture']}, input size {meta['input_size']}, threshold "
+        f"{meta['threshold']}, epoch {meta['epoch']})"
+    )
 
 
 def cmd_summary(args) -> None:
@@ -147,7 +162,7 @@ def cmd_export(args) -> None:
 
     if args.size and args.dynamic:
         raise ValueError("give --size H W for a fixed-size model or --dynamic, not both")
-    model, description, input_size = export.load_model(args.model)
+    model, description, input_size, threshold = export.load_model(args.model)
     size = tuple(args.size) if args.size else (input_size, input_size)
     folder = args.calibration or default_calibration()
     images = export.load_images(folder, args.calibration_count) if folder else None
@@ -155,7 +170,14 @@ def cmd_export(args) -> None:
         raise ValueError("--int8 needs real calibration images: give --calibration DIR (a folder of photos)")
     print(f"exporting {description}; real-image check: {f'{len(images)} images from {folder}' if images else 'none'}")
     result = export.export_onnx(
-        model, args.output, size=size, dynamic=args.dynamic, opset=args.opset, images=images, input_size=input_size
+        model,
+        args.output,
+        size=size,
+        dynamic=args.dynamic,
+        opset=args.opset,
+        images=images,
+        input_size=input_size,
+        metadata={export.THRESHOLD_KEY: f"{threshold:g}"},
     )
     print(result.summary())
     if args.int8:
@@ -240,6 +262,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bundle", help="turn a training checkpoint into a bundled safetensors model")
     p.add_argument("checkpoint", help="best.pt or last.pt written by `asbunet train`")
     p.add_argument("--output", required=True, help="e.g. src/asbunet/weights/asbunet_person.safetensors")
+    p.add_argument(
+        "--threshold",
+        type=float,
+        help="mask threshold to store (default: the best mean IoU on the run's validation split, 0.30-0.90)",
+    )
     p.set_defaults(func=cmd_bundle)
 
     p = sub.add_parser("summary", help="parameters, fp32 size, MACs and output strides of a model (Fig. 7)")
@@ -268,7 +295,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="the effect: blur, an image file, or a colour (name or #RRGGBB); "
         "implies the effect output (default: blur)",
     )
-    p.add_argument("--threshold", type=float, default=0.5, help="mask threshold on the probability (default 0.5)")
+    p.add_argument(
+        "--threshold",
+        type=float,
+        help="mask threshold on the probability (default: the model's own, docs/model_card.md; 0.5 for checkpoints)",
+    )
     p.add_argument(
         "--refine",
         action=argparse.BooleanOptionalAction,
@@ -296,7 +327,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--size", type=int, help="network input: long side, or side with --resize square (default: the model's)"
     )
     p.add_argument("--output", help="results folder (default: evaluation/<model>)")
-    p.add_argument("--threshold", type=float, default=0.5, help="mask = probability > threshold (default 0.5)")
+    p.add_argument(
+        "--threshold",
+        type=float,
+        help="mask = probability > threshold (default: the model's own, see docs/model_card.md; 0.5 for checkpoints)",
+    )
     p.add_argument(
         "--resize",
         choices=["keep", "square"],

@@ -18,7 +18,7 @@ import csv
 import json
 import sys
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -64,7 +64,8 @@ GALLERY_SIDE = 256  # long side of each gallery panel, pixels
 
 
 def load_segmenter(model: str | Path, size: int | None = None, threads: int | None = None) -> Segmenter:
-    """A segmenter for a bundled model name, a `.pt` checkpoint, an `.onnx` file or a registry model name.
+    """A segmenter for a bundled model name, a `.pt` checkpoint, a `.safetensors` or `.onnx` file or a registry
+    model name.
 
     A registry model name (`asbunet.list_models()`) without bundled weights is built with random weights from a
     fixed seed, with a warning: useful to test the pipeline, meaningless as a score.
@@ -82,11 +83,11 @@ def load_segmenter(model: str | Path, size: int | None = None, threads: int | No
         f"bundled models: {', '.join(bundled_models()) or 'none'}; registry models (random weights): "
         f"{', '.join(list_models())}"
     )
-    if path.suffix in (".pt", ".pth", ".onnx"):
+    if path.suffix in (".pt", ".pth", ".safetensors", ".onnx"):
         if not path.is_file():
             raise FileNotFoundError(
-                f"model file not found: {path}; give a .pt checkpoint written by `asbunet "
-                f"train`, an .onnx file, or a model name ({names})"
+                f"model file not found: {path}; give a .pt checkpoint written by `asbunet train`, a .safetensors "
+                f"file written by `asbunet bundle`, an .onnx file, or a model name ({names})"
             )
         try:
             return Segmenter.from_pretrained(path, size, threads)
@@ -111,7 +112,9 @@ def load_segmenter(model: str | Path, size: int | None = None, threads: int | No
             net = create_model(spec)
         return Segmenter(TorchRunner(net, threads), size or 256, f"{spec} (random weights)")
     if path.exists():
-        raise ValueError(f"{path}: unsupported model file; give a .pt checkpoint, an .onnx file or a model name")
+        raise ValueError(
+            f"{path}: unsupported model file; give a .pt checkpoint, a .safetensors file, an .onnx file or a model name"
+        )
     raise ValueError(f"unknown model {spec!r}: not a file and not a model name; {names}")
 
 
@@ -141,7 +144,7 @@ def predict_probability(segmenter: Segmenter, image: np.ndarray, resize: str = "
 class Settings:
     """How predictions are made and scored."""
 
-    threshold: float = 0.5
+    threshold: float | None = None  # None: the model's own (`Segmenter.threshold`)
     resize: str = "keep"
     band: IgnoreBand = IgnoreBand()
     boundary_ratio: float = BOUNDARY_DILATION_RATIO
@@ -149,8 +152,12 @@ class Settings:
     def __post_init__(self):
         if self.resize not in RESIZE_MODES:
             raise ValueError(f"unknown resize mode {self.resize!r}; valid: {', '.join(RESIZE_MODES)}")
-        if not 0 <= self.threshold < 1:
+        if self.threshold is not None and not 0 <= self.threshold < 1:
             raise ValueError(f"threshold must be in [0, 1), got {self.threshold}")
+
+    def for_segmenter(self, segmenter: Segmenter) -> Settings:
+        """These settings with the model's own threshold where none is set."""
+        return self if self.threshold is not None else replace(self, threshold=segmenter.threshold)
 
 
 @dataclass(frozen=True)
@@ -178,6 +185,7 @@ def evaluate_source(
     segmenter: Segmenter, source: Source, settings: Settings, desc: str = "", progress: bool = True
 ) -> list[ImageResult]:
     """Segments every image of `source` in order and scores it against its label."""
+    settings = settings.for_segmenter(segmenter)
     results = []
     for i in tqdm(range(len(source)), desc=desc, unit="img", disable=not progress, file=sys.stderr):
         image, label = source.load(i)
@@ -249,6 +257,7 @@ def evaluate_model(
         raise ValueError("give at least one data set (a folder with images/ and masks/, or a COCO .json file)")
     sources = [open_source(d) for d in datasets]  # fail on a missing data set before loading the model
     segmenter = load_segmenter(model, size, threads)
+    settings = settings.for_segmenter(segmenter)
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)
     summary = {
@@ -375,6 +384,7 @@ def write_gallery(
     from matplotlib.figure import Figure
     from matplotlib.patches import Patch
 
+    settings = settings.for_segmenter(segmenter)
     rows = max(1, len(chosen))
     aspect = max((r.height / r.width for r in chosen), default=1.0)  # panel height / width
     fig = Figure(figsize=(4 * 2.4, rows * (2.4 * min(aspect, 2.0) + 0.3) + 0.5), dpi=100)

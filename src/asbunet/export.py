@@ -22,6 +22,7 @@ import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -39,6 +40,7 @@ from asbunet.inference import prepare
 DEFAULT_OPSET = 18
 INPUT_NAME, OUTPUT_NAME = "image", "logits"
 PAD_INPUT_NODE = "pad_input_channels"
+THRESHOLD_KEY = "asbunet.threshold"  # metadata: the model's mask threshold (`Segmenter.threshold`)
 # onnxruntime raises these (all plain `Exception` subclasses) for unreadable or invalid models.
 ORT_ERRORS = tuple(
     getattr(_ort_state, name)
@@ -224,6 +226,8 @@ class OnnxRunner:
         self.batch = shape[0]
         self.size = (shape[2], shape[3]) if shape[2] is not None and shape[3] is not None else None
         self.input_size = max(self.size) if self.size else None
+        meta = self.session.get_modelmeta().custom_metadata_map
+        self.threshold = float(meta.get(THRESHOLD_KEY, 0.5))
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
         if self.batch is not None and batch.shape[0] != self.batch:
@@ -312,31 +316,55 @@ class TfliteRunner:
 # ---------------------------------------------------------------------------------------------------------- export
 
 
-def load_model(spec: str | Path) -> tuple[nn.Module, str, int]:
-    """`(model in eval mode, description, input size)` for a `.pt` checkpoint, a bundled or a registry model name.
+class LoadedModel(NamedTuple):
+    """A model to export, with what `Segmenter` needs to run it like the original."""
+
+    model: nn.Module  # eval mode
+    description: str
+    input_size: int
+    threshold: float
+
+
+def load_model(spec: str | Path) -> LoadedModel:
+    """The model of a `.pt` checkpoint, a `.safetensors` file, a bundled or a registry model name.
 
     A registry name (`asbunet.list_models()`) gives random weights (seed 0): fine for timing, not for predictions.
     """
     from asbunet.models import create_model, list_models
-    from asbunet.predict import bundled_models, load_bundled
+    from asbunet.predict import bundled_models, load_bundled, read_safetensors
 
     path = Path(spec)
     if path.suffix in (".pt", ".pth"):
         from asbunet.train.checkpoint import load_checkpoint, model_from_checkpoint
 
         ckpt = load_checkpoint(path)
-        return model_from_checkpoint(ckpt), f"{ckpt['model']} from {path}", int(ckpt.get("input_size", 256))
+        return LoadedModel(
+            model_from_checkpoint(ckpt),
+            f"{ckpt['model']} from {path}",
+            int(ckpt.get("input_size", 256)),
+            float(ckpt.get("threshold", 0.5)),
+        )
     name = str(spec)
-    if name in bundled_models():
-        model, meta = load_bundled(name)
-        return model, f"bundled {name} ({meta['architecture']})", int(meta.get("input_size", 256))
+    if path.suffix == ".safetensors" or name in bundled_models():
+        if path.suffix == ".safetensors":
+            state, meta = read_safetensors(path)
+            model = create_model(meta["architecture"])
+            model.load_state_dict(state)
+            model, what = model.eval(), f"{meta['architecture']} from {path}"
+        else:
+            model, meta = load_bundled(name)
+            what = f"bundled {name} ({meta['architecture']})"
+        return LoadedModel(model, what, int(meta.get("input_size", 256)), float(meta.get("threshold", 0.5)))
     if name in list_models():
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(0)
             model = create_model(name).eval()
-        return model, f"{name} (random weights, seed 0)", 256
+        return LoadedModel(model, f"{name} (random weights, seed 0)", 256, 0.5)
     if path.suffix or path.exists():
-        raise ValueError(f"{path}: not a model; give a .pt checkpoint written by `asbunet train` or a model name")
+        raise ValueError(
+            f"{path}: not a model; give a .pt checkpoint written by `asbunet train`, a .safetensors file written by "
+            "`asbunet bundle` or a model name"
+        )
     raise ValueError(
         f"unknown model {name!r}; bundled: {', '.join(bundled_models()) or 'none'}; "
         f"registry (random weights): {', '.join(list_models())}"
@@ -887,7 +915,10 @@ def quantize_int8(
             extra_options=extra,
         )
     proto = onnx.load(str(out_path))
-    _set_metadata(proto, {"asbunet.quantization": f"int8 {quant_format}, {len(images)} calibration images"})
+    source_meta = {p.key: p.value for p in onnx.load(str(fp32_onnx), load_external_data=False).metadata_props}
+    _set_metadata(
+        proto, {**source_meta, "asbunet.quantization": f"int8 {quant_format}, {len(images)} calibration images"}
+    )
     onnx.save(proto, str(out_path))
     return QuantizeResult(out_path, len(images), size_text, quant_format, rewrites, shared)
 

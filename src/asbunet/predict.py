@@ -40,20 +40,40 @@ def bundled_models() -> list[str]:
     return sorted(p.stem for p in WEIGHTS_DIR.glob("*.safetensors"))
 
 
-def load_bundled(name: str) -> tuple[nn.Module, dict]:
-    """Builds a bundled model from `weights/<name>.safetensors` (its metadata names the architecture)."""
+def read_safetensors(path: str | Path) -> tuple[dict, dict]:
+    """Weights `{name: tensor}` and metadata of a safetensors model file (no code is executed)."""
     from safetensors.torch import load_file, safe_open
 
-    from asbunet.models import create_model
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"weights file not found: {path}")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = dict(f.metadata() or {})
+        state = load_file(str(path))
+    except Exception as err:  # noqa: BLE001 - any parsing failure means the same thing to the user
+        raise ValueError(f"{path}: not a readable safetensors file ({type(err).__name__}: {err})") from None
+    if "architecture" not in meta:
+        raise ValueError(f"{path}: no 'architecture' in its metadata; write it with `asbunet bundle`")
+    return state, meta
 
+
+def bundled_path(name: str) -> Path:
+    """`weights/<name>.safetensors` of a bundled model, or a ValueError listing the bundled names."""
     path = WEIGHTS_DIR / f"{name}.safetensors"
     if not path.is_file():
         available = ", ".join(bundled_models()) or "none"
         raise ValueError(f"no bundled model {name!r}; bundled: {available}")
-    with safe_open(str(path), framework="pt") as f:
-        meta = dict(f.metadata() or {})
+    return path
+
+
+def load_bundled(name: str) -> tuple[nn.Module, dict]:
+    """Builds a bundled model from `weights/<name>.safetensors` (its metadata names the architecture)."""
+    from asbunet.models import create_model
+
+    state, meta = read_safetensors(bundled_path(name))
     model = create_model(meta["architecture"])
-    model.load_state_dict(load_file(str(path)))
+    model.load_state_dict(state)
     return model.eval(), meta
 
 
@@ -64,36 +84,60 @@ class Segmenter:
         runner: the network (see `TorchRunner`, `asbunet.export.OnnxRunner`).
         input_size: long side of the network input; the short side follows the image's aspect ratio.
         name: what the segmenter runs, for messages.
+        threshold: probability at or above which a pixel is person in `mask`; a bundled model carries the one
+            calibrated on its validation split (`asbunet bundle`), other models use 0.5.
     """
 
-    def __init__(self, runner: Runner, input_size: int = 256, name: str = ""):
-        self.runner, self.input_size, self.name = runner, input_size, name
+    def __init__(self, runner: Runner, input_size: int = 256, name: str = "", threshold: float = 0.5):
+        if not 0.0 <= threshold <= 1.0:
+            raise ValueError(f"threshold must be in [0, 1], got {threshold}")
+        self.runner, self.input_size, self.name, self.threshold = runner, input_size, name, threshold
 
     @classmethod
     def from_pretrained(
         cls, name: str | Path | None = None, input_size: int | None = None, threads: int | None = None
     ) -> Segmenter:
-        """Loads the bundled model (`name=None`), another bundled name, a checkpoint (`.pt`) or an ONNX file."""
+        """Loads the bundled model (`name=None`), another bundled name, a checkpoint (`.pt`), a `.safetensors` file
+        written by `asbunet bundle` or an ONNX file."""
         name = DEFAULT_MODEL if name is None else name
         path = Path(name)
         if path.suffix == ".onnx":
             from asbunet.export import OnnxRunner
 
             runner = OnnxRunner(path, threads=threads)
-            return cls(runner, input_size or runner.input_size or 256, str(path))
+            return cls(runner, input_size or runner.input_size or 256, str(path), runner.threshold)
         if path.suffix in (".pt", ".pth"):
             from asbunet.train.checkpoint import load_checkpoint, model_from_checkpoint
 
             ckpt = load_checkpoint(path)
             return cls(
-                TorchRunner(model_from_checkpoint(ckpt), threads), input_size or ckpt.get("input_size", 256), str(path)
+                TorchRunner(model_from_checkpoint(ckpt), threads),
+                input_size or ckpt.get("input_size", 256),
+                str(path),
+                float(ckpt.get("threshold", 0.5)),
             )
-        if path.suffix or "/" in str(name):
+        if path.suffix == ".safetensors":
+            from asbunet.models import create_model
+
+            state, meta = read_safetensors(path)
+            model = create_model(meta["architecture"])
+            model.load_state_dict(state)
+            name = path
+        elif path.suffix or "/" in str(name):
             if not path.exists():
                 raise FileNotFoundError(f"model file not found: {path}")
-            raise ValueError(f"{path}: unsupported model file; use a .pt checkpoint, a .onnx file or a bundled name")
-        model, meta = load_bundled(str(name))
-        return cls(TorchRunner(model, threads), input_size or int(meta.get("input_size", 256)), str(name))
+            raise ValueError(
+                f"{path}: unsupported model file; use a .pt checkpoint, a .safetensors file written by `asbunet "
+                "bundle`, a .onnx file or a bundled name"
+            )
+        else:
+            model, meta = load_bundled(str(name))
+        return cls(
+            TorchRunner(model, threads),
+            input_size or int(meta.get("input_size", 256)),
+            str(name),
+            float(meta.get("threshold", 0.5)),
+        )
 
     def logits(self, image: np.ndarray) -> np.ndarray:
         """Network logits `(h, w)` at the network size for one image."""
@@ -107,6 +151,10 @@ class Segmenter:
         """
         rgb = to_rgb(image)
         return logits_to_probability(self.logits(rgb), rgb.shape[0], rgb.shape[1])
+
+    def mask(self, image: np.ndarray) -> np.ndarray:
+        """Person mask `(H, W)` bool: `predict(image) >= threshold`."""
+        return self.predict(image) >= self.threshold
 
     def predict_batch(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
         """`predict` for a list; images of the same network size run as one batch."""

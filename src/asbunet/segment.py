@@ -20,7 +20,7 @@ import os
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import cv2
@@ -45,7 +45,8 @@ class SegmentOptions:
             and `effect` for videos.
         effect: the background effect of the `effect` output (`asbunet.effects.parse_background`); `None` means
             `BlurBackground()`.
-        threshold: probability at or above which a pixel is person in the binary mask.
+        threshold: probability at or above which a pixel is person in the binary mask; `None` uses the model's own
+            (`Segmenter.threshold`: calibrated on validation for the bundled model, else 0.5).
         refine: guided-filter refinement of the probability at output resolution.
         smooth: video only: weight of the previous frames in the exponential moving average of the probability
             (0 = off, 0.6 = default; higher is steadier but lags behind motion).
@@ -54,7 +55,7 @@ class SegmentOptions:
 
     save: tuple[str, ...] | None = None
     effect: effects.Effect | None = None
-    threshold: float = 0.5
+    threshold: float | None = None
     refine: bool = True
     smooth: float = 0.6
     max_frames: int | None = None
@@ -64,7 +65,7 @@ class SegmentOptions:
             unknown = [s for s in self.save if s not in OUTPUTS]
             if unknown or not self.save:
                 raise ValueError(f"unknown output {', '.join(unknown) or '(empty)'}; choose from: {', '.join(OUTPUTS)}")
-        if not 0.0 <= self.threshold <= 1.0:
+        if self.threshold is not None and not 0.0 <= self.threshold <= 1.0:
             raise ValueError(f"threshold must be in [0, 1], got {self.threshold}")
         if not 0.0 <= self.smooth < 1.0:
             raise ValueError(f"smooth must be in [0, 1) (0 = off), got {self.smooth}")
@@ -148,6 +149,12 @@ def prepare_output_dir(output: str | Path) -> Path:
     except OSError as err:
         raise OSError(f"{output}: output folder cannot be written ({err.strerror or err})") from None
     return output
+
+
+def resolve_options(options: SegmentOptions | None, segmenter: Segmenter) -> SegmentOptions:
+    """`options` (the defaults when None) with the model's own threshold where none is set."""
+    options = options or SegmentOptions()
+    return replace(options, threshold=segmenter.threshold) if options.threshold is None else options
 
 
 def video_outputs(options: SegmentOptions, source: str) -> tuple[str, ...]:
@@ -247,6 +254,7 @@ def write_image(path: Path, array: np.ndarray) -> None:
 def segment_image(segmenter: Segmenter, path: Path, targets: Sequence[Path], options: SegmentOptions) -> list[Path]:
     """Segments one image file and writes its outputs (`targets` from `planned_outputs`)."""
     image = read_image(path)
+    options = resolve_options(options, segmenter)
     prob = postprocess(segmenter, image, options)
     for kind, target in zip(options.outputs_for(False), targets, strict=True):
         write_image(target, render(kind, image, prob, options))
@@ -279,7 +287,7 @@ def segment_files(
     """
     from asbunet.video import segment_video
 
-    options = options or SegmentOptions()
+    options = resolve_options(options, segmenter)
     log = log or (lambda line: tqdm.write(line, file=sys.stderr))
     paths = collect_inputs(inputs)
     plan = planned_outputs(paths, Path(output), options)

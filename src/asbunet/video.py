@@ -20,7 +20,15 @@ from tqdm import tqdm
 
 from asbunet.data.io import DataError
 from asbunet.predict import Segmenter
-from asbunet.segment import SegmentOptions, output_names, postprocess, prepare_output_dir, render, video_outputs
+from asbunet.segment import (
+    SegmentOptions,
+    output_names,
+    postprocess,
+    prepare_output_dir,
+    render,
+    resolve_options,
+    video_outputs,
+)
 
 FOURCC = "mp4v"
 DEFAULT_FPS = 30.0
@@ -130,6 +138,7 @@ def run_capture(
     Raises:
         DataError: when not a single frame can be read.
     """
+    options = resolve_options(options, segmenter)
     kinds = video_outputs(options, source)
     if len(targets) != len(kinds):
         capture.release()
@@ -187,7 +196,7 @@ def segment_video(
     progress: bool = True,
 ) -> VideoResult:
     """Segments a video file into `targets` (see `asbunet.segment.planned_outputs`)."""
-    options = options or SegmentOptions()
+    options = resolve_options(options, segmenter)
     video_outputs(options, str(path))
     return run_capture(segmenter, open_video(path), str(path), targets, options, progress)
 
@@ -200,7 +209,7 @@ def segment_video_file(
     progress: bool = True,
 ) -> VideoResult:
     """Segments a video file into `output/<stem>_<kind>.mp4` (e.g. `talk_blur.mp4`)."""
-    options = options or SegmentOptions()
+    options = resolve_options(options, segmenter)
     path = Path(path)
     kinds = video_outputs(options, str(path))
     targets = [Path(output) / f"{path.stem}{output_names(k, options.background, True)}" for k in kinds]
@@ -218,7 +227,7 @@ def segment_camera(
     The files are written at the camera's nominal frame rate; when processing is slower than the camera, frames
     are dropped by the camera driver and the recording plays faster than real time.
     """
-    options = options or SegmentOptions()
+    options = resolve_options(options, segmenter)
     kinds = video_outputs(options, f"camera {index}")
     out = prepare_output_dir(output)
     capture = open_camera(index)

@@ -53,3 +53,21 @@ def model_from_checkpoint(ckpt: dict) -> nn.Module:
     model = create_model(ckpt["model"], **ckpt.get("model_options", {}))
     model.load_state_dict(ckpt["state_dict"])
     return model.eval()
+
+
+def load_weights(source: str | Path) -> tuple[str, dict, dict]:
+    """`(architecture, model options, state dict)` to start a training run from (`init_from`).
+
+    `source` is a checkpoint written by `asbunet train` (`.pt`), a `.safetensors` file written by `asbunet bundle`,
+    or the name of a bundled model (e.g. `asbunet_person`).
+    """
+    from asbunet.predict import bundled_path, read_safetensors
+
+    path = Path(source)
+    if path.suffix in (".pt", ".pth"):
+        ckpt = load_checkpoint(path)
+        return ckpt["model"], ckpt.get("model_options", {}), ckpt["state_dict"]
+    if path.suffix != ".safetensors":
+        path = bundled_path(str(source))
+    state, meta = read_safetensors(path)
+    return meta["architecture"], {}, state

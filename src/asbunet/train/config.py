@@ -26,6 +26,7 @@ class TrainConfig:
 
     model: str = "asbunet"
     model_options: dict = field(default_factory=dict)
+    init_from: str | None = None  # weights to start from (fine-tuning): a .pt checkpoint, .safetensors or bundled name
     data: DataConfig = field(default_factory=DataConfig)
     shapes: list = field(default_factory=lambda: [[224, 224]])  # training canvases (H, W), one per batch
     val_size: int = 256  # long side of the network input at validation (and the checkpoint's input size)

@@ -28,7 +28,7 @@ from asbunet.data.dataset import EpochRandomSampler, SamplePool, ShapeBatchSampl
 from asbunet.data.sources import open_source, split_indices
 from asbunet.models import create_model
 from asbunet.predict import Segmenter, TorchRunner
-from asbunet.train.checkpoint import FORMAT, atomic_save, load_checkpoint
+from asbunet.train.checkpoint import FORMAT, atomic_save, load_checkpoint, load_weights
 from asbunet.train.config import TrainConfig
 
 METRICS_FIELDS = ["epoch", "step", "lr", "train_loss", "val_iou", "val_iou_pooled", "images_per_s", "epoch_s"]
@@ -188,6 +188,29 @@ def write_plot(csv_path: Path, png_path: Path) -> None:
     plt.close(fig)
 
 
+def load_data(cfg: TrainConfig, progress=None) -> tuple[SamplePool, list[int], SamplePool, list[int]]:
+    """`(pool, training indices, validation pool, validation indices)`: `data.val`, or the seeded split of
+    `data.train` (Section IV-A: 80/20), the same for every run with this config and seed."""
+    pool = SamplePool([open_source(s) for s in cfg.data.train], cfg.data.max_side, cfg.data.skip_bad, progress)
+    if cfg.data.val:
+        val_pool = SamplePool([open_source(s) for s in cfg.data.val], cfg.data.max_side, cfg.data.skip_bad)
+        return pool, list(range(len(pool))), val_pool, list(range(len(val_pool)))
+    train_idx, val_idx = split_indices(len(pool), cfg.data.val_fraction, cfg.seed)
+    return pool, train_idx, pool, val_idx
+
+
+def init_weights(model: nn.Module, cfg: TrainConfig) -> None:
+    """Loads `cfg.init_from` into `model` (fine-tuning); the architecture must be the one `cfg` trains."""
+    arch, options, state = load_weights(cfg.init_from)
+    if (arch, options) != (cfg.model, cfg.model_options):
+        raise ValueError(
+            f"init_from {cfg.init_from}: holds {arch} weights{f' with options {options}' if options else ''}, "
+            f"but the config trains {cfg.model}{f' with options {cfg.model_options}' if cfg.model_options else ''}; "
+            f"set model: {arch}"
+        )
+    model.load_state_dict(state)
+
+
 def train(cfg: TrainConfig, resume: bool = False) -> dict:
     """Runs (or resumes) a training run; returns the final metrics row."""
     rank, world, device = setup_distributed()
@@ -197,16 +220,8 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
     main = rank == 0
     log = print if main else (lambda *a, **k: None)
 
-    train_sources = [open_source(s) for s in cfg.data.train]
     progress = (lambda it: tqdm(it, desc="loading data", leave=False)) if main else None
-    pool = SamplePool(train_sources, cfg.data.max_side, cfg.data.skip_bad, progress)
-    if cfg.data.val:
-        train_idx = list(range(len(pool)))
-        val_pool = SamplePool([open_source(s) for s in cfg.data.val], cfg.data.max_side, cfg.data.skip_bad)
-        val_idx = list(range(len(val_pool)))
-    else:
-        train_idx, val_idx = split_indices(len(pool), cfg.data.val_fraction, cfg.seed)
-        val_pool = pool
+    pool, train_idx, val_pool, val_idx = load_data(cfg, progress)
     skipped = pool.skipped + (val_pool.skipped if val_pool is not pool else [])
     pos_weight = cfg.pos_weight
     if pos_weight == "auto":
@@ -255,8 +270,12 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
         scheduler.load_state_dict(ckpt["scheduler"])
         start_epoch, step, best = ckpt["epoch"] + 1, ckpt["step"], ckpt["best_iou"]
         log(f"resumed from {last_path} after epoch {ckpt['epoch']}")
-    elif resume:
-        log(f"nothing to resume in {out}; starting a new run")
+    else:
+        if resume:
+            log(f"nothing to resume in {out}; starting a new run")
+        if cfg.init_from:
+            init_weights(model, cfg)
+            log(f"starting from the weights of {cfg.init_from}")
     net = nn.parallel.DistributedDataParallel(model) if world > 1 else model
 
     if main:

@@ -1,0 +1,48 @@
+"""Choosing a model's mask threshold on its validation split (`asbunet bundle`).
+
+A network trained with a class-weighted BCE (Section IV-B, `pos_weight` = background/person ratio) is pushed towards
+the person class, so its probabilities are not calibrated at 0.5: the threshold that gives the best mean person IoU
+on held-out images is usually higher. It is chosen on the training run's validation split, never on a test set, and
+stored with the bundled weights (`Segmenter.threshold`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from asbunet.predict import Segmenter
+
+THRESHOLDS = tuple(round(0.3 + 0.05 * i, 2) for i in range(13))  # 0.30, 0.35, ..., 0.90
+
+
+def threshold_sweep(
+    segmenter: Segmenter,
+    images: Sequence[np.ndarray],
+    masks: Sequence[np.ndarray],
+    thresholds: Sequence[float] = THRESHOLDS,
+    progress: Callable | None = None,
+) -> dict[float, float]:
+    """Mean person IoU over `images` of the mask `probability > t`, for every `t` in `thresholds`."""
+    if len(images) != len(masks) or not images:
+        raise ValueError(f"need as many masks as images, and at least one; got {len(images)} and {len(masks)}")
+    keys = [float(t) for t in thresholds]
+    if not keys or not all(0 <= t < 1 for t in keys):
+        raise ValueError(f"thresholds must be a list of values in [0, 1), got {keys}")
+    cuts = np.asarray(keys, np.float32)  # (T,)
+    ious = np.zeros((len(images), len(keys)))  # (N, T)
+    items = range(len(images)) if progress is None else progress(range(len(images)))
+    for i in items:
+        prob = segmenter.predict(images[i])  # (H, W)
+        target = masks[i].astype(bool)
+        pred = prob[None] > cuts[:, None, None]  # (T, H, W)
+        inter = (pred & target).sum(axis=(1, 2))
+        union = (pred | target).sum(axis=(1, 2))
+        ious[i] = np.where(union == 0, 1.0, inter / np.maximum(union, 1))
+    return dict(zip(keys, ious.mean(axis=0).tolist(), strict=True))
+
+
+def best_threshold(sweep: dict[float, float]) -> float:
+    """The threshold with the highest mean IoU; ties go to the one closest to 0.5."""
+    return max(sweep, key=lambda t: (round(sweep[t], 6), -abs(t - 0.5)))

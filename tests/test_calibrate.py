@@ -1,0 +1,144 @@
+"""The mask threshold: chosen on the validation split at bundling, carried by the bundled file, the ONNX export and
+`Segmenter`, and used by `segment` and `evaluate` unless one is given; fine-tuning from bundled weights."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from conftest import write_folder_dataset
+from test_train import tiny_config
+
+from asbunet import Segmenter
+from asbunet.bundle import bundle_checkpoint
+from asbunet.calibrate import THRESHOLDS, best_threshold, threshold_sweep
+from asbunet.evaluate import evaluate_model
+from asbunet.predict import read_safetensors
+from asbunet.segment import SegmentOptions, resolve_options
+from asbunet.train.checkpoint import load_checkpoint, load_weights
+from asbunet.train.config import TrainConfig
+from asbunet.train.engine import train
+
+
+def ramp_runner(batch: np.ndarray) -> np.ndarray:
+    """Logits rising from left to right: probability ~0.05 at the left edge, ~0.95 at the right."""
+    _, _, h, w = batch.shape
+    logits = np.linspace(-3, 3, w, dtype=np.float32)[None, None, None, :]  # (1, 1, 1, w)
+    return np.broadcast_to(logits, (batch.shape[0], 1, h, w)).copy()
+
+
+def test_sweep_finds_the_threshold_that_matches_the_labels():
+    segmenter = Segmenter(ramp_runner, input_size=64)
+    image = np.zeros((32, 64, 3), np.uint8)
+    prob = segmenter.predict(image)
+    for cut in (0.3, 0.5, 0.75):
+        label = (prob > cut).astype(np.uint8)  # the person is where the probability exceeds `cut`
+        sweep = threshold_sweep(segmenter, [image, image], [label, label])
+        assert list(sweep) == list(THRESHOLDS)
+        assert best_threshold(sweep) == pytest.approx(cut)
+        assert sweep[best_threshold(sweep)] == pytest.approx(1.0)
+        assert all(v < 1.0 for t, v in sweep.items() if abs(t - cut) > 0.01)
+
+
+def test_ties_go_to_the_threshold_closest_to_one_half():
+    assert best_threshold({0.3: 0.9, 0.45: 0.95, 0.6: 0.95, 0.7: 0.8}) == 0.45
+    assert best_threshold({0.5: 0.9, 0.55: 0.9}) == 0.5
+
+
+def test_sweep_errors():
+    segmenter = Segmenter(ramp_runner, input_size=64)
+    image, label = np.zeros((8, 8, 3), np.uint8), np.zeros((8, 8), np.uint8)
+    with pytest.raises(ValueError, match="as many masks"):
+        threshold_sweep(segmenter, [image], [])
+    with pytest.raises(ValueError, match="thresholds"):
+        threshold_sweep(segmenter, [image], [label], thresholds=[0.5, 1.5])
+    with pytest.raises(ValueError, match=r"threshold must be in \[0, 1\]"):
+        Segmenter(ramp_runner, threshold=2.0)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> tuple[TrainConfig, object]:
+    """A one-epoch asbunet_025 run on a synthetic dataset: (its config, its output folder)."""
+    root = tmp_path_factory.mktemp("calibrate")
+    data = write_folder_dataset(root / "data", n=8, size=(56, 48))
+    cfg = TrainConfig(**tiny_config(data, root / "run", model="asbunet_025", epochs=1))
+    train(cfg)
+    return cfg, root / "run"
+
+
+def test_bundle_stores_the_threshold_chosen_on_the_validation_split(trained, tmp_path):
+    _, run = trained
+    out = tmp_path / "tiny.safetensors"
+    meta = bundle_checkpoint(run / "best.pt", out)
+    calibration = json.loads(meta["threshold_calibration"])
+    assert calibration["images"] == 2  # 25% of 8
+    sweep = {float(t): v for t, v in calibration["sweep"].items()}
+    assert float(meta["threshold"]) == best_threshold(sweep) == calibration["threshold"]
+
+    state, stored = read_safetensors(out)
+    assert stored["threshold"] == meta["threshold"] and stored["architecture"] == "asbunet_025"
+    segmenter = Segmenter.from_pretrained(out)
+    assert segmenter.threshold == float(meta["threshold"]) and segmenter.input_size == 64
+    image = np.random.default_rng(0).integers(0, 256, (40, 30, 3), dtype=np.uint8)
+    np.testing.assert_array_equal(segmenter.mask(image), segmenter.predict(image) >= segmenter.threshold)
+    reference = Segmenter.from_pretrained(run / "best.pt")  # the same weights, threshold 0.5
+    assert reference.threshold == 0.5
+    np.testing.assert_allclose(segmenter.predict(image), reference.predict(image), atol=1e-6)
+
+
+def test_bundle_with_a_threshold_by_hand_needs_no_data(trained, tmp_path):
+    cfg, run = trained
+    ckpt = load_checkpoint(run / "best.pt")
+    ckpt["config"]["data"]["train"] = [str(tmp_path / "gone")]
+    torch.save(ckpt, tmp_path / "moved.pt")
+    with pytest.raises(ValueError, match="--threshold"):
+        bundle_checkpoint(tmp_path / "moved.pt", tmp_path / "a.safetensors")
+    meta = bundle_checkpoint(tmp_path / "moved.pt", tmp_path / "b.safetensors", threshold=0.65)
+    assert meta["threshold"] == "0.65" and json.loads(meta["threshold_calibration"])["by"] == "hand"
+    with pytest.raises(ValueError, match="threshold must be"):
+        bundle_checkpoint(run / "best.pt", tmp_path / "c.safetensors", threshold=1.5)
+
+
+def test_segment_and_evaluate_use_the_model_threshold_unless_given(trained, tmp_path):
+    cfg, run = trained
+    bundle_checkpoint(run / "best.pt", tmp_path / "m.safetensors", threshold=0.7)
+    segmenter = Segmenter.from_pretrained(tmp_path / "m.safetensors")
+    assert resolve_options(None, segmenter).threshold == 0.7
+    assert resolve_options(SegmentOptions(threshold=0.4), segmenter).threshold == 0.4
+    data = cfg.data.train[0]
+    summary = evaluate_model(tmp_path / "m.safetensors", [data], tmp_path / "eval", gallery=0, progress=False)
+    assert summary["settings"]["threshold"] == 0.7
+
+
+def test_fine_tuning_starts_from_the_given_weights(trained, tmp_path):
+    cfg, run = trained
+    arch, options, start = load_weights(run / "best.pt")
+    assert (arch, options) == ("asbunet_025", {})
+    bundle_checkpoint(run / "best.pt", tmp_path / "start.safetensors", threshold=0.5)
+    assert load_weights(tmp_path / "start.safetensors")[0] == "asbunet_025"
+
+    # lr 0: the weights stay those of the start (only BatchNorm running statistics move)
+    values = {**cfg.to_dict(), "output": str(tmp_path / "ft"), "lr": 0.0, "weight_decay": 0.0}
+    train(TrainConfig(**{**values, "init_from": str(tmp_path / "start.safetensors")}))
+    tuned = load_checkpoint(tmp_path / "ft" / "last.pt")["state_dict"]
+    convs = [k for k in start if k.endswith(".weight") and start[k].ndim == 4]
+    assert convs and all(torch.equal(tuned[k], start[k]) for k in convs)
+
+    with pytest.raises(ValueError, match="holds asbunet_025 weights, but the config trains asbunet"):
+        train(TrainConfig(**{**values, "model": "asbunet", "init_from": str(run / "best.pt")}))
+    with pytest.raises(ValueError, match="no bundled model"):
+        train(TrainConfig(**{**values, "init_from": "no_such_model"}))
+
+
+def test_onnx_export_carries_the_threshold(trained, tmp_path, ccp_samples):
+    from asbunet.cli import main
+
+    _, run = trained
+    bundle_checkpoint(run / "best.pt", tmp_path / "m.safetensors", threshold=0.7)
+    args = ["export", str(tmp_path / "m.safetensors"), "--output", str(tmp_path / "m.onnx"), "--size", "64", "64"]
+    args += ["--int8", "--calibration", str(ccp_samples / "images"), "--calibration-count", "2"]
+    assert main(args) == 0
+    for name in ("m.onnx", "m_int8.onnx"):
+        assert Segmenter.from_pretrained(tmp_path / name).threshold == 0.7, name
