@@ -63,6 +63,9 @@ def test_smoke_comparison_writes_tables_plot_and_json_with_the_papers_figures(sm
         assert paper_figure in md, paper_figure
     ours = f"{rows['asbunet']['accuracy']:.4f}"
     assert f"| ASBU-Net ReLU | 1 | {ours} | 0.9244 |" in md  # ours beside the paper's, Fig. 6 layout
+    detail = rows["asbunet"]  # Eq. 3 in parts: IoU outside the band minus 1.0 per false detection
+    assert detail["accuracy"] == pytest.approx(detail["band_iou"] - detail["false_detections"])
+    assert f"| ASBU-Net ReLU | {ours} | {detail['band_iou']:.4f} | {detail['false_detections']:.3f} |" in md
     table = list(csv.DictReader((out / "results.csv").open()))
     assert [r["model"] for r in table] == list(MODELS)
     assert float(table[0]["paper_accuracy"]) == 0.9244 and float(table[0]["accuracy"]) == rows["asbunet"]["accuracy"]
@@ -205,3 +208,8 @@ def test_latency_is_measured_for_every_model_in_one_run():
         assert 0 < figures["median_ms"] <= figures["p95_ms"]
     assert result["settings"]["size"] == [32, 32] and result["settings"]["dtype"] == "float32"
     assert str(os.cpu_count()) in result["machine"]
+
+
+def test_band_iou_is_recorded_or_recovered_from_the_eq3_decomposition():
+    assert compare.band_iou({"band_iou": 0.93, "ignore_band_iou": 0.5, "false_detections": 0.25}) == 0.93
+    assert compare.band_iou({"ignore_band_iou": 0.68, "false_detections": 0.25}) == pytest.approx(0.93)
