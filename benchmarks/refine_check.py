@@ -1,6 +1,6 @@
 """Person IoU of the bundled model with and without the guided-filter refinement of `asbunet segment`.
 
-Every third image of each test split, threshold 0.5, labels at full resolution:
+Every third image of each test split, at the model's threshold, labels at full resolution:
 
     python benchmarks/refine_check.py ../shared/data/pfcn_portrait/test ../shared/data/ccp/test
 """
@@ -16,8 +16,8 @@ from asbunet.data.sources import open_source
 from asbunet.effects import refine_probability
 
 
-def iou(prob: np.ndarray, label: np.ndarray) -> float:
-    pred = prob > 0.5
+def iou(prob: np.ndarray, label: np.ndarray, threshold: float) -> float:
+    pred = prob > threshold
     return float((pred & label).sum() / max((pred | label).sum(), 1))
 
 
@@ -34,8 +34,8 @@ def main() -> None:
         for i in range(0, len(source), args.step):
             image, label = source.load(i)
             prob = segmenter.predict(image)
-            plain.append(iou(prob, label.astype(bool)))
-            refined.append(iou(refine_probability(image, prob), label.astype(bool)))
+            plain.append(iou(prob, label.astype(bool), segmenter.threshold))
+            refined.append(iou(refine_probability(image, prob), label.astype(bool), segmenter.threshold))
         print(f"{dataset}: {len(plain)} images, IoU {np.mean(plain):.4f} plain, {np.mean(refined):.4f} refined")
 
 

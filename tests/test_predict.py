@@ -30,7 +30,7 @@ def test_bundled_model_segments_the_sample_photos(segmenter):
         label = read_mask(SAMPLES / "masks" / f"{path.stem}.png").astype(bool)
         ious.append((pred & label).sum() / (pred | label).sum())
     assert len(ious) == 8
-    assert np.mean(ious) > 0.8  # 0.85 for the shipped weights; random weights score far lower
+    assert np.mean(ious) > 0.8  # about 0.87 for the shipped weights; random weights score far lower
 
 
 @pytest.mark.parametrize("size", [(97, 131), (131, 97), (64, 64), (17, 300)])
