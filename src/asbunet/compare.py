@@ -575,10 +575,15 @@ def _times(values: list[float]) -> str:
 METRIC_NAMES = {"accuracy": "Eq. 3 accuracy", "iou": "plain IoU"}
 
 
+def _claim_suffix(key: str) -> str:
+    """How a claim's name marks the score it is judged on: nothing for Eq. 3, the score's name otherwise."""
+    return "" if key == "accuracy" else f" ({METRIC_NAMES[key]})"
+
+
 def _accuracy_claim(by: dict, key: str) -> dict:
     """Claim 1: ASBU-Net ReLU against each baseline, on score `key` ("accuracy" = Eq. 3, or "iou")."""
     paper_acc = {m: a for m, (a, _) in PAPER_FIG6.items()}
-    suffix = "" if key == "accuracy" else f" ({METRIC_NAMES[key]})"
+    suffix = _claim_suffix(key)
     claim = {
         "claim": f"ASBU-Net is 1.5 to 3 IoU points more accurate than the baselines{suffix}",
         "test": f"ASBU-Net ReLU minus each baseline, {METRIC_NAMES[key]} in points; holds if every gap is at least "
@@ -604,7 +609,7 @@ def _accuracy_claim(by: dict, key: str) -> dict:
 def _swish_claim(by: dict, key: str) -> dict:
     """Claim 4: ASBU-Net Swish against ASBU-Net ReLU, on score `key`."""
     paper_acc = {m: a for m, (a, _) in PAPER_FIG6.items()}
-    suffix = "" if key == "accuracy" else f" ({METRIC_NAMES[key]})"
+    suffix = _claim_suffix(key)
     claim = {
         "claim": f"Swish adds about 0.5 IoU points over ReLU{suffix}",
         "test": f"ASBU-Net Swish minus ASBU-Net ReLU, {METRIC_NAMES[key]} in points; holds if positive and larger "

@@ -331,7 +331,7 @@ def load_model(spec: str | Path) -> LoadedModel:
     A registry name (`asbunet.list_models()`) gives random weights (seed 0): fine for timing, not for predictions.
     """
     from asbunet.models import create_model, list_models
-    from asbunet.predict import bundled_models, load_bundled, read_safetensors
+    from asbunet.predict import bundled_models, load_bundled, load_safetensors_model
 
     path = Path(spec)
     if path.suffix in (".pt", ".pth"):
@@ -347,10 +347,8 @@ def load_model(spec: str | Path) -> LoadedModel:
     name = str(spec)
     if path.suffix == ".safetensors" or name in bundled_models():
         if path.suffix == ".safetensors":
-            state, meta = read_safetensors(path)
-            model = create_model(meta["architecture"])
-            model.load_state_dict(state)
-            model, what = model.eval(), f"{meta['architecture']} from {path}"
+            model, meta = load_safetensors_model(path)
+            what = f"{meta['architecture']} from {path}"
         else:
             model, meta = load_bundled(name)
             what = f"bundled {name} ({meta['architecture']})"

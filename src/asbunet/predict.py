@@ -67,14 +67,19 @@ def bundled_path(name: str) -> Path:
     return path
 
 
-def load_bundled(name: str) -> tuple[nn.Module, dict]:
-    """Builds a bundled model from `weights/<name>.safetensors` (its metadata names the architecture)."""
+def load_safetensors_model(path: str | Path) -> tuple[nn.Module, dict]:
+    """Builds the model of a safetensors file written by `asbunet bundle` (its metadata names the architecture)."""
     from asbunet.models import create_model
 
-    state, meta = read_safetensors(bundled_path(name))
+    state, meta = read_safetensors(path)
     model = create_model(meta["architecture"])
     model.load_state_dict(state)
     return model.eval(), meta
+
+
+def load_bundled(name: str) -> tuple[nn.Module, dict]:
+    """Builds a bundled model from `weights/<name>.safetensors`."""
+    return load_safetensors_model(bundled_path(name))
 
 
 class Segmenter:
@@ -117,11 +122,7 @@ class Segmenter:
                 float(ckpt.get("threshold", 0.5)),
             )
         if path.suffix == ".safetensors":
-            from asbunet.models import create_model
-
-            state, meta = read_safetensors(path)
-            model = create_model(meta["architecture"])
-            model.load_state_dict(state)
+            model, meta = load_safetensors_model(path)
             name = path
         elif path.suffix or "/" in str(name):
             if not path.exists():
