@@ -1,5 +1,6 @@
 """The mask threshold: chosen on the validation split at bundling, carried by the bundled file, the ONNX export and
-`Segmenter`, and used by `segment` and `evaluate` unless one is given; fine-tuning from bundled weights."""
+`Segmenter`, and used by `segment` and `evaluate` unless one is given; the input size chosen the same way;
+fine-tuning from bundled weights."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from test_train import tiny_config
 
 from asbunet import Segmenter
 from asbunet.bundle import bundle_checkpoint
-from asbunet.calibrate import THRESHOLDS, best_threshold, threshold_sweep
+from asbunet.calibrate import THRESHOLDS, best_setting, best_threshold, size_threshold_sweep, threshold_sweep
 from asbunet.evaluate import evaluate_model
 from asbunet.predict import read_safetensors
 from asbunet.segment import SegmentOptions, resolve_options
@@ -56,6 +57,30 @@ def test_sweep_errors():
         threshold_sweep(segmenter, [image], [label], thresholds=[0.5, 1.5])
     with pytest.raises(ValueError, match=r"threshold must be in \[0, 1\]"):
         Segmenter(ramp_runner, threshold=2.0)
+
+
+def sharp_at_64_runner(batch: np.ndarray) -> np.ndarray:
+    """Person everywhere when the long side is 64, nowhere at any other size: the best size is 64."""
+    n, _, h, w = batch.shape
+    return np.full((n, 1, h, w), 5.0 if max(h, w) == 64 else -5.0, np.float32)
+
+
+def test_size_sweep_finds_the_input_size_that_matches_the_labels():
+    image, label = np.zeros((48, 40, 3), np.uint8), np.ones((48, 40), np.uint8)
+    sweeps = size_threshold_sweep(sharp_at_64_runner, [32, 64, 96], [image], [label])
+    assert list(sweeps) == [32, 64, 96] and list(sweeps[64]) == list(THRESHOLDS)
+    assert all(v == pytest.approx(1.0) for v in sweeps[64].values())
+    assert all(v == 0.0 for size in (32, 96) for v in sweeps[size].values())
+    assert best_setting(sweeps) == (64, 0.5)
+    with pytest.raises(ValueError, match="multiples of 16"):
+        size_threshold_sweep(sharp_at_64_runner, [64, 100], [image], [label])
+
+
+def test_setting_ties_go_to_the_smaller_input_size():
+    sweeps = {320: {0.5: 0.9, 0.6: 0.93}, 256: {0.5: 0.93, 0.6: 0.92}, 384: {0.5: 0.91}}
+    assert best_setting(sweeps) == (256, 0.5)
+    sweeps[384] = {0.5: 0.94}
+    assert best_setting(sweeps) == (384, 0.5)
 
 
 @pytest.fixture(scope="module")
@@ -101,6 +126,22 @@ def test_bundle_with_a_threshold_by_hand_needs_no_data(trained, tmp_path):
         bundle_checkpoint(run / "best.pt", tmp_path / "c.safetensors", threshold=1.5)
 
 
+def test_bundle_chooses_the_input_size_on_the_validation_split(trained, tmp_path):
+    _, run = trained
+    meta = bundle_checkpoint(run / "best.pt", tmp_path / "sized.safetensors", input_sizes=[48, 32])
+    calibration = json.loads(meta["threshold_calibration"])
+    sweeps = {int(size): {float(t): v for t, v in sweep.items()} for size, sweep in calibration["sweeps"].items()}
+    assert sorted(sweeps) == [32, 48]
+    assert (int(meta["input_size"]), float(meta["threshold"])) == best_setting(sweeps)
+    assert Segmenter.from_pretrained(tmp_path / "sized.safetensors").input_size == int(meta["input_size"])
+
+    by_hand = bundle_checkpoint(run / "best.pt", tmp_path / "t.safetensors", threshold=0.6, input_sizes=[48, 32])
+    assert by_hand["threshold"] == "0.6"
+    assert all(list(s) == ["0.6"] for s in json.loads(by_hand["threshold_calibration"])["sweeps"].values())
+    fixed = bundle_checkpoint(run / "best.pt", tmp_path / "f.safetensors", threshold=0.6, input_sizes=[96])
+    assert fixed["input_size"] == "96" and json.loads(fixed["threshold_calibration"])["by"] == "hand"
+
+
 def test_segment_and_evaluate_use_the_model_threshold_unless_given(trained, tmp_path):
     cfg, run = trained
     bundle_checkpoint(run / "best.pt", tmp_path / "m.safetensors", threshold=0.7)
@@ -132,7 +173,7 @@ def test_fine_tuning_starts_from_the_given_weights(trained, tmp_path):
         train(TrainConfig(**{**values, "init_from": "no_such_model"}))
 
 
-def test_onnx_export_carries_the_threshold(trained, tmp_path, ccp_samples):
+def test_onnx_export_carries_the_threshold_and_input_size(trained, tmp_path, ccp_samples):
     from asbunet.cli import main
 
     _, run = trained
@@ -142,3 +183,8 @@ def test_onnx_export_carries_the_threshold(trained, tmp_path, ccp_samples):
     assert main(args) == 0
     for name in ("m.onnx", "m_int8.onnx"):
         assert Segmenter.from_pretrained(tmp_path / name).threshold == 0.7, name
+
+    # a dynamic-size export runs at the input size the bundled model was given
+    bundle_checkpoint(run / "best.pt", tmp_path / "s.safetensors", threshold=0.7, input_sizes=[96])
+    assert main(["export", str(tmp_path / "s.safetensors"), "--output", str(tmp_path / "s.onnx"), "--dynamic"]) == 0
+    assert Segmenter.from_pretrained(tmp_path / "s.onnx").input_size == 96

@@ -1,25 +1,29 @@
 """Turning a training checkpoint into a bundled pretrained model (`src/asbunet/weights/<name>.safetensors`).
 
 Only the weights and a little metadata are kept (architecture, input size, mask threshold, training recipe,
-validation metrics); safetensors files load without executing code. The mask threshold is chosen on the run's own
-validation split (`asbunet.calibrate`) unless one is given.
+validation metrics); safetensors files load without executing code. The mask threshold, and the input size when
+several are offered, are chosen on the run's own validation split (`asbunet.calibrate`) unless given.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 from safetensors.torch import save_file
 
-from asbunet.calibrate import best_threshold, threshold_sweep
-from asbunet.predict import Segmenter, TorchRunner
+from asbunet.calibrate import THRESHOLDS, best_setting, size_threshold_sweep
+from asbunet.predict import TorchRunner
 from asbunet.train.checkpoint import load_checkpoint, model_from_checkpoint
 from asbunet.train.config import TrainConfig
 
 
-def calibrate_checkpoint(ckpt: dict, progress=None) -> dict:
-    """Sweeps the mask threshold on the validation split of the run that wrote `ckpt` (its own config and seed)."""
+def calibrate_checkpoint(
+    ckpt: dict, input_sizes: Sequence[int], thresholds: Sequence[float] = THRESHOLDS, progress=None
+) -> dict:
+    """Sweeps input size and mask threshold on the validation split of the run that wrote `ckpt` (its own config and
+    seed); returns the sweeps and the best `input_size` and `threshold`."""
     from asbunet.train.engine import load_data
 
     cfg = TrainConfig(**ckpt["config"])
@@ -27,18 +31,30 @@ def calibrate_checkpoint(ckpt: dict, progress=None) -> dict:
         _, _, pool, indices = load_data(cfg)
     except (FileNotFoundError, ValueError) as err:
         raise ValueError(
-            f"cannot choose the threshold on the run's validation split ({err}); run from the folder the training "
-            "ran in, or give the threshold by hand (`asbunet bundle ... --threshold 0.5`)"
+            f"cannot choose the threshold or input size on the run's validation split ({err}); run from the folder "
+            "the training ran in, or give one threshold and one input size by hand (`asbunet bundle ... "
+            "--threshold 0.5 --input-size 256`)"
         ) from None
-    segmenter = Segmenter(TorchRunner(model_from_checkpoint(ckpt)), int(ckpt.get("input_size", 256)))
-    sweep = threshold_sweep(
-        segmenter, [pool.images[i] for i in indices], [pool.masks[i] for i in indices], progress=progress
+    images, masks = [pool.images[i] for i in indices], [pool.masks[i] for i in indices]
+    sweeps = size_threshold_sweep(
+        TorchRunner(model_from_checkpoint(ckpt)), input_sizes, images, masks, thresholds, progress
     )
-    return {"images": len(indices), "sweep": sweep, "threshold": best_threshold(sweep)}
+    input_size, threshold = best_setting(sweeps)
+    return {
+        "images": len(indices),
+        "input_size": input_size,
+        "threshold": threshold,
+        "sweep": sweeps[input_size],
+        "sweeps": {str(size): sweep for size, sweep in sweeps.items()},
+    }
 
 
 def bundle_checkpoint(
-    checkpoint: str | Path, output: str | Path, threshold: float | None = None, progress=None
+    checkpoint: str | Path,
+    output: str | Path,
+    threshold: float | None = None,
+    input_sizes: Sequence[int] | None = None,
+    progress=None,
 ) -> dict:
     """Writes the weights of `checkpoint` to a safetensors file with the metadata `Segmenter` needs.
 
@@ -46,6 +62,8 @@ def bundle_checkpoint(
         checkpoint: `best.pt` or `last.pt` written by `asbunet train`.
         output: the `.safetensors` file to write.
         threshold: the mask threshold to store; None chooses it on the run's validation split.
+        input_sizes: candidate long sides of the network input; several are compared on the validation split.
+            None keeps the training run's validation size.
         progress: optional wrapper for the calibration loop (e.g. `tqdm`).
     """
     ckpt = load_checkpoint(checkpoint)
@@ -53,12 +71,15 @@ def bundle_checkpoint(
         raise ValueError(f"{checkpoint}: bundling models built with options {ckpt['model_options']} is not supported")
     if threshold is not None and not 0 <= threshold < 1:
         raise ValueError(f"threshold must be in [0, 1), got {threshold}")
-    calibration = (
-        {"threshold": threshold, "by": "hand"} if threshold is not None else calibrate_checkpoint(ckpt, progress)
-    )
+    sizes = list(input_sizes or [int(ckpt.get("input_size", 256))])
+    if threshold is not None and len(sizes) == 1:
+        calibration = {"threshold": threshold, "input_size": sizes[0], "by": "hand"}
+    else:
+        thresholds = THRESHOLDS if threshold is None else (threshold,)
+        calibration = calibrate_checkpoint(ckpt, sizes, thresholds, progress)
     meta = {
         "architecture": ckpt["model"],
-        "input_size": str(ckpt.get("input_size", 256)),
+        "input_size": str(calibration["input_size"]),
         "threshold": f"{calibration['threshold']:g}",
         "threshold_calibration": json.dumps(calibration),
         "epoch": str(ckpt["epoch"]),

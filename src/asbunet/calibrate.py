@@ -1,9 +1,12 @@
-"""Choosing a model's mask threshold on its validation split (`asbunet bundle`).
+"""Choosing a model's mask threshold, and optionally its input size, on its validation split (`asbunet bundle`).
 
 A network trained with a class-weighted BCE (Section IV-B, `pos_weight` = background/person ratio) is pushed towards
 the person class, so its probabilities are not calibrated at 0.5: the threshold that gives the best mean person IoU
 on held-out images is usually higher. It is chosen on the training run's validation split, never on a test set, and
 stored with the bundled weights (`Segmenter.threshold`).
+
+The input size is chosen the same way when several are offered: auto cropping (Section IV-A) zooms in during
+training, so a model often does best when run at a larger size than the canvases it was trained on.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from asbunet.predict import Segmenter
+from asbunet.predict import Runner, Segmenter
 
 THRESHOLDS = tuple(round(0.3 + 0.05 * i, 2) for i in range(13))  # 0.30, 0.35, ..., 0.90
 
@@ -46,3 +49,24 @@ def threshold_sweep(
 def best_threshold(sweep: dict[float, float]) -> float:
     """The threshold with the highest mean IoU; ties go to the one closest to 0.5."""
     return max(sweep, key=lambda t: (round(sweep[t], 6), -abs(t - 0.5)))
+
+
+def size_threshold_sweep(
+    runner: Runner,
+    input_sizes: Sequence[int],
+    images: Sequence[np.ndarray],
+    masks: Sequence[np.ndarray],
+    thresholds: Sequence[float] = THRESHOLDS,
+    progress: Callable | None = None,
+) -> dict[int, dict[float, float]]:
+    """`threshold_sweep` of `runner` at every long side in `input_sizes`: `{input_size: {threshold: mean IoU}}`."""
+    sizes = [int(s) for s in input_sizes]
+    if not sizes or any(s < 16 or s % 16 for s in sizes):
+        raise ValueError(f"input sizes must be multiples of 16 (the output stride), got {list(input_sizes)}")
+    return {s: threshold_sweep(Segmenter(runner, s), images, masks, thresholds, progress) for s in sizes}
+
+
+def best_setting(sweeps: dict[int, dict[float, float]]) -> tuple[int, float]:
+    """The `(input_size, threshold)` with the highest mean IoU; ties go to the smaller (faster) size."""
+    size = max(sweeps, key=lambda s: (round(max(sweeps[s].values()), 6), -s))
+    return size, best_threshold(sweeps[size])

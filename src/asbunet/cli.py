@@ -52,13 +52,13 @@ def cmd_bundle(args) -> None:
     from asbunet.bundle import bundle_checkpoint
 
     progress = lambda it: tqdm(it, desc="choosing the threshold", unit="img", leave=False)  # noqa: E731
-    meta = bundle_checkpoint(args.checkpoint, args.output, args.threshold, progress)
+    meta = bundle_checkpoint(args.checkpoint, args.output, args.threshold, args.input_size, progress)
     calibration = json.loads(meta["threshold_calibration"])
-    if "sweep" in calibration:
-        sweep = {float(t): iou for t, iou in calibration["sweep"].items()}
+    for size, sweep in calibration.get("sweeps", {}).items():
+        best = max(sweep, key=sweep.get)
         print(
-            f"threshold {meta['threshold']}: mean IoU {sweep[float(meta['threshold'])]:.4f} on the "
-            f"{calibration['images']} validation images (at 0.5: {sweep.get(0.5, float('nan')):.4f})"
+            f"input size {size}: best mean IoU {sweep[best]:.4f} (threshold {float(best):g}) on the "
+            f"{calibration['images']} validation images, {sweep.get('0.5', float('nan')):.4f} at threshold 0.5"
         )
     print(
         f"wrote {args.output} ({meta['architecture']}, input size {meta['input_size']}, threshold "
@@ -177,7 +177,7 @@ def cmd_export(args) -> None:
         opset=args.opset,
         images=images,
         input_size=input_size,
-        metadata={export.THRESHOLD_KEY: f"{threshold:g}"},
+        metadata={export.THRESHOLD_KEY: f"{threshold:g}", export.INPUT_SIZE_KEY: str(input_size)},
     )
     print(result.summary())
     if args.int8:
@@ -266,6 +266,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--threshold",
         type=float,
         help="mask threshold to store (default: the best mean IoU on the run's validation split, 0.30-0.90)",
+    )
+    p.add_argument(
+        "--input-size",
+        type=int,
+        nargs="+",
+        metavar="N",
+        help="long side of the network input to store; several: the best on the validation split, chosen together "
+        "with the threshold (default: the training run's val_size)",
     )
     p.set_defaults(func=cmd_bundle)
 

@@ -41,6 +41,7 @@ DEFAULT_OPSET = 18
 INPUT_NAME, OUTPUT_NAME = "image", "logits"
 PAD_INPUT_NODE = "pad_input_channels"
 THRESHOLD_KEY = "asbunet.threshold"  # metadata: the model's mask threshold (`Segmenter.threshold`)
+INPUT_SIZE_KEY = "asbunet.input_size"  # metadata: the long side a dynamic-size model runs at (`Segmenter.input_size`)
 # onnxruntime raises these (all plain `Exception` subclasses) for unreadable or invalid models.
 ORT_ERRORS = tuple(
     getattr(_ort_state, name)
@@ -160,7 +161,8 @@ class OnnxRunner:
 
     Attributes:
         size: `(H, W)` of a fixed-size model, None for a model with dynamic height and width.
-        input_size: long side of `size` (what `Segmenter` uses as its input size), None when dynamic.
+        input_size: long side of `size` (what `Segmenter` uses as its input size); for a dynamic-size model the one
+            stored in its metadata by `asbunet export`, else None.
     """
 
     LEVELS = {
@@ -225,8 +227,9 @@ class OnnxRunner:
         self.input_name, self.output_name = inp.name, out.name
         self.batch = shape[0]
         self.size = (shape[2], shape[3]) if shape[2] is not None and shape[3] is not None else None
-        self.input_size = max(self.size) if self.size else None
         meta = self.session.get_modelmeta().custom_metadata_map
+        stored = int(meta[INPUT_SIZE_KEY]) if meta.get(INPUT_SIZE_KEY, "").isdigit() else None
+        self.input_size = max(self.size) if self.size else stored
         self.threshold = float(meta.get(THRESHOLD_KEY, 0.5))
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
