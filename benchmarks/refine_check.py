@@ -13,7 +13,7 @@ import numpy as np
 
 from asbunet import Segmenter
 from asbunet.data.sources import open_source
-from asbunet.effects import refine_probability
+from asbunet.effects import default_radius, refine_probability
 
 
 def iou(prob: np.ndarray, label: np.ndarray, threshold: float) -> float:
@@ -35,7 +35,8 @@ def main() -> None:
             image, label = source.load(i)
             prob = segmenter.predict(image)
             plain.append(iou(prob, label.astype(bool), segmenter.threshold))
-            refined.append(iou(refine_probability(image, prob), label.astype(bool), segmenter.threshold))
+            radius = default_radius(*prob.shape, segmenter.input_size)  # as `asbunet segment` chooses it
+            refined.append(iou(refine_probability(image, prob, radius), label.astype(bool), segmenter.threshold))
         print(f"{dataset}: {len(plain)} images, IoU {np.mean(plain):.4f} plain, {np.mean(refined):.4f} refined")
 
 

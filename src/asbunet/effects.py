@@ -1,7 +1,7 @@
 """Mask refinement and image effects at output resolution: guided filter, overlay, cut-out, background blur/replace.
 
-The network runs at a low resolution (long side 256 by default) and its logits are upsampled bilinearly, so at the
-image's own size the mask boundary is soft and ignores the image's edges. `refine_probability` applies the guided
+The network runs at a low resolution (long side 384 for the bundled model) and its logits are upsampled bilinearly, so
+at the image's own size the mask boundary is soft and ignores the image's edges. `refine_probability` applies the guided
 filter of He, Sun and Tang ("Guided Image Filtering", ECCV 2010; TPAMI 35(6), 2013, Algorithm 1), guided by the
 grayscale image: within each window the output is a linear function of the guide, so the mask boundary snaps to
 edges of the image and follows hair and fine contours. All window means are `cv2.boxFilter` calls, so the cost is
