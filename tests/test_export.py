@@ -127,6 +127,14 @@ def test_merging_the_asb_branches_is_exact(tmp_path):
     assert np.abs(plain - merged).max() <= 1e-5 * max(1.0, np.abs(plain).max())
 
 
+def test_int8_quantization_leaves_no_files_in_the_working_directory(tiny_onnx, photos, tmp_path, monkeypatch):
+    work = tmp_path / "cwd"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    quantize_int8(tiny_onnx[0], tmp_path / "again_int8.onnx", photos[:2], input_size=128)
+    assert (tmp_path / "again_int8.onnx").is_file() and list(work.iterdir()) == []
+
+
 def test_dynamic_export_runs_any_size(trained_tiny, tiny_onnx):
     runner = OnnxRunner(tiny_onnx[0])
     assert runner.size is None and runner.input_size is None

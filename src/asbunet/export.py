@@ -17,7 +17,9 @@ shrink it further (Section II-C). This module is that path:
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import os
 import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -839,6 +841,17 @@ def _shared_ranges(model_path: Path, name: str, batches: list[np.ndarray], workd
     return overrides, covered
 
 
+@contextlib.contextmanager
+def _working_directory(path: Path):
+    """Runs the block with `path` as the current directory (onnxruntime writes some temporary files there)."""
+    previous = Path.cwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(previous)
+
+
 def quantize_int8(
     fp32_onnx: str | Path,
     out_path: str | Path,
@@ -891,7 +904,8 @@ def quantize_int8(
         if preprocess:
             pre = work / "fp32_pre.onnx"
             try:
-                quant_pre_process(str(src), str(pre), skip_symbolic_shape=False)
+                with _working_directory(work):  # a failed symbolic shape inference saves its model to the cwd
+                    quant_pre_process(str(src), str(pre), skip_symbolic_shape=False)
             except Exception:  # noqa: BLE001 - symbolic shape inference gives up on some dynamic graphs
                 quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
             src = pre
