@@ -12,6 +12,7 @@ import hashlib
 import json
 import math
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -352,7 +353,9 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
         for line in skipped:
             log(f"  {line}")
     digest = weights_digest(model)
-    print(f"rank {rank} weights {digest}", flush=True)
+    # one write per line, so that the lines of several processes sharing a pipe do not interleave
+    sys.stdout.write(f"rank {rank} weights {digest}\n")
+    sys.stdout.flush()
     if main:
         (out / "summary.json").write_text(json.dumps({"last": row, "best_val_iou": best, "weights": digest}, indent=2))
         writer.close()
