@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from asbunet.inference import SIZE_MULTIPLE
 from asbunet.predict import Runner, Segmenter
 
 THRESHOLDS = tuple(round(0.3 + 0.05 * i, 2) for i in range(13))  # 0.30, 0.35, ..., 0.90
@@ -61,8 +62,10 @@ def size_threshold_sweep(
 ) -> dict[int, dict[float, float]]:
     """`threshold_sweep` of `runner` at every long side in `input_sizes`: `{input_size: {threshold: mean IoU}}`."""
     sizes = [int(s) for s in input_sizes]
-    if not sizes or any(s < 16 or s % 16 for s in sizes):
-        raise ValueError(f"input sizes must be multiples of 16 (the output stride), got {list(input_sizes)}")
+    if not sizes or any(s < SIZE_MULTIPLE or s % SIZE_MULTIPLE for s in sizes):
+        raise ValueError(
+            f"input sizes must be multiples of {SIZE_MULTIPLE} (the output stride), got {list(input_sizes)}"
+        )
     return {s: threshold_sweep(Segmenter(runner, s), images, masks, thresholds, progress) for s in sizes}
 
 

@@ -50,15 +50,17 @@ def cmd_bundle(args) -> None:
     from tqdm import tqdm
 
     from asbunet.bundle import bundle_checkpoint
+    from asbunet.calibrate import best_threshold
 
     progress = lambda it: tqdm(it, desc="choosing the threshold", unit="img", leave=False)  # noqa: E731
     meta = bundle_checkpoint(args.checkpoint, args.output, args.threshold, args.input_size, progress)
     calibration = json.loads(meta["threshold_calibration"])
-    for size, sweep in calibration.get("sweeps", {}).items():
-        best = max(sweep, key=sweep.get)
+    for size, stored in calibration.get("sweeps", {}).items():
+        sweep = {float(t): iou for t, iou in stored.items()}
+        best = best_threshold(sweep)
         print(
-            f"input size {size}: best mean IoU {sweep[best]:.4f} (threshold {float(best):g}) on the "
-            f"{calibration['images']} validation images, {sweep.get('0.5', float('nan')):.4f} at threshold 0.5"
+            f"input size {size}: best mean IoU {sweep[best]:.4f} (threshold {best:g}) on the "
+            f"{calibration['images']} validation images, {sweep.get(0.5, float('nan')):.4f} at threshold 0.5"
         )
     print(
         f"wrote {args.output} ({meta['architecture']}, input size {meta['input_size']}, threshold "
