@@ -57,6 +57,8 @@ class SourceReport:
 def _folder_layout_problems(source: FolderSource) -> tuple[list[str], list[str]]:
     """Ambiguous pairings and orphan masks of a folder source (problems, notes)."""
     problems, notes = [], []
+    if source.masks_dir is None:  # person-free frames: no masks to pair
+        return problems, notes
     masks = list_images(source.masks_dir)
     by_stem: dict[str, list[Path]] = {}
     for path in masks:

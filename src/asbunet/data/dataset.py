@@ -9,12 +9,13 @@ same data as an uninterrupted one.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from asbunet.data.augment import AugmentConfig, auto_crop, paste_person, photometric, resize_pair
+from asbunet.data.augment import AugmentConfig, auto_crop, composite_scene, photometric, resize_pair
 from asbunet.data.io import DataError, resize_long_side
 from asbunet.data.sources import Source
 
@@ -51,8 +52,24 @@ class SamplePool:
         if not self.images:
             raise DataError("no usable samples in " + ", ".join(str(getattr(s, "name", s)) for s in sources))
 
+    @classmethod
+    def from_arrays(cls, images: list[np.ndarray], masks: list[np.ndarray], names: list[str]) -> SamplePool:
+        """A pool of samples already in memory."""
+        pool = cls.__new__(cls)
+        pool.images, pool.masks, pool.names, pool.skipped = list(images), list(masks), list(names), []
+        return pool
+
     def __len__(self) -> int:
         return len(self.images)
+
+    def extend(self, other: SamplePool) -> range:
+        """Appends the samples of `other`; returns their indices in this pool."""
+        start = len(self)
+        self.images += other.images
+        self.masks += other.masks
+        self.names += other.names
+        self.skipped += other.skipped
+        return range(start, len(self))
 
     def positive_fraction(self) -> float:
         """Fraction of person pixels over the pool (for the weighted BCE's positive weight)."""
@@ -61,11 +78,26 @@ class SamplePool:
 
 
 class TrainDataset(Dataset):
-    """Augmented training samples drawn from `pool[indices]`; keys are `(index, height, width, epoch)`."""
+    """Augmented training samples drawn from `pool[indices]`; keys are `(index, height, width, epoch)`.
 
-    def __init__(self, pool: SamplePool, indices: Sequence[int], augment: AugmentConfig, seed: int = 0):
+    A composite (probability `augment.composite`) pastes the sample's person, and more people drawn from the pool
+    (`augment.people`), onto a canvas: a frame of `backgrounds` (probability `augment.background`) or another
+    sample. A person-free sample (all-zero mask) is its own canvas, so hard negatives are seen plain and with
+    people pasted in.
+    """
+
+    def __init__(
+        self,
+        pool: SamplePool,
+        indices: Sequence[int],
+        augment: AugmentConfig,
+        seed: int = 0,
+        backgrounds: SamplePool | None = None,
+    ):
         self.pool, self.indices, self.cfg, self.seed = pool, list(indices), augment, seed
+        self.backgrounds = backgrounds
         self.photometric = photometric(augment)
+        self.with_person = [i for i in self.indices if pool.masks[i].any()]
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -73,21 +105,61 @@ class TrainDataset(Dataset):
     def __getitem__(self, key: tuple[int, int, int, int]) -> tuple[torch.Tensor, torch.Tensor]:
         index, h, w, epoch = key
         rng = np.random.default_rng((self.seed, epoch, index))
-        i = self.indices[index]
-        image, mask = self.pool.images[i], self.pool.masks[i]
-        if rng.random() < self.cfg.composite and len(self.indices) > 1:
-            j = self.indices[int(rng.integers(len(self.indices)))]
-            canvas, canvas_mask = auto_crop(self.pool.images[j], self.pool.masks[j], (h, w), rng, self.cfg.crop_scale)
-            image, mask = paste_person(canvas, canvas_mask, image, mask, rng, self.cfg.person_height)
-        elif rng.random() < self.cfg.crop:
-            image, mask = auto_crop(image, mask, (h, w), rng, self.cfg.crop_scale)
-        else:
-            image, mask = resize_pair(image, mask, (h, w))
+        image, mask = self.scene(self.indices[index], (h, w), rng)
         self.photometric.set_random_seed(int(rng.integers(2**31)))
         out = self.photometric(image=image, mask=mask)
         x = torch.from_numpy(out["image"].transpose(2, 0, 1).copy())  # (3, h, w) normalized
         y = torch.from_numpy(out["mask"][None].astype(np.float32))  # (1, h, w) in {0, 1}
         return x, y
+
+    def scene(self, i: int, hw: tuple[int, int], rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """The geometric part of a sample: a composite, an auto crop or a plain resize of `pool[i]` at `hw`."""
+        h, w = hw
+        image, mask = self.pool.images[i], self.pool.masks[i]
+        cfg = self.cfg
+        if rng.random() < cfg.composite and len(self.with_person) > 1:
+            people = [(image, mask)] if mask.any() else []
+            if not people:
+                canvas = (image, mask)
+            elif self.backgrounds is not None and len(self.backgrounds) and rng.random() < cfg.background:
+                b = int(rng.integers(len(self.backgrounds)))
+                canvas = (self.backgrounds.images[b], self.backgrounds.masks[b])
+            else:
+                j = self.indices[int(rng.integers(len(self.indices)))]
+                canvas = (self.pool.images[j], self.pool.masks[j])
+            count = int(rng.integers(cfg.people[0], cfg.people[1] + 1))
+            for _ in range(max(0, count - len(people))):
+                k = self.with_person[int(rng.integers(len(self.with_person)))]
+                people.append((self.pool.images[k], self.pool.masks[k]))
+            return composite_scene(*canvas, people, (h, w), rng, cfg)
+        if rng.random() < self.cfg.crop:
+            image, mask = auto_crop(image, mask, (h, w), rng, self.cfg.crop_scale)
+        else:
+            image, mask = resize_pair(image, mask, (h, w))
+        return image, mask
+
+
+def validation_scenes(
+    pool: SamplePool, indices: Sequence[int], backgrounds: SamplePool, count: int, augment: AugmentConfig, seed: int = 0
+) -> SamplePool:
+    """`count` fixed scenes for validation: people of `pool[indices]` pasted onto `backgrounds` frames at the frame's
+    own size, as training composites them (number, height, rotation), from a generator seeded by `seed` alone."""
+    people = [i for i in indices if pool.masks[i].any()]
+    if not people or not len(backgrounds):
+        raise DataError("validation scenes need validation images with people and at least one background frame")
+    rng = np.random.default_rng((seed, 99))
+    scene_cfg = replace(augment, crop_scale=(1.0, 1.0), tilt=0.0)
+    images, masks, names = [], [], []
+    for n in range(count):
+        b = int(rng.integers(len(backgrounds)))
+        canvas, canvas_mask = backgrounds.images[b], backgrounds.masks[b]
+        chosen = rng.choice(people, size=int(rng.integers(augment.people[0], augment.people[1] + 1)))
+        cutouts = [(pool.images[i], pool.masks[i]) for i in chosen]
+        image, mask = composite_scene(canvas, canvas_mask, cutouts, canvas_mask.shape, rng, scene_cfg)
+        images.append(image)
+        masks.append(mask)
+        names.append(f"scene {n}: {backgrounds.names[b]} + {len(cutouts)} people")
+    return SamplePool.from_arrays(images, masks, names)
 
 
 class ShapeBatchSampler(Sampler[list[tuple[int, int, int, int]]]):

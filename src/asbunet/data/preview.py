@@ -90,7 +90,12 @@ def preview_samples(
         train_idx, _ = split_indices(len(pool), cfg.data.val_fraction, cfg.seed)
     if not train_idx:
         raise DataError(f"no training samples left after the validation split of {len(pool)} samples")
-    dataset = TrainDataset(pool, train_idx, AugmentConfig.from_dict(cfg.augment), cfg.seed)
+    d = cfg.data
+    for specs, repeat in ((d.extra, 1), (d.negatives, d.negatives_repeat)):
+        if specs:
+            train_idx += list(pool.extend(SamplePool([open_source(s) for s in specs], d.max_side, d.skip_bad))) * repeat
+    backgrounds = SamplePool([open_source(s) for s in d.backgrounds], d.max_side, d.skip_bad) if d.backgrounds else None
+    dataset = TrainDataset(pool, train_idx, AugmentConfig.from_dict(cfg.augment), cfg.seed, backgrounds)
     batches = ShapeBatchSampler(
         EpochRandomSampler(len(dataset), cfg.seed), cfg.batch_size, cfg.shapes, cfg.seed, drop_last=False
     )

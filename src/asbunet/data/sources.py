@@ -25,15 +25,23 @@ class Sample:
 
 
 class FolderSource:
-    """`images/` and `masks/` folders paired by file stem (masks as PNG: 0/255, 0/1, palette or alpha)."""
+    """`images/` and `masks/` folders paired by file stem (masks as PNG: 0/255, 0/1, palette or alpha).
 
-    def __init__(self, images: str | Path, masks: str | Path):
-        self.images_dir, self.masks_dir = Path(images), Path(masks)
+    `names` (a list file, one image file name or stem per line) keeps only the images it lists. With `masks=None` the
+    images are person-free frames (hard negatives): every mask is all zero.
+    """
+
+    def __init__(self, images: str | Path, masks: str | Path | None, names: str | Path | None = None):
+        self.images_dir = Path(images)
+        self.masks_dir = None if masks is None else Path(masks)
         for folder in (self.images_dir, self.masks_dir):
-            if not folder.is_dir():
+            if folder is not None and not folder.is_dir():
                 raise DataError(f"{folder}: folder not found")
-        masks_by_stem = {p.stem: p for p in list_images(self.masks_dir)}
-        self.samples = [Sample(p, masks_by_stem.get(p.stem)) for p in list_images(self.images_dir)]
+        images_found = list_images(self.images_dir)
+        if names is not None:
+            images_found = _filter_by_list(images_found, Path(names))
+        masks_by_stem = {} if self.masks_dir is None else {p.stem: p for p in list_images(self.masks_dir)}
+        self.samples = [Sample(p, masks_by_stem.get(p.stem)) for p in images_found]
         if not self.samples:
             raise DataError(f"{self.images_dir}: no images found")
         self.name = str(self.images_dir.parent if self.images_dir.name == "images" else self.images_dir)
@@ -43,6 +51,9 @@ class FolderSource:
 
     def load(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         sample = self.samples[i]
+        if self.masks_dir is None:
+            image = read_image(sample.image)
+            return image, np.zeros(image.shape[:2], np.uint8)
         if sample.mask is None:
             raise DataError(f"{sample.image}: no mask with the same stem in {self.masks_dir}")
         image, mask = read_image(sample.image), read_mask(sample.mask)
@@ -93,6 +104,19 @@ class CocoSource:
         return image, mask
 
 
+def _filter_by_list(images: list[Path], list_file: Path) -> list[Path]:
+    """The images named in `list_file` (file names or stems, one per line; `#` starts a comment), in list order."""
+    if not list_file.is_file():
+        raise DataError(f"{list_file}: list file not found")
+    wanted = [line.split("#", 1)[0].strip() for line in list_file.read_text().splitlines()]
+    wanted = [w for w in wanted if w]
+    by_name = {p.name: p for p in images} | {p.stem: p for p in images}
+    missing = [w for w in wanted if w not in by_name]
+    if missing:
+        raise DataError(f"{list_file}: {len(missing)} listed images not found, e.g. {missing[0]}")
+    return [by_name[w] for w in wanted]
+
+
 Source = FolderSource | CocoSource
 
 
@@ -100,14 +124,21 @@ def open_source(spec: str | Path | dict) -> Source:
     """Opens a dataset from a path or a config mapping.
 
     A path is either a folder holding `images/` and `masks/`, or a COCO `.json` file (images in `images/` beside
-    it). A mapping gives `images` and `masks`, or `coco`, `images` and optionally `category`.
+    it). A mapping gives `images` and `masks` (and optionally `list`, a file naming the images to keep), or `images`
+    and `person_free: true` (frames that show no person: all-zero masks), or `coco`, `images` and optionally
+    `category`.
     """
     if isinstance(spec, dict):
         if "coco" in spec:
             return CocoSource(spec["coco"], spec.get("images"), spec.get("category", "person"))
         if "images" in spec and "masks" in spec:
-            return FolderSource(spec["images"], spec["masks"])
-        raise DataError(f"dataset entry {spec} needs 'images' and 'masks', or 'coco' (and 'images')")
+            return FolderSource(spec["images"], spec["masks"], spec.get("list"))
+        if "images" in spec and spec.get("person_free"):
+            return FolderSource(spec["images"], None, spec.get("list"))
+        raise DataError(
+            f"dataset entry {spec} needs 'images' and 'masks', 'images' and 'person_free: true', or 'coco' "
+            "(and 'images')"
+        )
     path = Path(spec)
     if path.suffix.lower() == ".json":
         return CocoSource(path)

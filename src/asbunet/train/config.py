@@ -18,6 +18,12 @@ class DataConfig:
     val_fraction: float = 0.2
     max_side: int | None = 512  # images are downsized once at load time
     skip_bad: bool = False  # skip unusable samples (and list them) instead of stopping
+    negatives: list = field(default_factory=list)  # person-free frames (hard negatives), training only
+    negatives_repeat: int = 1  # each negative is seen this many times per epoch
+    extra: list = field(default_factory=list)  # more labelled training data kept out of the validation split
+    backgrounds: list = field(default_factory=list)  # canvases for composites (their labels kept), training only
+    val_backgrounds: list = field(default_factory=list)  # person-free frames: validation scenes and negatives
+    val_scenes: int = 0  # validation people composited onto `val_backgrounds`
 
 
 @dataclass

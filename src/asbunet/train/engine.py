@@ -25,7 +25,13 @@ from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
 from asbunet.data.augment import AugmentConfig
-from asbunet.data.dataset import EpochRandomSampler, SamplePool, ShapeBatchSampler, TrainDataset
+from asbunet.data.dataset import (
+    EpochRandomSampler,
+    SamplePool,
+    ShapeBatchSampler,
+    TrainDataset,
+    validation_scenes,
+)
 from asbunet.data.sources import open_source, split_indices
 from asbunet.models import create_model
 from asbunet.predict import Segmenter, TorchRunner
@@ -190,14 +196,51 @@ def write_plot(csv_path: Path, png_path: Path) -> None:
 
 
 def load_data(cfg: TrainConfig, progress=None) -> tuple[SamplePool, list[int], SamplePool, list[int]]:
-    """`(pool, training indices, validation pool, validation indices)`: `data.val`, or the seeded split of
-    `data.train` (Section IV-A: 80/20), the same for every run with this config and seed."""
-    pool = SamplePool([open_source(s) for s in cfg.data.train], cfg.data.max_side, cfg.data.skip_bad, progress)
-    if cfg.data.val:
-        val_pool = SamplePool([open_source(s) for s in cfg.data.val], cfg.data.max_side, cfg.data.skip_bad)
-        return pool, list(range(len(pool))), val_pool, list(range(len(val_pool)))
-    train_idx, val_idx = split_indices(len(pool), cfg.data.val_fraction, cfg.seed)
-    return pool, train_idx, pool, val_idx
+    """`(pool, training indices, validation pool, validation indices)`.
+
+    Validation is `data.val`, or the seeded split of `data.train` (Section IV-A: 80/20), the same for every run with
+    this config and seed. `data.negatives` and `data.extra` join the training indices only (negatives repeated
+    `data.negatives_repeat` times). With `data.val_backgrounds`, validation also holds `data.val_scenes` scenes of the
+    validation people composited onto those person-free frames, and the frames themselves as negatives.
+    """
+    d = cfg.data
+
+    def load(specs, bar=None):
+        return SamplePool([open_source(s) for s in specs], d.max_side, d.skip_bad, bar)
+
+    pool = load(d.train, progress)
+    if d.val:
+        val_pool = load(d.val)
+        train_idx, val_idx = list(range(len(pool))), list(range(len(val_pool)))
+    else:
+        train_idx, val_idx = split_indices(len(pool), d.val_fraction, cfg.seed)
+        val_pool = pool
+    if d.extra:
+        train_idx += list(pool.extend(load(d.extra)))
+    if d.negatives:
+        train_idx += list(pool.extend(load(d.negatives))) * d.negatives_repeat
+    if d.val_backgrounds:
+        frames = load(d.val_backgrounds)
+        augment = AugmentConfig.from_dict(cfg.augment)
+        scenes = validation_scenes(val_pool, val_idx, frames, d.val_scenes, augment, cfg.seed) if d.val_scenes else None
+        own = SamplePool.from_arrays(
+            [val_pool.images[i] for i in val_idx],
+            [val_pool.masks[i] for i in val_idx],
+            [val_pool.names[i] for i in val_idx],
+        )
+        for extra in (scenes, frames):
+            if extra is not None:
+                own.extend(extra)
+        own.skipped = []
+        val_pool, val_idx = own, list(range(len(own)))
+    return pool, train_idx, val_pool, val_idx
+
+
+def load_backgrounds(cfg: TrainConfig) -> SamplePool | None:
+    """The canvases for composites (`data.backgrounds`), or None."""
+    if not cfg.data.backgrounds:
+        return None
+    return SamplePool([open_source(s) for s in cfg.data.backgrounds], cfg.data.max_side, cfg.data.skip_bad)
 
 
 def init_weights(model: nn.Module, cfg: TrainConfig) -> None:
@@ -223,6 +266,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
 
     progress = (lambda it: tqdm(it, desc="loading data", leave=False)) if main else None
     pool, train_idx, val_pool, val_idx = load_data(cfg, progress)
+    backgrounds = load_backgrounds(cfg)
     skipped = pool.skipped + (val_pool.skipped if val_pool is not pool else [])
     pos_weight = cfg.pos_weight
     if pos_weight == "auto":
@@ -230,11 +274,11 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
         pos_weight = (1 - frac) / max(frac, 1e-6)
     log(
         f"data: {len(train_idx)} training, {len(val_idx)} validation samples; pos_weight {pos_weight:.3f}; "
-        f"{len(skipped)} skipped"
+        f"{len(skipped)} skipped{f'; {len(backgrounds)} background frames' if backgrounds else ''}"
     )
 
     augment = AugmentConfig.from_dict(cfg.augment)
-    dataset = TrainDataset(pool, train_idx, augment, cfg.seed)
+    dataset = TrainDataset(pool, train_idx, augment, cfg.seed, backgrounds)
     if world > 1:
         sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed)
     else:
