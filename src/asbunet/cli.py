@@ -96,6 +96,7 @@ def cmd_receptive_field(args) -> None:
 def cmd_segment(args) -> None:
     import cv2
 
+    from asbunet.data.io import MAX_PIXELS, pixel_limit
     from asbunet.effects import parse_background
     from asbunet.predict import Segmenter
     from asbunet.segment import SegmentOptions, segment_files
@@ -105,28 +106,31 @@ def cmd_segment(args) -> None:
         raise ValueError("give INPUT files, folders or glob patterns, or --camera N, but not both")
     if args.size is not None and args.size < 16:
         raise ValueError(f"--size must be at least 16 (the output stride), got {args.size}")
+    if args.max_pixels is not None and args.max_pixels < 1:
+        raise ValueError(f"--max-pixels must be at least 1, got {args.max_pixels}")
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # unreadable files are reported by path below
     save = None if args.save is None else tuple(s.strip() for s in args.save.split(",") if s.strip())
     if args.background is not None and save is not None and "effect" not in save:
         save += ("effect",)
-    effect = None if args.background is None else parse_background(args.background)
-    options = SegmentOptions(
-        save=save,
-        effect=effect,
-        threshold=args.threshold,
-        refine=args.refine,
-        smooth=args.smooth,
-        max_frames=args.max_frames,
-    )
-    segmenter = Segmenter.from_pretrained(args.model, input_size=args.size)
-    try:
-        if args.camera is not None:
-            print(segment_camera(segmenter, args.camera, args.output, options).summary())
-            return
-        report = segment_files(segmenter, args.inputs, args.output, options)
-    except KeyboardInterrupt:
-        print("asbunet segment: interrupted", file=sys.stderr)
-        raise SystemExit(130) from None
+    with pixel_limit(MAX_PIXELS if args.max_pixels is None else args.max_pixels):
+        effect = None if args.background is None else parse_background(args.background)
+        options = SegmentOptions(
+            save=save,
+            effect=effect,
+            threshold=args.threshold,
+            refine=args.refine,
+            smooth=args.smooth,
+            max_frames=args.max_frames,
+        )
+        segmenter = Segmenter.from_pretrained(args.model, input_size=args.size)
+        try:
+            if args.camera is not None:
+                print(segment_camera(segmenter, args.camera, args.output, options).summary())
+                return
+            report = segment_files(segmenter, args.inputs, args.output, options)
+        except KeyboardInterrupt:
+            print("asbunet segment: interrupted", file=sys.stderr)
+            raise SystemExit(130) from None
     print(report.summary())
     if report.failed:
         for path, _ in report.failed:
@@ -324,6 +328,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--camera", type=int, metavar="N", help="segment camera N live instead of INPUT files")
     p.add_argument("--max-frames", type=int, metavar="N", help="video/camera: stop after N frames")
+    p.add_argument(
+        "--max-pixels",
+        type=int,
+        metavar="N",
+        help="refuse images and video frames of more than N pixels (width x height), checked from the file header "
+        "before decoding (default 89478485, as Pillow)",
+    )
     p.set_defaults(func=cmd_segment)
 
     p = sub.add_parser("evaluate", help="score a model on labelled data sets: ignore-band IoU (Eq. 3), IoU, Dice...")

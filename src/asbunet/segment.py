@@ -9,8 +9,10 @@ For each image `<stem>.<ext>` the requested outputs are written to the output fo
     effect   <stem>_<name>.jpg    blurred (`_blur`) or replaced (`_background`) background
 
 Videos go through `asbunet.video` (one `.mp4` per requested output). The probability is refined at output
-resolution by the guided filter (`asbunet.effects.refine_probability`) unless `refine=False`. A file that cannot be
-read is reported and skipped; the others are still written, and the returned `Report` lists both.
+resolution by the guided filter (`asbunet.effects.refine_probability`) unless `refine=False`. Images and video
+frames larger than `asbunet.data.io.MAX_PIXELS` are refused from their headers, before decoding. An input that
+fails for any reason (unreadable, too large, out of memory) is reported and skipped; the others are still written,
+and the returned `Report` lists both.
 """
 
 from __future__ import annotations
@@ -97,6 +99,16 @@ class Report:
     def summary(self) -> str:
         """`N written, M failed (K files)`: inputs segmented, inputs skipped, files written."""
         return f"{self.processed} written, {len(self.failed)} failed ({len(self.written)} files)"
+
+
+def failure_message(path: Path, err: BaseException) -> str:
+    """One line naming the input and what went wrong with it (the package's own errors already name the file)."""
+    text = str(err)
+    if isinstance(err, MemoryError):
+        return f"{path}: out of memory while segmenting it{f' ({text})' if text else ''}"
+    if isinstance(err, (DataError, OSError)) and str(path) in text:
+        return text
+    return f"{path}: {type(err).__name__}: {text}" if text else f"{path}: {type(err).__name__}"
 
 
 def is_video(path: Path) -> bool:
@@ -300,15 +312,15 @@ def segment_files(
         try:
             report.written += segment_image(segmenter, path, plan[path], options)
             report.processed += 1
-        except (DataError, OSError) as err:
-            report.failed.append((path, str(err)))
-            log(f"failed: {err}")
+        except Exception as err:  # noqa: BLE001 - one input's failure, whatever it is, must not stop the others
+            report.failed.append((path, failure_message(path, err)))
+            log(f"failed: {report.failed[-1][1]}")
     for path in videos:
         try:
             result = segment_video(segmenter, path, plan[path], options, progress=progress)
-        except (DataError, OSError) as err:
-            report.failed.append((path, str(err)))
-            log(f"failed: {err}")
+        except Exception as err:  # noqa: BLE001 - as above
+            report.failed.append((path, failure_message(path, err)))
+            log(f"failed: {report.failed[-1][1]}")
             continue
         report.written += result.outputs
         report.processed += 1

@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from asbunet.data.io import DataError
+from asbunet.data.io import DataError, check_pixels
 from asbunet.predict import Segmenter
 from asbunet.segment import (
     SegmentOptions,
@@ -143,6 +143,12 @@ def run_capture(
     if len(targets) != len(kinds):
         capture.release()
         raise ValueError(f"{source}: {len(targets)} output files given for {len(kinds)} outputs ({', '.join(kinds)})")
+    width, height = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH) or 0), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0)
+    try:
+        check_pixels(source, width, height)  # from the stream header, before any frame is decoded
+    except DataError:
+        capture.release()
+        raise
     fps = _fps(capture)
     count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0) if not live else 0
     total = count if count > 0 else None
@@ -161,6 +167,7 @@ def run_capture(
             rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
             if not writers:
                 height, width = rgb.shape[:2]
+                check_pixels(source, width, height)
                 for target in targets:
                     writers.append(_open_writer(target, fps, width, height))
             elif rgb.shape[:2] != (height, width):
