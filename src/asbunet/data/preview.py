@@ -91,7 +91,7 @@ def preview_samples(
     if not train_idx:
         raise DataError(f"no training samples left after the validation split of {len(pool)} samples")
     d = cfg.data
-    for specs, repeat in ((d.extra, 1), (d.negatives, d.negatives_repeat)):
+    for specs, repeat in ((d.extra, d.extra_repeat), (d.negatives, d.negatives_repeat)):
         if specs:
             train_idx += list(pool.extend(SamplePool([open_source(s) for s in specs], d.max_side, d.skip_bad))) * repeat
     backgrounds = SamplePool([open_source(s) for s in d.backgrounds], d.max_side, d.skip_bad) if d.backgrounds else None

@@ -21,6 +21,7 @@ class DataConfig:
     negatives: list = field(default_factory=list)  # person-free frames (hard negatives), training only
     negatives_repeat: int = 1  # each negative is seen this many times per epoch
     extra: list = field(default_factory=list)  # more labelled training data kept out of the validation split
+    extra_repeat: int = 1  # each extra sample is seen this many times per epoch
     backgrounds: list = field(default_factory=list)  # canvases for composites (their labels kept), training only
     val_backgrounds: list = field(default_factory=list)  # person-free frames: validation scenes and negatives
     val_scenes: int = 0  # validation people composited onto `val_backgrounds`

@@ -216,7 +216,7 @@ def load_data(cfg: TrainConfig, progress=None) -> tuple[SamplePool, list[int], S
         train_idx, val_idx = split_indices(len(pool), d.val_fraction, cfg.seed)
         val_pool = pool
     if d.extra:
-        train_idx += list(pool.extend(load(d.extra)))
+        train_idx += list(pool.extend(load(d.extra))) * d.extra_repeat
     if d.negatives:
         train_idx += list(pool.extend(load(d.negatives))) * d.negatives_repeat
     if d.val_backgrounds:
