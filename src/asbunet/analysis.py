@@ -29,6 +29,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from asbunet.atomic import save_figure
 from asbunet.models import create_model, list_models
 from asbunet.models.asbunet import ASBNetEncoder
 from asbunet.models.unet import ASBLayer
@@ -449,6 +450,6 @@ def plot_receptive_fields(schedules: dict[str, Sequence[RFRow]], path: str | Pat
     fig.suptitle(title or "ASB-Net encoder receptive field (Eq. 2)")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
+    save_figure(fig, path)
     plt.close(fig)
     return path

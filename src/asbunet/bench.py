@@ -41,6 +41,7 @@ import onnxruntime as ort
 import torch
 from onnx import TensorProto, helper
 
+from asbunet import atomic
 from asbunet.analysis import count_macs, count_parameters
 from asbunet.export import OnnxRunner, TfliteRunner, export_onnx, load_images, quantize_int8
 from asbunet.models import create_model, list_models
@@ -944,7 +945,7 @@ def write_plot(report: dict, path: Path) -> None:
         ax.legend(fontsize=8)
     fig.suptitle(f"Latency on {report['machine']['cpu']}, batch 1")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    atomic.save_figure(fig, path, dpi=120)
     plt.close(fig)
 
 
@@ -953,7 +954,7 @@ def write_outputs(report: dict, output: str | Path) -> list[Path]:
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)
     paths = [out / "results.md", out / "results.csv", out / "results.json", out / "latency.png"]
-    paths[0].write_text(format_markdown(report))
+    atomic.write_text(paths[0], format_markdown(report))
     fields = [
         "model",
         "family",
@@ -977,16 +978,16 @@ def write_outputs(report: dict, output: str | Path) -> list[Path]:
         "mediapipe_peer",
         "accuracy",
     ]
-    with paths[1].open("w", newline="") as f:
+    with atomic.open_atomic(paths[1], "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=fields)
         writer.writeheader()
         for r in report["rows"]:
             writer.writerow(
                 {**{k: r.get(k) for k in fields}, "accuracy": json.dumps(r["accuracy"]) if r["accuracy"] else ""}
             )
-    paths[2].write_text(json.dumps(report, indent=2, default=str) + "\n")
+    atomic.write_text(paths[2], json.dumps(report, indent=2, default=str) + "\n")
     write_plot(report, paths[3])
     if report.get("profile"):
         paths.append(out / "profile.md")
-        paths[-1].write_text(format_profile(report["profile"]))
+        atomic.write_text(paths[-1], format_profile(report["profile"]))
     return paths

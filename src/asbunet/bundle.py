@@ -13,6 +13,7 @@ from pathlib import Path
 
 from safetensors.torch import save_file
 
+from asbunet.atomic import replacing
 from asbunet.calibrate import THRESHOLDS, best_setting, size_threshold_sweep
 from asbunet.predict import TorchRunner
 from asbunet.train.checkpoint import load_checkpoint, model_from_checkpoint
@@ -89,5 +90,6 @@ def bundle_checkpoint(
     state = {k: v.contiguous() for k, v in ckpt["state_dict"].items()}
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    save_file(state, str(output), metadata=meta)
+    with replacing(output, sync=True) as tmp:
+        save_file(state, str(tmp), metadata=meta)
     return meta

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 
 
@@ -93,6 +94,10 @@ def cmd_receptive_field(args) -> None:
         print(f"wrote {analysis.plot_receptive_fields(schedules, args.plot, title=title)}")
 
 
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
 def cmd_segment(args) -> None:
     import cv2
 
@@ -123,6 +128,7 @@ def cmd_segment(args) -> None:
             max_frames=args.max_frames,
         )
         segmenter = Segmenter.from_pretrained(args.model, input_size=args.size)
+        previous = signal.signal(signal.SIGTERM, _interrupt)  # closes the videos being written, as Ctrl+C does
         try:
             if args.camera is not None:
                 print(segment_camera(segmenter, args.camera, args.output, options).summary())
@@ -131,6 +137,8 @@ def cmd_segment(args) -> None:
         except KeyboardInterrupt:
             print("asbunet segment: interrupted", file=sys.stderr)
             raise SystemExit(130) from None
+        finally:
+            signal.signal(signal.SIGTERM, previous)
     print(report.summary())
     if report.failed:
         for path, _ in report.failed:

@@ -33,6 +33,7 @@ from pathlib import Path
 import torch
 import yaml
 
+from asbunet import atomic
 from asbunet.analysis import PAPER_FIG7, count_keras_parameters, count_macs, count_parameters, fp32_size_bytes
 from asbunet.metrics import IgnoreBand
 from asbunet.models import create_model, list_models
@@ -346,10 +347,7 @@ def run_one(cfg: CompareConfig, model: str, seed: int, state: str) -> dict:
         },
         "seconds": {"train": training_seconds(folder / "metrics.csv"), "evaluate": time.perf_counter() - t0},
     }
-    path = folder / RESULT_FILE
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(result, indent=2) + "\n")
-    tmp.replace(path)  # the marker appears whole or not at all
+    atomic.write_text(folder / RESULT_FILE, json.dumps(result, indent=2) + "\n")  # the marker appears whole or not
     return result
 
 
@@ -466,7 +464,7 @@ def latency(cfg: CompareConfig) -> dict:
     )
     measured = measure_latency(cfg.models, cfg.bench)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(measured, indent=2) + "\n")
+    atomic.write_text(path, json.dumps(measured, indent=2) + "\n")
     return measured
 
 
@@ -820,7 +818,7 @@ def write_plot(rows: list[dict], path: Path, latencies: dict | None) -> None:
     if not any(r["accuracy"] is not None and r["latency_ms"] is not None for r in rows):
         ours_ax.text(0.5, 0.5, "results pending", transform=ours_ax.transAxes, ha="center", va="center")
     fig.tight_layout()
-    fig.savefig(path, metadata={"Software": None})
+    atomic.save_figure(fig, path, metadata={"Software": None})
 
 
 def write_report(cfg: CompareConfig, latencies: dict | None) -> dict:
@@ -831,8 +829,8 @@ def write_report(cfg: CompareConfig, latencies: dict | None) -> dict:
     add_ratios(rows)
     claim_rows = claims(rows)
     images = next((r["test"]["images"] for m in cfg.models for r in finished_results(cfg, m)), None)
-    (out / "results.md").write_text(format_markdown(cfg, rows, claim_rows, latencies, images))
-    with (out / "results.csv").open("w", newline="") as f:
+    atomic.write_text(out / "results.md", format_markdown(cfg, rows, claim_rows, latencies, images))
+    with atomic.open_atomic(out / "results.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=CSV_FIELDS, extrasaction="ignore")
         writer.writeheader()
         writer.writerows({k: ("" if r[k] is None else r[k]) for k in CSV_FIELDS} for r in rows)
@@ -845,7 +843,7 @@ def write_report(cfg: CompareConfig, latencies: dict | None) -> dict:
         "recipe": recipe(cfg.train_config(cfg.models[0], cfg.seeds[0]), cfg.evaluation())["train"],
         "paper": {"fig6": PAPER_FIG6, "fig7": PAPER_FIG7, "machine": PAPER_MACHINE},
     }
-    (out / "results.json").write_text(json.dumps(report, indent=2) + "\n")
+    atomic.write_text(out / "results.json", json.dumps(report, indent=2) + "\n")
     return report
 
 

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from asbunet import atomic
 from asbunet.data.augment import normalize
 from asbunet.data.sources import Source, open_source
 from asbunet.inference import SIZE_MULTIPLE, logits_to_probability, to_rgb
@@ -290,8 +291,8 @@ def evaluate_model(
             entry["gallery"] = f"{slug}/gallery.png"
         summary["datasets"][slug] = entry
         print(format_table(slug, entry, markdown=False), flush=True)
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    (out / "results.md").write_text(format_markdown(summary))
+    atomic.write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
+    atomic.write_text(out / "results.md", format_markdown(summary))
     print(f"wrote {out / 'results.md'}, {out / 'summary.json'} and per-data-set files under {out}", flush=True)
     return summary
 
@@ -302,7 +303,7 @@ def evaluate_model(
 def write_csv(results: list[ImageResult], path: Path, band: IgnoreBand) -> None:
     """Per-image CSV: full-precision scores and the counts that `asbunet.metrics.summarize` pools."""
     fields = ["image", "height", "width", *METRICS, *(f for f in COUNT_FIELDS if f not in METRICS)]
-    with path.open("w", newline="") as f:
+    with atomic.open_atomic(path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=fields)
         writer.writeheader()
         for r in results:
@@ -429,4 +430,4 @@ def write_gallery(
         wspace=0.04,
         hspace=0.18,
     )
-    fig.savefig(path, metadata={"Software": None})
+    atomic.save_figure(fig, path, metadata={"Software": None})

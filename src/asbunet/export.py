@@ -35,6 +35,7 @@ from onnx import helper, numpy_helper
 from onnxruntime.capi import onnxruntime_pybind11_state as _ort_state
 from torch import nn
 
+from asbunet.atomic import replacing
 from asbunet.data.augment import IMAGENET_MEAN, IMAGENET_STD, normalize
 from asbunet.data.io import list_images, read_image
 from asbunet.inference import prepare
@@ -446,31 +447,32 @@ def export_onnx(
         import onnxscript  # noqa: F401 - the torch.export based exporter needs it
     except ImportError:
         raise ImportError("ONNX export needs onnxscript: pip install onnxscript") from None
-    with torch.inference_mode(False), torch.no_grad():
-        torch.onnx.export(
-            model,
-            (x,),
-            str(path),
-            input_names=[INPUT_NAME],
-            output_names=[OUTPUT_NAME],
-            opset_version=opset,
-            dynamo=True,
-            external_data=False,
-            verbose=False,
-            **kwargs,
-        )
-    proto = onnx.load(str(path))
-    notes = {}
-    if merge_branches:
-        notes["merged parallel convolutions"] = merge_parallel_convs(proto)
-    meta = {
-        "asbunet.input": "float32 (B, 3, H, W), RGB normalized like asbunet.data.augment.normalize",
-        "asbunet.output": "float32 (B, 1, H, W) person logits (sigmoid gives the probability)",
-        **(metadata or {}),
-    }
-    _set_metadata(proto, meta)
-    onnx.checker.check_model(proto)
-    onnx.save(proto, str(path))
+    with replacing(path, sync=True) as tmp:
+        with torch.inference_mode(False), torch.no_grad():
+            torch.onnx.export(
+                model,
+                (x,),
+                str(tmp),
+                input_names=[INPUT_NAME],
+                output_names=[OUTPUT_NAME],
+                opset_version=opset,
+                dynamo=True,
+                external_data=False,
+                verbose=False,
+                **kwargs,
+            )
+        proto = onnx.load(str(tmp))
+        notes = {}
+        if merge_branches:
+            notes["merged parallel convolutions"] = merge_parallel_convs(proto)
+        meta = {
+            "asbunet.input": "float32 (B, 3, H, W), RGB normalized like asbunet.data.augment.normalize",
+            "asbunet.output": "float32 (B, 1, H, W) person logits (sigmoid gives the probability)",
+            **(metadata or {}),
+        }
+        _set_metadata(proto, meta)
+        onnx.checker.check_model(proto)
+        onnx.save(proto, str(tmp))
     random, real = check_onnx(model, path, size, images, input_size)
     return ExportResult(path, None if dynamic else size, random, real, notes)
 
@@ -918,9 +920,10 @@ def quantize_int8(
         exclude = [
             n.name for n in graph.node if n.name == PAD_INPUT_NODE or (n.op_type == "Resize" and n.output[0] in outputs)
         ]
+        quantized = work / "int8.onnx"
         quantize_static(
             str(src),
-            str(out_path),
+            str(quantized),
             _Feeds(runner.input_name, batches),
             quant_format=formats[quant_format],
             per_channel=per_channel,
@@ -929,12 +932,13 @@ def quantize_int8(
             nodes_to_exclude=exclude,
             extra_options=extra,
         )
-    proto = onnx.load(str(out_path))
+        proto = onnx.load(str(quantized))
     source_meta = {p.key: p.value for p in onnx.load(str(fp32_onnx), load_external_data=False).metadata_props}
     _set_metadata(
         proto, {**source_meta, "asbunet.quantization": f"int8 {quant_format}, {len(images)} calibration images"}
     )
-    onnx.save(proto, str(out_path))
+    with replacing(out_path, sync=True) as tmp:
+        onnx.save(proto, str(tmp))
     return QuantizeResult(out_path, len(images), size_text, quant_format, rewrites, shared)
 
 
@@ -958,7 +962,8 @@ def export_tflite(
     model = copy.deepcopy(model).eval()
     x = torch.from_numpy(random_batch(size))
     path.parent.mkdir(parents=True, exist_ok=True)
-    litert_torch.convert(model, (x,)).export(str(path))
+    with replacing(path, sync=True) as tmp:
+        litert_torch.convert(model, (x,)).export(str(tmp))
     runner = TfliteRunner(path)
     random = agreement(model, runner, [x.numpy()])
     real = agreement(model, runner, _real_batches(images, size, max(size))) if images else None

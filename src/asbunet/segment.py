@@ -29,7 +29,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from asbunet import effects
+from asbunet import atomic, effects
 from asbunet.data.io import IMAGE_SUFFIXES, VIDEO_SUFFIXES, DataError, read_image
 from asbunet.predict import Segmenter
 
@@ -249,7 +249,7 @@ def render(kind: str, image: np.ndarray, prob: np.ndarray, options: SegmentOptio
 
 
 def write_image(path: Path, array: np.ndarray) -> None:
-    """Writes a gray, RGB or RGBA uint8 array (PNG or JPEG by suffix); errors name the path."""
+    """Writes a gray, RGB or RGBA uint8 array (PNG or JPEG by suffix), atomically; errors name the path."""
     if array.ndim == 3:
         code = cv2.COLOR_RGBA2BGRA if array.shape[2] == 4 else cv2.COLOR_RGB2BGR
         array = cv2.cvtColor(array, code)
@@ -258,7 +258,7 @@ def write_image(path: Path, array: np.ndarray) -> None:
     if not ok:
         raise OSError(f"{path}: could not encode the image")
     try:
-        path.write_bytes(data.tobytes())
+        atomic.write_bytes(path, data.tobytes())
     except OSError as err:
         raise OSError(f"{path}: could not write ({err.strerror or err})") from None
 

@@ -4,6 +4,11 @@ Each frame's probability is smoothed over time by an exponential moving average 
 flicker of a per-frame model, then refined at the frame's own resolution with the guided filter
 (`asbunet.effects.refine_probability`). Outputs are `.mp4` files (MPEG-4 Part 2, fourcc `mp4v`) with the input's
 frame rate and size, one per requested output kind (`mask`, `prob`, `overlay`, `effect`).
+
+Each output is written as `<name>.partial.mp4` and renamed to `<name>.mp4` once the video is complete, so a final
+name never holds a file that players cannot open: after an error the partial files are removed; after Ctrl+C (or
+SIGTERM from the command line) on a file they are closed and kept, playable, under the partial name (unless no frame
+was written yet); a camera stopped by Ctrl+C ends its recordings normally.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from asbunet import atomic
 from asbunet.data.io import DataError, check_pixels
 from asbunet.predict import Segmenter
 from asbunet.segment import (
@@ -155,8 +161,9 @@ def run_capture(
     if options.max_frames is not None:
         total = options.max_frames if total is None else min(total, options.max_frames)
     smoother = TemporalSmoother(options.smooth)
+    partials = [atomic.partial_path(t) for t in targets]
     writers: list[cv2.VideoWriter] = []
-    frames, interrupted = 0, False
+    frames, interrupted, failed = 0, False, False
     bar = tqdm(total=total, desc=Path(source).name, unit="frame", disable=not progress, dynamic_ncols=True)
     start = time.perf_counter()
     try:
@@ -168,8 +175,8 @@ def run_capture(
             if not writers:
                 height, width = rgb.shape[:2]
                 check_pixels(source, width, height)
-                for target in targets:
-                    writers.append(_open_writer(target, fps, width, height))
+                for partial in partials:
+                    writers.append(_open_writer(partial, fps, width, height))
             elif rgb.shape[:2] != (height, width):
                 raise DataError(
                     f"{source}: frame {frames} is {rgb.shape[1]}x{rgb.shape[0]}, the first frames "
@@ -182,16 +189,24 @@ def run_capture(
             bar.update()
     except KeyboardInterrupt:
         if not live:
-            raise
+            raise  # the partial files are closed below and kept, playable
         interrupted = True
+    except BaseException:
+        failed = True
+        raise
     finally:
         seconds = time.perf_counter() - start
         bar.close()
         for writer in writers:
             writer.release()
         capture.release()
+        if failed or frames == 0:  # nothing worth keeping
+            for partial in partials:
+                partial.unlink(missing_ok=True)
     if frames == 0:
         raise DataError(f"{source}: no frame could be read (empty, corrupt or unsupported video)")
+    for partial, target in zip(partials, targets, strict=True):
+        atomic.commit(partial, target)
     return VideoResult(source, frames, seconds, list(targets), interrupted)
 
 

@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 import torch
 
+from asbunet.atomic import save_figure
 from asbunet.data.augment import IMAGENET_MEAN, IMAGENET_STD, AugmentConfig
 from asbunet.data.dataset import EpochRandomSampler, SamplePool, ShapeBatchSampler, TrainDataset
 from asbunet.data.io import DataError
@@ -145,7 +146,7 @@ def save_grid(samples: list[PreviewSample], output: str | Path, title: str = "")
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     try:
-        fig.savefig(output, dpi=100)
+        save_figure(fig, output, dpi=100)
     except ValueError as err:  # unsupported suffix
         raise ValueError(f"{output}: cannot save the grid ({err}); use .png, .jpg or .pdf") from None
     return output

@@ -1,18 +1,17 @@
 """Self-describing checkpoints: model name and options, weights, optimizer, epoch, recipe and metrics.
 
-Files are written atomically (to a temporary file, then renamed) and read with `torch.load(weights_only=True)`,
-which never executes code from the file.
+Files are written atomically (to a temporary file, flushed to the disk, then renamed; `asbunet.atomic`) with the
+usual file mode, and read with `torch.load(weights_only=True)`, which never executes code from the file.
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from asbunet.atomic import open_atomic
 from asbunet.models import create_model
 
 FORMAT = "asbunet-checkpoint/1"
@@ -22,16 +21,8 @@ def atomic_save(obj, path: str | Path) -> None:
     """`torch.save` to a temporary file in the same folder, then `os.replace`: a kill never leaves half a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with open_atomic(path, "wb", sync=True) as f:
+        torch.save(obj, f)
 
 
 def load_checkpoint(path: str | Path) -> dict:

@@ -24,6 +24,7 @@ from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
+from asbunet.atomic import open_atomic, save_figure, write_text
 from asbunet.data.augment import AugmentConfig
 from asbunet.data.dataset import (
     EpochRandomSampler,
@@ -191,8 +192,16 @@ def write_plot(csv_path: Path, png_path: Path) -> None:
     ax2.set(xlabel="epoch", ylabel="validation IoU", title="validation IoU")
     ax2.legend()
     fig.tight_layout()
-    fig.savefig(png_path, dpi=100)
+    save_figure(fig, png_path, dpi=100)
     plt.close(fig)
+
+
+def write_metrics(csv_path: Path, rows: list[list]) -> None:
+    """Writes `metrics.csv` whole (header and every epoch's row), atomically."""
+    with open_atomic(csv_path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(METRICS_FIELDS)
+        w.writerows(rows)
 
 
 def load_data(cfg: TrainConfig, progress=None) -> tuple[SamplePool, list[int], SamplePool, list[int]]:
@@ -325,7 +334,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
 
     if main:
         out.mkdir(parents=True, exist_ok=True)
-        (out / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+        write_text(out / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
         from torch.utils.tensorboard import SummaryWriter
 
         writer = SummaryWriter(str(out / "tensorboard"))
@@ -334,10 +343,8 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
         kept = []
         if csv_path.is_file() and start_epoch > 1:
             kept = [r for r in csv.DictReader(csv_path.open()) if int(r["epoch"]) < start_epoch]
-        with csv_path.open("w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(METRICS_FIELDS)
-            w.writerows([r.get(k, "") for k in METRICS_FIELDS] for r in kept)
+        metric_rows = [[r.get(k, "") for k in METRICS_FIELDS] for r in kept]
+        write_metrics(csv_path, metric_rows)
     row: dict = {}
     for epoch in range(start_epoch, cfg.epochs + 1):
         if cfg.max_steps is not None and step >= cfg.max_steps:
@@ -360,8 +367,8 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
                 "images_per_s": rate,
                 "epoch_s": time.perf_counter() - t0,
             }
-            with csv_path.open("a", newline="") as f:
-                csv.writer(f).writerow([row[k] for k in METRICS_FIELDS])
+            metric_rows.append([row[k] for k in METRICS_FIELDS])
+            write_metrics(csv_path, metric_rows)
             for key in ("train_loss", "val_iou", "val_iou_pooled", "lr", "images_per_s"):
                 writer.add_scalar(key, row[key], epoch)
             writer.flush()
@@ -392,7 +399,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
         if world > 1:
             dist.barrier()
     if skipped and main:
-        (out / "skipped.txt").write_text("\n".join(skipped) + "\n")
+        write_text(out / "skipped.txt", "\n".join(skipped) + "\n")
         log(f"{len(skipped)} samples were skipped, listed in {out / 'skipped.txt'}:")
         for line in skipped:
             log(f"  {line}")
@@ -401,7 +408,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
     sys.stdout.write(f"rank {rank} weights {digest}\n")
     sys.stdout.flush()
     if main:
-        (out / "summary.json").write_text(json.dumps({"last": row, "best_val_iou": best, "weights": digest}, indent=2))
+        write_text(out / "summary.json", json.dumps({"last": row, "best_val_iou": best, "weights": digest}, indent=2))
         writer.close()
     if world > 1:
         dist.destroy_process_group()
