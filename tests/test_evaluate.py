@@ -10,10 +10,20 @@ import numpy as np
 import pytest
 
 from asbunet.cli import main
-from asbunet.evaluate import Settings, evaluate_model, load_segmenter, predict_probability
-from asbunet.metrics import METRICS, IgnoreBand, ImageStats, summarize
+from asbunet.data.io import DataError
+from asbunet.data.sources import open_source
+from asbunet.evaluate import (
+    Settings,
+    default_output,
+    evaluate_model,
+    load_segmenter,
+    predict_probability,
+    split_models,
+)
+from asbunet.metrics import METRICS, IgnoreBand, ImageStats, count_wins, iou, summarize
 
 SAMPLES = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "ccp_samples"
+PEERS = Path(__file__).resolve().parents[1] / "peers" / "mediapipe"
 needs_data = pytest.mark.skipif(
     not (SAMPLES / "images").is_dir(), reason=f"labelled samples not found at {SAMPLES} (data not shipped)"
 )
@@ -30,6 +40,25 @@ def dataset(tmp_path_factory) -> Path:
         for stem in ("0001", "0042", "0512"):
             shutil.copy(SAMPLES / sub / f"{stem}{suffix}", root / sub / f"{stem}{suffix}")
     return root
+
+
+@pytest.fixture(scope="module")
+def person_free(tmp_path_factory) -> Path:
+    """`scenes/frames.txt` naming three of the four generated frames in `scenes/images/`."""
+    root = tmp_path_factory.mktemp("scenes")
+    (root / "images").mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(4):
+        cv2.imwrite(str(root / "images" / f"f{i}.jpg"), rng.integers(0, 256, (48, 64, 3), np.uint8))
+    (root / "frames.txt").write_text("f0.jpg\nf2\n# a comment line\nf3.jpg\n")
+    return root / "frames.txt"
+
+
+def needs_peer() -> None:
+    """Skips unless the MediaPipe general model and its interpreter are available."""
+    pytest.importorskip("ai_edge_litert.interpreter", reason="ai-edge-litert not installed (the dev extra has it)")
+    if not (PEERS / "selfie_segmentation.tflite").is_file():
+        pytest.skip(f"MediaPipe models not found in {PEERS}")
 
 
 def read_csv(path: Path) -> list[dict]:
@@ -142,3 +171,93 @@ def test_missing_dataset_and_model_are_clear_errors(tmp_path, capsys):
         load_segmenter("asbunet_025", size=100)
     with pytest.raises(ValueError, match="valid: keep, square"):
         Settings(resize="stretch")
+
+
+def test_person_free_list_is_a_data_set_scored_by_the_share_called_person(person_free, checkpoint, tmp_path):
+    source = open_source(person_free)
+    assert [x.image.name for x in source.samples] == ["f0.jpg", "f2.jpg", "f3.jpg"]
+    image, label = source.load(1)
+    assert label.shape == image.shape[:2] and not label.any()
+    with pytest.raises(DataError, match="list file not found"):
+        open_source(person_free.parent / "missing.txt")
+    (tmp_path / "alone.txt").write_text("f0.jpg\n")
+    with pytest.raises(DataError, match="images/ folder beside it"):
+        open_source(tmp_path / "alone.txt")
+
+    summary = evaluate_model(
+        checkpoint, [person_free], tmp_path / "eval", size=64, gallery=0, threads=1, progress=False
+    )
+    slug = f"{person_free.parent.name}_frames"
+    entry = summary["datasets"][slug]
+    rows = read_csv(tmp_path / "eval" / entry["per_image_csv"])
+    shares = [float(r["person_share"]) for r in rows]
+    assert entry["person_free"] and entry["images"] == 3
+    assert entry["mean"]["person_share"] == pytest.approx(np.mean(shares))
+    assert entry["frames_over_1pct"] == sum(v > 0.01 for v in shares)
+    assert summary["comparison"][slug]["rows"] == {
+        str(checkpoint): {"person_share": entry["mean"]["person_share"], "frames_over_1pct": entry["frames_over_1pct"]}
+    }
+    written = json.loads((tmp_path / "eval" / "summary.json").read_text())
+    assert written["datasets"][slug]["mean"]["over_2x"] is None  # no labelled person: NaN written as null
+
+
+@needs_data
+def test_several_models_with_a_mediapipe_peer_on_the_same_images(dataset, person_free, checkpoint, tmp_path, capsys):
+    needs_peer()
+    out = tmp_path / "eval"
+    argv = ["evaluate", "--model", str(checkpoint), "mediapipe_general", str(dataset), str(person_free)]
+    argv += ["--size", "64", "--output", str(out), "--gallery", "1", "--threads", "1", "--peers", str(PEERS)]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "wins / ties / losses" in printed and "reference" in printed and "share called person" in printed
+
+    summary = json.loads((out / "summary.json").read_text())
+    ref, peer = str(checkpoint), "mediapipe_general"
+    assert summary["models"] == [ref, peer] and list(summary["others"]) == [peer]
+    assert summary["settings"]["input_size"] == 64  # --size applies to the package's model...
+    peer_settings = summary["others"][peer]["settings"]
+    assert peer_settings["fixed_size"] == [256, 256] and peer_settings["threshold"] == 0.5  # ...not to MediaPipe
+
+    slug = dataset.name
+    ref_rows = read_csv(out / summary["datasets"][slug]["per_image_csv"])
+    peer_entry = summary["others"][peer]["datasets"][slug]
+    assert peer_entry["per_image_csv"] == f"{slug}/{peer}/per_image.csv"
+    assert (out / slug / peer / "gallery.png").is_file() and (out / slug / "gallery.png").is_file()
+    peer_rows = read_csv(out / peer_entry["per_image_csv"])
+    assert [r["image"] for r in peer_rows] == [r["image"] for r in ref_rows]
+    rows = summary["comparison"][slug]["rows"]
+    assert rows[ref]["wins"] is None
+    expected = count_wins([float(r["iou"]) for r in ref_rows], [float(r["iou"]) for r in peer_rows])
+    assert {k: rows[peer][k] for k in ("wins", "ties", "losses")} == expected and sum(expected.values()) == 3
+    assert rows[peer]["iou"] == pytest.approx(peer_entry["mean"]["iou"]) and rows[peer]["iou"] > 0.8
+    assert rows[peer]["background_fp_rate"] == pytest.approx(
+        np.mean([float(r["background_fp_rate"]) for r in peer_rows])
+    )
+
+    # MediaPipe sees the whole image resized to 256x256 in one step, as MediaPipe feeds it
+    runner = load_segmenter(peer, peers=PEERS).runner
+    image, label = open_source(dataset).load(0)
+    x = cv2.resize(image, (256, 256), interpolation=cv2.INTER_AREA).astype(np.float32) / 255
+    prob = cv2.resize(runner.invoke(x[None])[0, ..., 0], image.shape[1::-1], interpolation=cv2.INTER_LINEAR)
+    assert float(peer_rows[0]["iou"]) == pytest.approx(iou(prob > 0.5, label), abs=2e-3)
+
+    free = summary["comparison"][f"{person_free.parent.name}_frames"]
+    assert free["person_free"] and set(free["rows"]) == {ref, peer}
+    markdown = (out / "results.md").read_text()
+    assert (
+        "## Overall" in markdown and f"| {slug} | IoU | {rows[ref]['iou']:.4f} | {rows[peer]['iou']:.4f} |" in markdown
+    )
+
+
+def test_models_and_data_sets_are_told_apart_and_a_missing_peer_is_a_clear_error(tmp_path, capsys):
+    (tmp_path / "data").mkdir()
+    values = ["asbunet_person", "mediapipe_general", "runs/x/best.pt", str(tmp_path / "data"), "a/b.txt", "asbunet"]
+    assert split_models(values) == (values[:3], values[3:])
+    assert split_models(["../shared/data/ccp/test"]) == ([], ["../shared/data/ccp/test"])
+    assert default_output(["runs/x/best.pt", "mediapipe_general"]) == Path("evaluation/x_best_vs_mediapipe_general")
+    with pytest.raises(FileNotFoundError, match=r"none.*peers/mediapipe.*--fetch-peers"):
+        load_segmenter("mediapipe_landscape", peers=tmp_path / "none")
+    with pytest.raises(ValueError, match="given twice"):
+        evaluate_model(["asbunet_025", "asbunet_025"], [tmp_path], tmp_path / "out")
+    assert main(["evaluate", "--model", str(tmp_path / "data")]) == 2
+    assert "is a data set, not a model" in capsys.readouterr().err

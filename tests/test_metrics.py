@@ -10,6 +10,7 @@ from asbunet.metrics import (
     binarize,
     boundary_dilation,
     boundary_iou,
+    count_wins,
     dice,
     false_detection_mask,
     ignore_band,
@@ -227,6 +228,48 @@ def test_ignore_band_iou_aggregation_and_summarize_agree():
     assert summary["pooled"]["dice"] == pytest.approx(dice(preds, labels, reduction="pooled"))
     assert summary["mean"]["boundary_iou"] == pytest.approx(boundary_iou(preds, labels))
     assert summary["pooled"]["false_detections"] == 0.5
+
+
+def test_background_fp_rate_person_share_and_over_2x_on_hand_made_masks():
+    # 10x10 images (100 px). Image 0: 20 px labelled, 25 predicted (15 on the person): fp 10 of 80 background px,
+    # share 0.25, 25 <= 2 * 20 so not over. Image 1: 10 px labelled, 25 predicted (all 10 found): fp 15 of 90,
+    # share 0.25, over 2x. Image 2: nothing labelled (a person-free frame), 5 px predicted.
+    y0, p0 = np.zeros((10, 10), np.uint8), np.zeros((10, 10), np.uint8)
+    y0[0:2, :] = 1  # rows 0-1: 20 px
+    p0[1:3, :] = 1  # rows 1-2: 10 px on the person, 10 beside it
+    p0[0, 0:5] = 1  # half of row 0: 5 more on the person
+    y1, p1 = np.zeros((10, 10), np.uint8), np.zeros((10, 10), np.uint8)
+    y1[5, :] = 1
+    p1[5:7, :] = 1
+    p1[7, 0:5] = 1  # 25 px: tp 10, fp 15
+    y2, p2 = np.zeros((10, 10), np.uint8), np.zeros((10, 10), np.uint8)
+    p2[0, 0:5] = 1
+    stats = [image_stats(p, y) for p, y in ((p0, y0), (p1, y1), (p2, y2))]
+    assert [(s.tp, s.fp, s.fn) for s in stats] == [(15, 10, 5), (10, 15, 0), (0, 5, 0)]
+    scores = [s.scores() for s in stats]
+    assert [s["background_fp_rate"] for s in scores] == pytest.approx([10 / 80, 15 / 90, 5 / 100])
+    assert [s["person_share"] for s in scores] == pytest.approx([0.25, 0.25, 0.05])
+    assert scores[0]["over_2x"] == 0.0 and scores[1]["over_2x"] == 1.0 and np.isnan(scores[2]["over_2x"])
+
+    summary = summarize(stats)
+    assert summary["mean"]["background_fp_rate"] == pytest.approx((10 / 80 + 15 / 90 + 5 / 100) / 3)
+    assert summary["pooled"]["background_fp_rate"] == pytest.approx(30 / 270)
+    assert summary["mean"]["person_share"] == pytest.approx(55 / 300)  # all images of one size: mean = pooled
+    assert summary["pooled"]["person_share"] == pytest.approx(55 / 300)
+    assert summary["mean"]["over_2x"] == summary["pooled"]["over_2x"] == 0.5  # 1 of the 2 images with a person
+    assert np.isnan(summarize(stats[2:])["mean"]["over_2x"])  # no labelled person: no share
+    everything = image_stats(np.ones((4, 4), np.uint8), np.ones((4, 4), np.uint8)).scores()
+    assert everything["background_fp_rate"] == 0.0 and everything["person_share"] == 1.0  # no background at all
+
+
+def test_count_wins_margin_and_ties():
+    reference = [0.90, 0.92, 0.50, 0.80, 0.70]
+    other = [0.85, 0.91, 0.52, 0.80, 0.72]  # win, exactly 0.01 (a tie), loss by 0.02, tie, loss
+    assert count_wins(reference, other) == {"wins": 1, "ties": 2, "losses": 2}
+    assert count_wins(other, reference) == {"wins": 2, "ties": 2, "losses": 1}
+    assert count_wins(reference, other, margin=0.0) == {"wins": 2, "ties": 1, "losses": 2}
+    with pytest.raises(ValueError, match="same images"):
+        count_wins([0.5, 0.6], [0.5])
 
 
 def test_torch_tensors_match_numpy():

@@ -16,6 +16,7 @@ import pytest
 import torch
 import yaml
 
+from asbunet.cli import main
 from asbunet.data.io import DataError
 from asbunet.train.checkpoint import FORMAT, load_checkpoint, model_from_checkpoint
 from asbunet.train.config import TrainConfig, load_config
@@ -137,11 +138,44 @@ def test_kill_and_resume_matches_an_uninterrupted_run(make_dataset, tmp_path):
     assert [r["train_loss"] for r in rows_a] == [r["train_loss"] for r in rows_b]
 
 
-def test_resume_with_nothing_to_resume_starts_fresh(make_dataset, tmp_path, capsys):
+def folder_state(folder: Path) -> dict:
+    """Every file under `folder` with its bytes and modification time."""
+    return {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_resume_with_nothing_to_resume_refuses_and_touches_nothing(make_dataset, tmp_path, capsys):
     out = tmp_path / "run"
-    train(TrainConfig(**tiny_config(make_dataset(n=4), out, epochs=1, shapes=[[32, 32]], val_size=32)), resume=True)
-    assert "nothing to resume" in capsys.readouterr().out
-    assert load_checkpoint(out / "last.pt")["epoch"] == 1
+    values = tiny_config(make_dataset(n=4), out, epochs=1, shapes=[[32, 32]], val_size=32)
+    config = write_config(tmp_path / "run.yaml", values)
+    with pytest.raises(FileNotFoundError, match="run: nothing to resume \\(no last.pt\\)"):
+        train(TrainConfig(**values), resume=True)
+    assert not out.exists()
+    train(TrainConfig(**values))
+    (out / "last.pt").unlink()  # an earlier run whose last checkpoint is gone: best.pt, metrics.csv and curves stay
+    before = folder_state(out)
+    assert main(["train", "--config", str(config), "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert "asbunet train: error:" in err and "nothing to resume (no last.pt)" in err and "Traceback" not in err
+    assert folder_state(out) == before
+
+
+def test_new_run_over_another_run_refuses_unless_overwrite(make_dataset, tmp_path, capsys):
+    out = tmp_path / "run"
+    values = tiny_config(make_dataset(n=4), out, epochs=1, shapes=[[32, 32]], val_size=32)
+    config = write_config(tmp_path / "run.yaml", values)
+    train(TrainConfig(**values))
+    before = folder_state(out)
+    assert main(["train", "--config", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert "holds another run (last.pt, best.pt, metrics.csv)" in err and "--overwrite" in err
+    assert folder_state(out) == before
+    with pytest.raises(ValueError, match="not both"):
+        train(TrainConfig(**values), resume=True, overwrite=True)
+    (out / "summary.json").write_text("{}")  # stands for a file of the earlier run the new one would not rewrite
+    (out / "skipped.txt").write_text("old")
+    assert main(["train", "--config", str(config), "--overwrite", "epochs=1"]) == 0
+    assert [r["epoch"] for r in metrics(out)] == ["1"] and not (out / "skipped.txt").exists()
+    assert json.loads((out / "summary.json").read_text())["last"]["epoch"] == 1
 
 
 def test_resume_drops_metrics_rows_the_checkpoint_does_not_hold(make_dataset, tmp_path):

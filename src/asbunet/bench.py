@@ -45,6 +45,7 @@ from asbunet import atomic
 from asbunet.analysis import count_macs, count_parameters
 from asbunet.export import OnnxRunner, TfliteRunner, export_onnx, load_images, quantize_int8
 from asbunet.models import create_model, list_models
+from asbunet.peers import MEDIAPIPE_VERSION, PEERS
 
 RUNTIMES = ("torch", "onnxruntime", "onnxruntime-int8")
 RUNTIME_LABELS = {
@@ -55,13 +56,6 @@ RUNTIME_LABELS = {
 }
 DEFAULT_SIZES = ((256, 256), (144, 256), (360, 640))
 WIDTH_VARIANTS = {"asbunet": 1.0, "asbunet_050": 0.5, "asbunet_035": 0.35, "asbunet_025": 0.25}
-MEDIAPIPE_VERSION = "0.10.21"
-# MediaPipe Selfie Segmentation inside the mediapipe wheel: name -> path in the wheel. Input RGB in [0, 1], output
-# person probability (data README).
-PEERS = {
-    "mediapipe_general": "mediapipe/modules/selfie_segmentation/selfie_segmentation.tflite",
-    "mediapipe_landscape": "mediapipe/modules/selfie_segmentation/selfie_segmentation_landscape.tflite",
-}
 GENERAL_PEER = "mediapipe_general"
 MATMUL_N = 2048
 PROFILE_MODEL = "asbunet"

@@ -11,7 +11,7 @@ def cmd_train(args) -> None:
     from asbunet.train.config import load_config
     from asbunet.train.engine import train
 
-    train(load_config(args.config, args.overrides), resume=args.resume)
+    train(load_config(args.config, args.overrides), resume=args.resume, overwrite=args.overwrite)
 
 
 def cmd_check_data(args) -> None:
@@ -246,7 +246,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train a model from a YAML config (Section IV-B)")
     p.add_argument("--config", required=True, help="YAML config, e.g. configs/paper.yaml")
-    p.add_argument("--resume", action="store_true", help="continue after the last completed epoch in the output dir")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue after the last completed epoch of last.pt in the output folder (refused when there is none)",
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="start a new run in an output folder that holds another run (last.pt, best.pt, metrics.csv), "
+        "replacing it; without it such a folder is refused",
+    )
     p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. epochs=5 data.max_side=384")
     p.set_defaults(func=cmd_train)
 

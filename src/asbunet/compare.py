@@ -310,7 +310,8 @@ def run_one(cfg: CompareConfig, model: str, seed: int, state: str) -> dict:
             f"compare: training {model} seed {seed}{' (resumed)' if state == 'interrupted' else ''} -> {folder}",
             flush=True,
         )
-        train(train_cfg, resume=True)  # nothing to resume in a new folder: a fresh run
+        # a "new" folder holds no checkpoint, at most the files of a run killed in its first epoch
+        train(train_cfg, resume=state == "interrupted", overwrite=state == "new")
     checkpoint = folder / f"{cfg.checkpoint}.pt"
     if not checkpoint.is_file():
         raise ValueError(f"{folder}: training wrote no {checkpoint.name}; see {folder / 'metrics.csv'}")

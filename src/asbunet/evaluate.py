@@ -1,12 +1,21 @@
-"""Evaluating a model on labelled data sets with the paper's metric (Section IV-C, Eq. 3) and the usual scores.
+"""Evaluating models on labelled data sets with the paper's metric (Section IV-C, Eq. 3) and the usual scores.
 
 Every image is segmented by a `Segmenter` and compared with its label at the label's full resolution (see
-`asbunet.metrics` for the definitions). For each data set the results are printed as a table and written as:
+`asbunet.metrics` for the definitions). Several models can be evaluated on the same images in one run: the first is
+the reference, and each other model's row counts the images where the reference's IoU is higher by more than 0.01,
+within 0.01, or lower (`asbunet.metrics.count_wins`). MediaPipe Selfie Segmentation runs as a model like the others
+(`mediapipe_general`, `mediapipe_landscape`: `asbunet.peers`). A `.txt` list of person-free frames (all-zero labels)
+is scored by the share of pixels called person and the number of frames with more than 1% of them.
 
-    <output>/summary.json                 settings and every metric, mean over images and pooled over pixels
+For each data set the results are printed as a table and written as:
+
+    <output>/summary.json                 settings and every metric, mean over images and pooled over pixels: the
+                                          first model under `model`, `settings`, `datasets`, every other one under
+                                          `others`; `comparison`: per data set, one row per model
     <output>/results.md                   the same as Markdown tables
     <output>/<data set>/per_image.csv     one row per image: scores and the raw pixel counts behind them
     <output>/<data set>/gallery.png       the worst images: image | label | probability | errors (cf. Fig. 5)
+    <output>/<data set>/<model>/          the same two files for each model after the first
 
 Results are deterministic: images are processed in file order and a registry model without weights is initialized
 from a fixed seed.
@@ -16,8 +25,10 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import sys
 import warnings
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -28,7 +39,7 @@ from tqdm import tqdm
 
 from asbunet import atomic
 from asbunet.data.augment import normalize
-from asbunet.data.sources import Source, open_source
+from asbunet.data.sources import FolderSource, Source, open_source
 from asbunet.inference import SIZE_MULTIPLE, logits_to_probability, to_rgb
 from asbunet.metrics import (
     BOUNDARY_DILATION_RATIO,
@@ -36,15 +47,19 @@ from asbunet.metrics import (
     IgnoreBand,
     ImageStats,
     binarize,
+    count_wins,
     false_detection_mask,
     ignore_band,
     image_stats,
     summarize,
 )
+from asbunet.peers import DEFAULT_PEERS_DIR, PEERS, PeerSegmenter, load_peer
 from asbunet.predict import Segmenter, TorchRunner, bundled_models
 
 RESIZE_MODES = ("keep", "square")
 SPLIT_NAMES = ("train", "test", "val", "valid", "validation", "images")
+MODEL_SUFFIXES = (".pt", ".pth", ".safetensors", ".onnx")
+DATASET_SUFFIXES = (".json", ".txt")
 COUNT_FIELDS = tuple(ImageStats.__dataclass_fields__)
 LABELS = {  # metric key -> table row name
     "ignore_band_iou": "ignore-band IoU (Eq. 3)",
@@ -56,20 +71,28 @@ LABELS = {  # metric key -> table row name
     "recall": "recall",
     "boundary_iou": "Boundary IoU",
     "mae": "MAE of probability",
+    "background_fp_rate": "background FP rate",
+    "person_share": "share called person",
+    "over_2x": "person area > 2x label",
 }
-SUMMARY_COLUMNS = ("ignore_band_iou", "iou", "dice", "boundary_iou", "mae", "false_detections")
+SUMMARY_COLUMNS = ("ignore_band_iou", "iou", "dice", "boundary_iou", "mae", "false_detections", "background_fp_rate")
+PERSON_FREE_LIMIT = 0.01  # a person-free frame with more than this share of pixels called person is counted
 GALLERY_SIDE = 256  # long side of each gallery panel, pixels
 
 
 # ------------------------------------------------------------------------------------------------ the model
 
 
-def load_segmenter(model: str | Path, size: int | None = None, threads: int | None = None) -> Segmenter:
-    """A segmenter for a bundled model name, a `.pt` checkpoint, a `.safetensors` or `.onnx` file or a registry
-    model name.
+def load_segmenter(
+    model: str | Path, size: int | None = None, threads: int | None = None, peers: str | Path = DEFAULT_PEERS_DIR
+) -> Segmenter:
+    """A segmenter for a bundled model name, a `.pt` checkpoint, a `.safetensors` or `.onnx` file, a registry model
+    name or a MediaPipe peer name.
 
     A registry model name (`asbunet.list_models()`) without bundled weights is built with random weights from a
-    fixed seed, with a warning: useful to test the pipeline, meaningless as a score.
+    fixed seed, with a warning: useful to test the pipeline, meaningless as a score. A peer (`mediapipe_general`,
+    `mediapipe_landscape`) is loaded from the folder `peers` and always runs at its own fixed size: `size` does not
+    apply to it.
     """
     from asbunet.models import create_model, list_models
 
@@ -82,9 +105,9 @@ def load_segmenter(model: str | Path, size: int | None = None, threads: int | No
     spec, path = str(model), Path(model)
     names = (
         f"bundled models: {', '.join(bundled_models()) or 'none'}; registry models (random weights): "
-        f"{', '.join(list_models())}"
+        f"{', '.join(list_models())}; MediaPipe peers: {', '.join(PEERS)}"
     )
-    if path.suffix in (".pt", ".pth", ".safetensors", ".onnx"):
+    if path.suffix in MODEL_SUFFIXES:
         if not path.is_file():
             raise FileNotFoundError(
                 f"model file not found: {path}; give a .pt checkpoint written by `asbunet train`, a .safetensors "
@@ -101,6 +124,8 @@ def load_segmenter(model: str | Path, size: int | None = None, threads: int | No
             ) from None
     if spec in bundled_models():
         return Segmenter.from_pretrained(spec, size, threads)
+    if spec in PEERS:
+        return load_peer(spec, peers, threads)
     if spec in list_models():
         warnings.warn(
             f"{spec!r} has no bundled weights: evaluating it with random weights (seed 0); give a .pt "
@@ -119,6 +144,30 @@ def load_segmenter(model: str | Path, size: int | None = None, threads: int | No
     raise ValueError(f"unknown model {spec!r}: not a file and not a model name; {names}")
 
 
+def is_model_spec(value: str | Path) -> bool:
+    """Whether a command-line value names a model rather than a data set.
+
+    Models are files ending in `.pt`, `.pth`, `.safetensors` or `.onnx`, or names (no folder part, not an existing
+    path); data sets are folders, `.json` and `.txt` files and any other path.
+    """
+    text, path = str(value), Path(value)
+    if path.suffix in MODEL_SUFFIXES:
+        return True
+    return not (path.exists() or path.suffix.lower() in DATASET_SUFFIXES or "/" in text or "\\" in text)
+
+
+def split_models(values: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Splits `--model A B C DATA1 DATA2` into the models and the data sets that follow them.
+
+    The models are the leading values that `is_model_spec` accepts; the first data set and everything after it are
+    data sets.
+    """
+    n = 0
+    while n < len(values) and is_model_spec(values[n]):
+        n += 1
+    return list(values[:n]), list(values[n:])
+
+
 def predict_probability(segmenter: Segmenter, image: np.ndarray, resize: str = "keep") -> np.ndarray:
     """Person probability `(H, W)` at the image's own size.
 
@@ -126,12 +175,13 @@ def predict_probability(segmenter: Segmenter, image: np.ndarray, resize: str = "
         segmenter: the model, with its `input_size`.
         image: RGB uint8 `(H, W, 3)`.
         resize: "keep" (long side `input_size`, aspect ratio kept, as `Segmenter.predict`) or "square" (the whole
-            image squeezed to `input_size x input_size`).
+            image squeezed to `input_size x input_size`). A peer (`asbunet.peers.PeerSegmenter`) gets the whole
+            image resized to its fixed size in either mode.
     """
-    if resize == "keep":
-        return segmenter.predict(image)
-    if resize != "square":
+    if resize not in RESIZE_MODES:
         raise ValueError(f"unknown resize mode {resize!r}; valid: {', '.join(RESIZE_MODES)}")
+    if resize == "keep" or isinstance(segmenter, PeerSegmenter):
+        return segmenter.predict(image)
     rgb, s = to_rgb(image), segmenter.input_size
     interp = cv2.INTER_AREA if max(rgb.shape[:2]) > s else cv2.INTER_LINEAR
     x = normalize(cv2.resize(rgb, (s, s), interpolation=interp))[None]  # (1, 3, s, s)
@@ -159,6 +209,18 @@ class Settings:
     def for_segmenter(self, segmenter: Segmenter) -> Settings:
         """These settings with the model's own threshold where none is set."""
         return self if self.threshold is not None else replace(self, threshold=segmenter.threshold)
+
+    def describe(self, segmenter: Segmenter) -> dict:
+        """The settings a model was evaluated with, for `summary.json`."""
+        fixed = getattr(segmenter.runner, "size", None) if isinstance(segmenter, PeerSegmenter) else None
+        return {
+            "input_size": segmenter.input_size,
+            "fixed_size": None if fixed is None else list(fixed),  # (H, W) every image is resized to
+            "threshold": self.threshold,
+            "resize": "fixed" if fixed is not None else self.resize,
+            "ignore_band": asdict(self.band),
+            "boundary_dilation_ratio": self.boundary_ratio,
+        }
 
 
 @dataclass(frozen=True)
@@ -196,6 +258,11 @@ def evaluate_source(
     return results
 
 
+def is_person_free(source: Source) -> bool:
+    """Whether a source is a list of person-free frames (all-zero labels): scored by the share called person."""
+    return isinstance(source, FolderSource) and source.masks_dir is None
+
+
 def worst(results: list[ImageResult], k: int, band: IgnoreBand) -> list[ImageResult]:
     """The `k` lowest ignore-band scores (ties: lower IoU first, then file order)."""
 
@@ -207,27 +274,33 @@ def worst(results: list[ImageResult], k: int, band: IgnoreBand) -> list[ImageRes
 
 
 def dataset_slug(path: str | Path, taken: set[str]) -> str:
-    """Folder name for a data set's files: `ccp_test` for `.../ccp/test`, `ccp_samples` for `.../ccp_samples`."""
+    """Folder name for a data set's files: `ccp_test` for `.../ccp/test`, `ccp_samples` for `.../ccp_samples`,
+    `davis_scenes_person_free_eval` for `.../davis_scenes/person_free_eval.txt`."""
     p = Path(path).resolve()
-    name = p.stem if p.suffix.lower() == ".json" else p.name
-    if name.lower() in SPLIT_NAMES and p.parent.name:
+    name = p.stem if p.suffix.lower() in DATASET_SUFFIXES else p.name
+    if p.parent.name and (name.lower() in SPLIT_NAMES or p.suffix.lower() == ".txt"):
         name = f"{p.parent.name}_{name}"
-    slug, n = name, 2
-    while slug in taken:
-        slug, n = f"{name}_{n}", n + 1
-    taken.add(slug)
-    return slug
+    return unique(name, taken)
 
 
-def default_output(model: str | Path) -> Path:
-    """`evaluation/<model>`: `evaluation/person_best` for `runs/person/best.pt`, `evaluation/asbunet` for a name."""
+def model_slug(model: str | Path) -> str:
+    """Short name of a model for folders: `person_best` for `runs/person/best.pt`, the name itself for a name."""
     p = Path(model)
-    name = f"{p.parent.name}_{p.stem}" if p.suffix and p.parent.name else p.stem or str(model)
+    return f"{p.parent.name}_{p.stem}" if p.suffix and p.parent.name else p.stem or str(model)
+
+
+def default_output(model: str | Path | Sequence[str | Path]) -> Path:
+    """`evaluation/<model>`: `evaluation/person_best` for `runs/person/best.pt`, `evaluation/asbunet` for a name;
+    `evaluation/<first>_vs_<second>_<third>` for several models."""
+    models = [model] if isinstance(model, (str, Path)) else list(model)
+    name = model_slug(models[0])
+    if len(models) > 1:
+        name += "_vs_" + "_".join(model_slug(m) for m in models[1:])
     return Path("evaluation") / name
 
 
 def evaluate_model(
-    model: str | Path,
+    model: str | Path | Sequence[str | Path],
     datasets: list[str | Path],
     output: str | Path,
     size: int | None = None,
@@ -235,66 +308,143 @@ def evaluate_model(
     gallery: int = 8,
     threads: int | None = None,
     progress: bool = True,
+    peers: str | Path = DEFAULT_PEERS_DIR,
 ) -> dict:
-    """Evaluates `model` on each data set, prints a table per data set and writes the files of the module docstring.
+    """Evaluates one model, or several on the same images, on each data set; prints a table per data set and writes
+    the files of the module docstring.
 
     Args:
-        model: bundled model name, `.pt` checkpoint, `.onnx` file or registry model name (see `load_segmenter`).
-        datasets: folders with `images/` and `masks/`, or COCO `.json` files.
+        model: a model or a list of them, the first being the reference: bundled model name, `.pt` checkpoint,
+            `.onnx` file, registry model name or MediaPipe peer name (see `load_segmenter`).
+        datasets: folders with `images/` and `masks/`, COCO `.json` files or `.txt` lists of person-free frames.
         output: folder for the results (created).
-        size: network input size (long side, or side with `resize="square"`); None for the model's own.
-        settings: threshold, resize mode and metric parameters.
-        gallery: number of worst images drawn per data set; 0 for none.
-        threads: PyTorch CPU threads; None leaves the default.
+        size: network input size (long side, or side with `resize="square"`); None for the model's own. Peers
+            always run at their own size.
+        settings: threshold (None: each model's own), resize mode and metric parameters.
+        gallery: number of worst images drawn per data set and model; 0 for none.
+        threads: CPU threads of PyTorch and of the peers' interpreter; None leaves the default.
         progress: show a progress bar.
+        peers: folder with the MediaPipe `.tflite` files.
 
     Returns:
         The summary written to `summary.json`.
     """
     settings = settings or Settings()
+    models = [str(model)] if isinstance(model, (str, Path)) else [str(m) for m in model]
+    if not models:
+        raise ValueError("give at least one model")
+    repeated = sorted({m for m in models if models.count(m) > 1})
+    if repeated:
+        raise ValueError(f"model {repeated[0]!r} is given twice; give each model once")
     if gallery < 0:
         raise ValueError(f"gallery must be >= 0 images, got {gallery}")
     if not datasets:
-        raise ValueError("give at least one data set (a folder with images/ and masks/, or a COCO .json file)")
-    sources = [open_source(d) for d in datasets]  # fail on a missing data set before loading the model
-    segmenter = load_segmenter(model, size, threads)
-    settings = settings.for_segmenter(segmenter)
+        raise ValueError(
+            "give at least one data set (a folder with images/ and masks/, a COCO .json file or a .txt list of "
+            "person-free frames)"
+        )
+    sources = [open_source(d) for d in datasets]  # fail on a missing data set before loading the models
+    segmenters = [load_segmenter(m, size, threads, peers) for m in models]
+    model_settings = [settings.for_segmenter(s) for s in segmenters]
+    taken_models: set[str] = set()
+    subfolders = [""] + [unique(model_slug(m), taken_models) for m in models[1:]]
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)
-    summary = {
-        "model": segmenter.name,
-        "settings": {
-            "input_size": segmenter.input_size,
-            "threshold": settings.threshold,
-            "resize": settings.resize,
-            "ignore_band": asdict(settings.band),
-            "boundary_dilation_ratio": settings.boundary_ratio,
-        },
-        "datasets": {},
-    }
+    reports = [
+        {"model": seg.name, "settings": st.describe(seg), "datasets": {}}
+        for seg, st in zip(segmenters, model_settings, strict=True)
+    ]
+    comparison = {}
     taken: set[str] = set()
     for path, source in zip(datasets, sources, strict=True):
         slug = dataset_slug(path, taken)
-        folder = out / slug
-        folder.mkdir(exist_ok=True)
-        results = evaluate_source(segmenter, source, settings, slug, progress)
-        write_csv(results, folder / "per_image.csv", settings.band)
-        entry = {
+        person_free = is_person_free(source)
+        results = []
+        for name, seg, st, sub, report in zip(models, segmenters, model_settings, subfolders, reports, strict=True):
+            folder = out / slug / sub
+            folder.mkdir(parents=True, exist_ok=True)
+            res = evaluate_source(seg, source, st, f"{slug} {name}" if len(models) > 1 else slug, progress)
+            prefix = f"{slug}/{sub}/" if sub else f"{slug}/"
+            write_csv(res, folder / "per_image.csv", st.band)
+            entry = {
+                "path": str(path),
+                "images": len(res),
+                "person_free": person_free,
+                **summarize([r.stats for r in res], st.band),
+                "per_image_csv": f"{prefix}per_image.csv",
+                "gallery": None,
+            }
+            if person_free:
+                entry["frames_over_1pct"] = sum(
+                    r.stats.scores(st.band)["person_share"] > PERSON_FREE_LIMIT for r in res
+                )
+            if gallery:
+                write_gallery(seg, source, worst(res, gallery, st.band), folder / "gallery.png", st)
+                entry["gallery"] = f"{prefix}gallery.png"
+            report["datasets"][slug] = entry
+            results.append(res)
+            if len(models) == 1:
+                print(format_table(slug, entry, markdown=False), flush=True)
+        comparison[slug] = {
             "path": str(path),
-            "images": len(results),
-            **summarize([r.stats for r in results], settings.band),
-            "per_image_csv": f"{slug}/per_image.csv",
-            "gallery": None,
+            "images": len(source),
+            "person_free": person_free,
+            "rows": comparison_rows(models, [r["datasets"][slug] for r in reports], results, settings.band),
         }
-        if gallery:
-            write_gallery(segmenter, source, worst(results, gallery, settings.band), folder / "gallery.png", settings)
-            entry["gallery"] = f"{slug}/gallery.png"
-        summary["datasets"][slug] = entry
-        print(format_table(slug, entry, markdown=False), flush=True)
-    atomic.write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
+        if len(models) > 1:
+            print(format_comparison(slug, comparison[slug], markdown=False), flush=True)
+    summary = {**reports[0], "models": models, "others": dict(zip(models[1:], reports[1:], strict=True))}
+    summary["comparison"] = comparison
+    if len(models) > 1:
+        print(format_overall(summary, markdown=False), flush=True)
+    atomic.write_text(out / "summary.json", json.dumps(json_safe(summary), indent=2) + "\n")
     atomic.write_text(out / "results.md", format_markdown(summary))
     print(f"wrote {out / 'results.md'}, {out / 'summary.json'} and per-data-set files under {out}", flush=True)
     return summary
+
+
+def unique(name: str, taken: set[str]) -> str:
+    """`name`, or `name_2`, `name_3`... if taken; the result is added to `taken`."""
+    slug, n = name, 2
+    while slug in taken:
+        slug, n = f"{name}_{n}", n + 1
+    taken.add(slug)
+    return slug
+
+
+def comparison_rows(
+    models: list[str], entries: list[dict], results: list[list[ImageResult]], band: IgnoreBand
+) -> dict[str, dict]:
+    """One data set's row per model: IoU, background false-positive rate, over-2x share and the reference's
+    wins, ties and losses against that model (None for the reference); for person-free frames the share of pixels
+    called person and the number of frames above 1%."""
+    if entries[0]["person_free"]:
+        return {
+            m: {"person_share": e["mean"]["person_share"], "frames_over_1pct": e["frames_over_1pct"]}
+            for m, e in zip(models, entries, strict=True)
+        }
+    reference = [r.stats.scores(band)["iou"] for r in results[0]]
+    rows = {}
+    for k, (m, e, res) in enumerate(zip(models, entries, results, strict=True)):
+        wins = None if k == 0 else count_wins(reference, [r.stats.scores(band)["iou"] for r in res])
+        rows[m] = {
+            "iou": e["mean"]["iou"],
+            "background_fp_rate": e["mean"]["background_fp_rate"],
+            "over_2x": e["mean"]["over_2x"],
+            **(wins or {"wins": None, "ties": None, "losses": None}),
+        }
+    return rows
+
+
+def json_safe(value):
+    """`value` with every NaN replaced by None (JSON has no NaN)."""
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [json_safe(v) for v in value]
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
 
 
 # ------------------------------------------------------------------------------------------------ writing
@@ -310,26 +460,94 @@ def write_csv(results: list[ImageResult], path: Path, band: IgnoreBand) -> None:
             writer.writerow(r.row(band))
 
 
+def _number(value: float | None, digits: int = 4) -> str:
+    return "-" if value is None or math.isnan(value) else f"{value:.{digits}f}"
+
+
+def _table(head: Sequence[str], rows: list[Sequence[str]], markdown: bool, indent: str = "  ") -> list[str]:
+    """Rows under a header, as Markdown (first column left-aligned, the others right) or aligned text."""
+    if markdown:
+        return [f"| {' | '.join(head)} |", f"|---|{'---:|' * (len(head) - 1)}", *(f"| {' | '.join(r)} |" for r in rows)]
+    widths = [max(len(str(c)) for c in col) for col in zip(head, *rows, strict=True)]
+    return [
+        indent + "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))
+        for r in (head, *rows)
+    ]
+
+
 def format_table(name: str, entry: dict, markdown: bool) -> str:
     """One data set's metrics, mean over images and pooled over pixels, as aligned text or Markdown."""
-    rows = [(LABELS[k], f"{entry['mean'][k]:.4f}", f"{entry['pooled'][k]:.4f}") for k in METRICS]
+    rows = [(LABELS[k], _number(entry["mean"][k]), _number(entry["pooled"][k])) for k in METRICS]
     head = ("metric", "mean over images", "pooled over pixels")
     if markdown:
-        lines = [f"| {' | '.join(head)} |", "|---|---:|---:|", *(f"| {' | '.join(r)} |" for r in rows)]
-        return "\n".join(lines) + "\n"
-    w = max(len(r[0]) for r in rows)
-    lines = [f"{name}: {entry['images']} images ({entry['path']})", f"  {head[0]:<{w}}  {head[1]:>16}  {head[2]:>18}"]
-    lines += [f"  {a:<{w}}  {b:>16}  {c:>18}" for a, b, c in rows]
-    return "\n".join(lines)
+        return "\n".join(_table(head, rows, markdown=True)) + "\n"
+    title = f"{name}: {entry['images']} images ({entry['path']})"
+    if entry.get("person_free"):
+        title += (
+            f", person-free: {entry['mean']['person_share']:.4f} of the pixels called person, "
+            f"{entry['frames_over_1pct']} frames above {PERSON_FREE_LIMIT:.0%}"
+        )
+    return "\n".join([title, *_table(head, rows, markdown=False)])
 
 
-def format_markdown(summary: dict) -> str:
-    """`results.md`: settings, one summary row per data set, then each data set's full table."""
-    s, band = summary["settings"], summary["settings"]["ignore_band"]
+def format_comparison(name: str, comparison: dict, markdown: bool) -> str:
+    """One data set's row per model (see `comparison_rows`), as aligned text or Markdown."""
+    models = list(comparison["rows"])
+    if comparison["person_free"]:
+        head = ("model", "share called person", f"frames > {PERSON_FREE_LIMIT:.0%}")
+        rows = [
+            (m, _number(r["person_share"]), f"{r['frames_over_1pct']} / {comparison['images']}")
+            for m, r in comparison["rows"].items()
+        ]
+    else:
+        head = ("model", "IoU", "background FP rate", "area > 2x label", f"{models[0]} wins / ties / losses")
+        rows = [
+            (
+                m,
+                _number(r["iou"]),
+                _number(r["background_fp_rate"]),
+                _number(r["over_2x"], 3),
+                "reference" if r["wins"] is None else f"{r['wins']} / {r['ties']} / {r['losses']}",
+            )
+            for m, r in comparison["rows"].items()
+        ]
+    kind = "person-free frames" if comparison["person_free"] else "images"
+    title = f"{name}: {comparison['images']} {kind} ({comparison['path']})"
+    if markdown:
+        return "\n".join(_table(head, rows, markdown=True)) + "\n"
+    return "\n".join([title, *_table(head, rows, markdown=False)])
+
+
+def format_overall(summary: dict, markdown: bool) -> str:
+    """Every data set against every model: mean IoU, or for person-free frames the share called person."""
+    models = summary["models"]
+    head = ("data set", "figure", *models)
+    rows = []
+    for slug, c in summary["comparison"].items():
+        key = "person_share" if c["person_free"] else "iou"
+        rows.append(
+            (slug, "share called person" if c["person_free"] else "IoU", *(_number(c["rows"][m][key]) for m in models))
+        )
+    if markdown:
+        return "\n".join(_table(head, rows, markdown=True)) + "\n"
+    return "\n".join(
+        [
+            "overall (mean over images; person-free frames: share of pixels called person, lower is better)",
+            *_table(head, rows, markdown=False),
+        ]
+    )
+
+
+def _model_markdown(report: dict, heading: str) -> list[str]:
+    """One model's settings line, its summary row per data set and each data set's full table."""
+    s, band = report["settings"], report["settings"]["ignore_band"]
+    size = (
+        f"{s['fixed_size'][0]}x{s['fixed_size'][1]} (whole image resized)"
+        if s.get("fixed_size")
+        else (f"{s['input_size']} ({s['resize']})")
+    )
     lines = [
-        f"# Evaluation of {summary['model']}",
-        "",
-        f"Input size {s['input_size']} ({s['resize']}), threshold {s['threshold']}, labels compared at full "
+        f"Input size {size}, threshold {s['threshold']}, labels compared at full "
         f"resolution. Ignore band (Eq. 3): half-width clip(round({band['scale']} * sqrt(object area)), "
         f"{band['min_width']}, {band['max_width']}) px, penalty {band['penalty']} per false detection "
         f"(components >= {band['min_false_fraction']} of the image), floor {band['floor']}. Boundary IoU dilation "
@@ -340,14 +558,54 @@ def format_markdown(summary: dict) -> str:
         f"| data set | images | {' | '.join(LABELS[k] for k in SUMMARY_COLUMNS)} |",
         f"|---|---:|{'---:|' * len(SUMMARY_COLUMNS)}",
     ]
-    for slug, e in summary["datasets"].items():
-        values = " | ".join(f"{e['mean'][k]:.4f}" for k in SUMMARY_COLUMNS)
+    for slug, e in report["datasets"].items():
+        values = " | ".join(_number(e["mean"][k]) for k in SUMMARY_COLUMNS)
         lines.append(f"| {slug} | {e['images']} | {values} |")
-    for slug, e in summary["datasets"].items():
-        lines += ["", f"## {slug}", "", f"`{e['path']}`, {e['images']} images, per image: `{e['per_image_csv']}`", ""]
-        lines.append(format_table(slug, e, markdown=True))
+    for slug, e in report["datasets"].items():
+        lines += [
+            "",
+            f"{heading} {slug}",
+            "",
+            f"`{e['path']}`, {e['images']} images, per image: `{e['per_image_csv']}`",
+        ]
+        if e.get("person_free"):
+            lines[-1] += (
+                f"; person-free frames: {e['mean']['person_share']:.4f} of the pixels called person, "
+                f"{e['frames_over_1pct']} frames above {PERSON_FREE_LIMIT:.0%}"
+            )
+        lines += ["", format_table(slug, e, markdown=True)]
         if e["gallery"]:
             lines.append(f"![worst images of {slug}]({e['gallery']})")
+    return lines
+
+
+def format_markdown(summary: dict) -> str:
+    """`results.md`: for one model its settings, one summary row per data set, then each data set's full table; for
+    several models first the overall and per-data-set comparison tables, then each model's section."""
+    models = summary["models"]
+    if len(models) == 1:
+        lines = [f"# Evaluation of {summary['model']}", "", *_model_markdown(summary, "##")]
+        return "\n".join(lines) + "\n"
+    reference = models[0]
+    lines = [
+        f"# Evaluation of {', '.join(models)}",
+        "",
+        f"All models on the same images. Wins / ties / losses: images where {reference} (the reference) has an IoU "
+        "higher by more than 0.01 than the model of the row, within 0.01, or lower by more than 0.01. Person-free "
+        f"frames are scored by the share of pixels called person (lower is better) and the frames above "
+        f"{PERSON_FREE_LIMIT:.0%}.",
+        "",
+        "## Overall",
+        "",
+        format_overall(summary, markdown=True),
+    ]
+    for slug, c in summary["comparison"].items():
+        kind = "person-free frames" if c["person_free"] else "images"
+        lines += [f"## {slug}", "", f"`{c['path']}`, {c['images']} {kind}", "", format_comparison(slug, c, True)]
+    reports = {reference: summary, **summary["others"]}
+    for m in models:
+        name = reports[m]["model"]
+        lines += [f"## {name if name.startswith(m) else f'{m}: {name}'}", "", *_model_markdown(reports[m], "###"), ""]
     return "\n".join(lines) + "\n"
 
 

@@ -33,6 +33,18 @@ ignore-band IoU; no predicted pixel for precision; no labelled pixel for recall)
 wrong. Predictions are binary masks, a probability map becomes one with `binarize` (`probability > threshold`, as in
 the training loop's validation).
 
+Three figures describe how much is called person, the failure of a model that marks textured background, animals
+or objects as person:
+
+- `background_fp_rate`: false-positive pixels / background pixels of the label (0.0 when the label has no
+  background); pooled: all false positives over all background pixels.
+- `person_share`: predicted person pixels / all pixels; on frames that show no person this is the error itself.
+- `over_2x`: 1.0 when the predicted person area is more than twice (`OVER_FACTOR`) the labelled one, else 0.0;
+  NaN for an image without a labelled person, and the mean (pooled: the same figure) is the share of the images
+  with a person label.
+
+`count_wins` compares two models image by image (higher IoU by more than `WIN_MARGIN` wins, ties counted apart).
+
 Boundary IoU follows Cheng et al., "Boundary IoU: Improving Object-Centric Image Segmentation Evaluation", CVPR
 2021: the pixels of each mask within `d = max(1, round(0.02 * image diagonal))` of its contour (the image frame
 counts as contour there), then the IoU of the two boundary regions.
@@ -61,8 +73,13 @@ METRICS = (  # the keys of `ImageStats.scores` and `summarize`, in report order
     "recall",
     "boundary_iou",
     "mae",
+    "background_fp_rate",
+    "person_share",
+    "over_2x",
 )
 BOUNDARY_DILATION_RATIO = 0.02  # Cheng et al. 2021
+OVER_FACTOR = 2.0  # `over_2x`: predicted person area more than this many times the labelled one
+WIN_MARGIN = 0.01  # `count_wins`: a score higher by more than this is a win, lower by more a loss
 
 
 @dataclass(frozen=True)
@@ -248,6 +265,16 @@ def _ratio(num: float, den: float) -> float:
     return 1.0 if den == 0 else float(num) / float(den)
 
 
+def _fp_rate(fp: float, background: float) -> float:
+    """False positives per background pixel; 0.0 without background (there was none to mark)."""
+    return 0.0 if background == 0 else float(fp) / float(background)
+
+
+def _over(predicted: float, labelled: float) -> float:
+    """1.0 when the predicted area exceeds `OVER_FACTOR` times the labelled one, 0.0 if not, NaN without a label."""
+    return float("nan") if labelled == 0 else float(predicted > OVER_FACTOR * labelled)
+
+
 @dataclass(frozen=True)
 class ImageStats:
     """Pixel counts of one image from which every metric follows, per image or pooled over a data set."""
@@ -277,6 +304,9 @@ class ImageStats:
             "recall": _ratio(self.tp, self.tp + self.fn),
             "boundary_iou": _ratio(self.boundary_intersection, self.boundary_union),
             "mae": float("nan") if self.abs_error is None else self.abs_error / self.pixels,
+            "background_fp_rate": _fp_rate(self.fp, self.pixels - self.tp - self.fn),
+            "person_share": (self.tp + self.fp) / self.pixels,
+            "over_2x": _over(self.tp + self.fp, self.tp + self.fn),
         }
 
     def as_dict(self) -> dict:
@@ -324,13 +354,16 @@ def summarize(stats: Sequence[ImageStats], params: IgnoreBand | None = None) -> 
     """Every metric of a data set, `{"mean": {...}, "pooled": {...}}` (see the module docstring).
 
     `false_detections` is the number per image in both. The pooled ignore-band IoU is the pooled band IoU minus the
-    penalty times the false detections per image.
+    penalty times the false detections per image. `over_2x` is the share of the images with a labelled person in
+    both (NaN when no image has one).
     """
     params = params or IgnoreBand()
     if not stats:
         raise ValueError("no images to summarize")
     per_image = [s.scores(params) for s in stats]
-    mean = {k: float(np.mean([s[k] for s in per_image])) for k in METRICS}
+    mean = {k: float(np.mean([s[k] for s in per_image])) for k in METRICS if k != "over_2x"}
+    over = [s["over_2x"] for s in per_image if not np.isnan(s["over_2x"])]
+    mean["over_2x"] = float(np.mean(over)) if over else float("nan")
 
     def total(field: str) -> float:
         return sum(getattr(s, field) for s in stats)
@@ -349,8 +382,27 @@ def summarize(stats: Sequence[ImageStats], params: IgnoreBand | None = None) -> 
         "recall": _ratio(tp, tp + fn),
         "boundary_iou": _ratio(total("boundary_intersection"), total("boundary_union")),
         "mae": total("abs_error") / total("pixels") if have_prob else float("nan"),
+        "background_fp_rate": _fp_rate(fp, total("pixels") - tp - fn),
+        "person_share": (tp + fp) / total("pixels"),
+        "over_2x": mean["over_2x"],
     }
-    return {"mean": mean, "pooled": pooled}
+    return {"mean": {k: mean[k] for k in METRICS}, "pooled": pooled}
+
+
+def count_wins(reference: Sequence[float], other: Sequence[float], margin: float = WIN_MARGIN) -> dict[str, int]:
+    """Image-by-image comparison of two models' scores (e.g. IoU) on the same images.
+
+    Returns:
+        `{"wins": n, "ties": n, "losses": n}`: images where `reference` is higher by more than `margin`, within
+        `margin` either way, lower by more than `margin`.
+    """
+    a, b = np.asarray(reference, np.float64), np.asarray(other, np.float64)
+    if a.shape != b.shape or a.ndim != 1:
+        raise ValueError(f"reference and other must list the same images, got shapes {a.shape} and {b.shape}")
+    d = a - b
+    tol = 1e-9  # a difference of exactly `margin` is a tie despite float rounding (0.92 - 0.91 > 0.01)
+    wins, losses = int((d > margin + tol).sum()), int((d < -margin - tol).sum())
+    return {"wins": wins, "ties": len(d) - wins - losses, "losses": losses}
 
 
 # ------------------------------------------------------------------------------------------ metric functions

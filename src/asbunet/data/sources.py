@@ -123,8 +123,9 @@ Source = FolderSource | CocoSource
 def open_source(spec: str | Path | dict) -> Source:
     """Opens a dataset from a path or a config mapping.
 
-    A path is either a folder holding `images/` and `masks/`, or a COCO `.json` file (images in `images/` beside
-    it). A mapping gives `images` and `masks` (and optionally `list`, a file naming the images to keep), or `images`
+    A path is either a folder holding `images/` and `masks/`, a COCO `.json` file (images in `images/` beside
+    it), or a `.txt` list of person-free frames (the listed images of the `images/` folder beside it, all-zero
+    masks). A mapping gives `images` and `masks` (and optionally `list`, a file naming the images to keep), or `images`
     and `person_free: true` (frames that show no person: all-zero masks), or `coco`, `images` and optionally
     `category`.
     """
@@ -142,11 +143,20 @@ def open_source(spec: str | Path | dict) -> Source:
     path = Path(spec)
     if path.suffix.lower() == ".json":
         return CocoSource(path)
+    if path.suffix.lower() == ".txt":
+        if not path.is_file():
+            raise DataError(f"{path}: list file not found")
+        if not (path.parent / "images").is_dir():
+            raise DataError(f"{path}: a list of person-free frames needs their images/ folder beside it")
+        return FolderSource(path.parent / "images", None, path)
     if path.is_dir() and (path / "images").is_dir() and (path / "masks").is_dir():
         return FolderSource(path / "images", path / "masks")
     if not path.exists():
         raise DataError(f"{path}: dataset not found")
-    raise DataError(f"{path}: expected a folder with images/ and masks/ inside, or a COCO .json file")
+    raise DataError(
+        f"{path}: expected a folder with images/ and masks/ inside, a COCO .json file or a .txt list of person-free "
+        "frames"
+    )
 
 
 def split_indices(n: int, val_fraction: float = 0.2, seed: int = 0) -> tuple[list[int], list[int]]:

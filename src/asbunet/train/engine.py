@@ -40,6 +40,8 @@ from asbunet.train.checkpoint import FORMAT, atomic_save, load_checkpoint, load_
 from asbunet.train.config import TrainConfig
 
 METRICS_FIELDS = ["epoch", "step", "lr", "train_loss", "val_iou", "val_iou_pooled", "images_per_s", "epoch_s"]
+RUN_FILES = ("last.pt", "best.pt", "metrics.csv")  # a folder holding one of these holds a training run
+OUTPUT_FILES = ("last.pt", "best.pt", "metrics.csv", "summary.json", "skipped.txt", "curves.png")
 
 
 class NonFiniteLossError(RuntimeError):
@@ -264,12 +266,38 @@ def init_weights(model: nn.Module, cfg: TrainConfig) -> None:
     model.load_state_dict(state)
 
 
-def train(cfg: TrainConfig, resume: bool = False) -> dict:
-    """Runs (or resumes) a training run; returns the final metrics row."""
+def check_output(out: Path, resume: bool, overwrite: bool) -> None:
+    """Refuses, before anything is read or written, a resume with nothing to resume and a new run in a folder that
+    holds another run (unless `overwrite`)."""
+    if resume and overwrite:
+        raise ValueError("give --resume (continue the run in the output folder) or --overwrite (replace it), not both")
+    if resume:
+        if not (out / "last.pt").is_file():
+            raise FileNotFoundError(
+                f"{out}: nothing to resume (no last.pt); run without --resume to start a new run there"
+            )
+        return
+    found = [name for name in RUN_FILES if (out / name).exists()]
+    if found and not overwrite:
+        raise ValueError(
+            f"{out} holds another run ({', '.join(found)}): continue it with --resume, choose another output=..., "
+            "or pass --overwrite to replace it"
+        )
+
+
+def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False) -> dict:
+    """Runs (or resumes) a training run; returns the final metrics row.
+
+    Args:
+        resume: continue after the last completed epoch of `cfg.output/last.pt` (an error when there is none).
+        overwrite: start a new run even where `cfg.output` holds another run's files, replacing them (without it,
+            such a folder is refused and left untouched).
+    """
+    out = Path(cfg.output)
+    check_output(out, resume, overwrite)
     rank, world, device = setup_distributed()
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
-    out = Path(cfg.output)
     main = rank == 0
     log = print if main else (lambda *a, **k: None)
 
@@ -317,23 +345,23 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
 
     start_epoch, step, best = 1, 0, -1.0
     last_path, best_path = out / "last.pt", out / "best.pt"
-    if resume and last_path.is_file():
+    if resume:
         ckpt = load_checkpoint(last_path)
         model.load_state_dict(ckpt["state_dict"])
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])
         start_epoch, step, best = ckpt["epoch"] + 1, ckpt["step"], ckpt["best_iou"]
         log(f"resumed from {last_path} after epoch {ckpt['epoch']}")
-    else:
-        if resume:
-            log(f"nothing to resume in {out}; starting a new run")
-        if cfg.init_from:
-            init_weights(model, cfg)
-            log(f"starting from the weights of {cfg.init_from}")
+    elif cfg.init_from:
+        init_weights(model, cfg)
+        log(f"starting from the weights of {cfg.init_from}")
     net = nn.parallel.DistributedDataParallel(model) if world > 1 else model
 
     if main:
         out.mkdir(parents=True, exist_ok=True)
+        if not resume:  # a new run: nothing of an earlier one (--overwrite) may be mistaken for its own
+            for name in OUTPUT_FILES:
+                (out / name).unlink(missing_ok=True)
         write_text(out / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
         from torch.utils.tensorboard import SummaryWriter
 
