@@ -147,17 +147,21 @@ def cmd_segment(args) -> None:
 
 
 def cmd_evaluate(args) -> None:
-    from asbunet.evaluate import Settings, default_output, evaluate_model
+    from asbunet.evaluate import Settings, default_output, evaluate_model, split_models
 
+    models, datasets = split_models(args.model)  # `--model A B DATA...`: the data sets may follow the models
+    if not models:
+        raise ValueError(f"--model: {args.model[0]} is a data set, not a model; give the models first")
     settings = Settings(threshold=args.threshold, resize=args.resize)
     evaluate_model(
-        args.model,
-        args.datasets,
-        args.output or default_output(args.model),
+        models,
+        datasets + args.datasets,
+        args.output or default_output(models),
         size=args.size,
         settings=settings,
         gallery=args.gallery,
         threads=args.threads,
+        peers=args.peers,
     )
 
 
@@ -355,21 +359,40 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_segment)
 
-    p = sub.add_parser("evaluate", help="score a model on labelled data sets: ignore-band IoU (Eq. 3), IoU, Dice...")
-    p.add_argument("datasets", nargs="+", metavar="DATASET", help="a folder with images/ and masks/, or a COCO .json")
+    p = sub.add_parser(
+        "evaluate", help="score models on labelled data sets, side by side: ignore-band IoU (Eq. 3), IoU, Dice..."
+    )
+    p.add_argument(
+        "datasets",
+        nargs="*",
+        metavar="DATASET",
+        help="a folder with images/ and masks/, a COCO .json, or a .txt list of person-free frames (images/ beside it)",
+    )
     p.add_argument(
         "--model",
         required=True,
-        help="bundled model name, .pt checkpoint, .onnx file, or registry model name (random weights)",
+        nargs="+",
+        metavar="MODEL",
+        help="one or more models, the first being the reference for the per-image wins: bundled model name, .pt "
+        "checkpoint, .onnx file, registry model name (random weights), or mediapipe_general / mediapipe_landscape "
+        "(MediaPipe Selfie Segmentation from --peers); the data sets may follow directly",
     )
     p.add_argument(
-        "--size", type=int, help="network input: long side, or side with --resize square (default: the model's)"
+        "--peers",
+        default="peers/mediapipe",
+        help="folder with the MediaPipe .tflite files (default peers/mediapipe, the repository's copy)",
     )
-    p.add_argument("--output", help="results folder (default: evaluation/<model>)")
+    p.add_argument(
+        "--size",
+        type=int,
+        help="network input: long side, or side with --resize square (default: the model's; MediaPipe runs at its own)",
+    )
+    p.add_argument("--output", help="results folder (default: evaluation/<model>, or <first>_vs_<others>)")
     p.add_argument(
         "--threshold",
         type=float,
-        help="mask = probability > threshold (default: the model's own, see docs/model_card.md; 0.5 for checkpoints)",
+        help="mask = probability > threshold, for every model (default: each model's own, see docs/model_card.md; "
+        "0.5 for checkpoints and MediaPipe)",
     )
     p.add_argument(
         "--resize",
@@ -382,9 +405,9 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=8,
         metavar="K",
-        help="draw the K worst images per data set (default 8, 0 for none)",
+        help="draw the K worst images per data set and model (default 8, 0 for none)",
     )
-    p.add_argument("--threads", type=int, help="PyTorch CPU threads (default: PyTorch's)")
+    p.add_argument("--threads", type=int, help="CPU threads of PyTorch and LiteRT (default: theirs)")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("compare", help="train, score and time ASBU-Net and the baselines alike (Fig. 6 and 7)")
