@@ -167,11 +167,11 @@ def composite_scene(
 def rotate_cutout(image: np.ndarray, mask: np.ndarray, angle: float) -> tuple[np.ndarray, np.ndarray]:
     """Rotates a person cut-out by `angle` degrees on a canvas large enough to hold it, cropped to the new mask."""
     h, w = mask.shape
-    m = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0)
+    m = cv2.getRotationMatrix2D(((w - 1) / 2, (h - 1) / 2), angle, 1.0)  # about the centre of the pixel grid
     cos, sin = abs(m[0, 0]), abs(m[0, 1])
-    nw, nh = int(np.ceil(h * sin + w * cos)), int(np.ceil(h * cos + w * sin))
-    m[0, 2] += nw / 2 - w / 2
-    m[1, 2] += nh / 2 - h / 2
+    nw, nh = int(np.ceil(h * sin + w * cos - 1e-6)), int(np.ceil(h * cos + w * sin - 1e-6))
+    m[0, 2] += (nw - w) / 2
+    m[1, 2] += (nh - h) / 2
     image = cv2.warpAffine(image, m, (nw, nh), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     mask = cv2.warpAffine(mask.astype(np.float32), m, (nw, nh), flags=cv2.INTER_LINEAR) > 0.5
     ys, xs = np.nonzero(mask)
@@ -184,7 +184,7 @@ def rotate_cutout(image: np.ndarray, mask: np.ndarray, angle: float) -> tuple[np
 def tilt_pair(image: np.ndarray, mask: np.ndarray, angle: float) -> tuple[np.ndarray, np.ndarray]:
     """Rotates a whole canvas and its mask by `angle` degrees about the centre, borders reflected (same size)."""
     h, w = mask.shape
-    m = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0)
+    m = cv2.getRotationMatrix2D(((w - 1) / 2, (h - 1) / 2), angle, 1.0)
     image = cv2.warpAffine(image, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
     mask = cv2.warpAffine(mask.astype(np.float32), m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
     return image, (mask > 0.5).astype(np.uint8)
