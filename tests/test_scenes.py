@@ -229,3 +229,30 @@ def test_teacher_label_on_a_real_photo(ccp_samples):
     assert rotated.mask is not None and rotated.mask.shape == image.shape[1::-1]
     strict = teacher_label(teachers, image, TeacherConfig(min_detection=1.01))
     assert strict.mask is None and strict.reason == "no confident pose detection"
+
+
+@pytest.mark.slow
+def test_teacher_labels_cli(ccp_samples, tmp_path, capsys):
+    if not all((TEACHERS / Path(f).name).is_file() for f in TEACHER_FILES.values()):
+        pytest.skip(f"teacher models not in {TEACHERS}: `asbunet teacher-labels ... --fetch` extracts them")
+    from asbunet.cli import main
+
+    (tmp_path / "exclude.txt").write_text("# leave these out\n00[0-4]*\n")
+    main(
+        [
+            "teacher-labels",
+            str(ccp_samples / "images"),
+            "--output",
+            str(tmp_path / "labels"),
+            "--teachers",
+            str(TEACHERS),
+            "--exclude",
+            str(tmp_path / "exclude.txt"),
+        ]
+    )
+    out = capsys.readouterr().out
+    rows = (tmp_path / "labels" / "labels.csv").read_text().splitlines()
+    kept = (tmp_path / "labels" / "kept.txt").read_text().split()
+    assert len(rows) == 1 + 5 and "3 names excluded" not in out and "(1 names excluded)" in out
+    assert kept and all((tmp_path / "labels" / "masks" / f"{Path(k).stem}.png").is_file() for k in kept)
+    assert all(not k.startswith(("0001", "0007", "0042")) for k in kept)

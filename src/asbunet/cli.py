@@ -45,6 +45,31 @@ def cmd_preview_augment(args) -> None:
     print(f"wrote {save_grid(samples, args.output, title)} ({len(samples)} samples)")
 
 
+def cmd_teacher_labels(args) -> None:
+    from collections import Counter
+    from fnmatch import fnmatch
+    from pathlib import Path
+
+    from tqdm import tqdm
+
+    from asbunet.data.io import list_images
+    from asbunet.data.teachers import Teachers, fetch_teachers, label_folder
+
+    if args.fetch:
+        fetch_teachers(args.teachers)
+    excluded = set()
+    for list_file in args.exclude:
+        lines = (line.split("#", 1)[0].strip() for line in Path(list_file).read_text().splitlines())
+        excluded |= {line for line in lines if line}
+    images = [
+        p for p in list_images(Path(args.images)) if not any(fnmatch(p.name, e) or fnmatch(p.stem, e) for e in excluded)
+    ]
+    rows = label_folder(images, args.output, Teachers(args.teachers), progress=lambda it: tqdm(it, desc="labelling"))
+    counts = Counter(r["outcome"] for r in rows)
+    print(f"{len(rows)} frames ({len(excluded)} names excluded): " + ", ".join(f"{n} {k}" for k, n in counts.items()))
+    print(f"wrote {args.output}/masks, kept.txt and labels.csv")
+
+
 def cmd_bundle(args) -> None:
     import json
 
@@ -286,6 +311,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("overrides", nargs="*", help="key=value config overrides, e.g. augment.composite=1")
     p.set_defaults(func=cmd_preview_augment)
+
+    p = sub.add_parser("teacher-labels", help="person labels for unlabelled frames from MediaPipe selfie and pose")
+    p.add_argument("images", help="folder of frames to label")
+    p.add_argument("--output", required=True, help="folder for masks/, kept.txt and labels.csv")
+    p.add_argument(
+        "--exclude", nargs="*", default=[], help="list files of frames to leave out (one name or glob per line)"
+    )
+    p.add_argument("--teachers", default=".cache/teachers", help="folder with the MediaPipe .tflite files")
+    p.add_argument("--fetch", action="store_true", help="pip download mediapipe==0.10.21 and extract the teachers")
+    p.set_defaults(func=cmd_teacher_labels)
 
     p = sub.add_parser("bundle", help="turn a training checkpoint into a bundled safetensors model")
     p.add_argument("checkpoint", help="best.pt or last.pt written by `asbunet train`")
