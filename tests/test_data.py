@@ -417,9 +417,21 @@ def test_check_layout_problems_and_notes(make_dataset):
     cv2.imwrite(str(root / "masks" / "extra.png"), np.zeros((48, 40), np.uint8))  # no image
     cv2.imwrite(str(root / "masks" / "0002.png"), np.zeros((48, 40), np.uint8))  # no person
     report = check_source(FolderSource(root / "images", root / "masks"))
-    assert any("several masks for the image stem '0001'" in p for p in report.problems)
+    assert [p for p in report.problems if "several masks for the image stem '0001'" in p] == report.problems
+    assert report.problems[0].startswith(str(root / "images" / "0001.jpg"))
+    assert (report.samples, report.usable) == (3, 2)  # the ambiguous pair is a problem, not also usable
     assert any("1 masks have no image (extra.png)" in n for n in report.notes)
     assert any("0002.png: the mask holds no person pixel" in n for n in report.notes)
+
+
+def test_check_counts_every_sample_once(bad_dataset):
+    root, bad = bad_dataset
+    cv2.imwrite(str(root / "masks" / "0001.jpg"), np.zeros((32, 40), np.uint8))  # a second mask for 0001
+    cv2.imwrite(str(root / "masks" / "0005.jpg"), np.zeros((32, 40), np.uint8))  # and for 0005, whose mask is bad
+    (report,) = check_datasets([root])
+    assert (report.samples, report.usable, len(report.problems)) == (8, 3, 5)
+    assert report.usable + len(report.problems) == report.samples
+    assert "8 samples, 3 usable, 5 problems" in format_report([report])
 
 
 def test_check_coco(tmp_path):

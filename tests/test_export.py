@@ -364,3 +364,10 @@ def test_mediapipe_peer_macs():
     interpreter.allocate_tensors()
     macs, weights = tflite_stats(interpreter)
     assert 30e6 < macs < 100e6 and 50_000 < weights < 200_000  # a ~0.06 GMAC, ~0.1 M-weight MobileNetV3-style net
+
+
+def test_bench_default_output_is_not_the_committed_results():
+    from asbunet.cli import build_parser
+
+    output = Path(build_parser().parse_args(["bench"]).output)
+    assert output == Path("out/bench") and "benchmarks" not in output.parts  # benchmarks/ holds committed results

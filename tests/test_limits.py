@@ -105,13 +105,13 @@ def test_any_failure_of_one_input_is_reported_and_the_rest_processed(tmp_path, m
     segmenter = Segmenter(brightness_runner, 64)
     real = segmenter.predict
 
-    def flaky(image):
+    def flaky(image, warn=True):
         calls.append(1)
         if len(calls) == 1:
             raise MemoryError()
         if len(calls) == 2:
             raise RuntimeError("something unexpected")
-        return real(image)
+        return real(image, warn)
 
     calls: list[int] = []
     monkeypatch.setattr(segmenter, "predict", flaky)

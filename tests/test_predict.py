@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import os
+import warnings
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
+import torch
 
 from asbunet import Segmenter
 from asbunet.data.io import read_image, read_mask
-from asbunet.predict import bundled_models
+from asbunet.predict import ImageWarning, bundled_models, input_warning
+from asbunet.segment import segment_files
+from asbunet.train.checkpoint import FORMAT
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 
@@ -68,3 +74,55 @@ def test_bad_inputs_raise_clear_errors(segmenter, tmp_path):
         Segmenter.from_pretrained("no_such_model")
     with pytest.raises(FileNotFoundError, match="not found"):
         Segmenter.from_pretrained(tmp_path / "missing.pt")
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 3), (8, 40, 3), (64, 48, 3)], ids=["1x1", "8x40", "uniform"])
+def test_tiny_or_single_colour_images_are_segmented_with_a_warning(segmenter, shape, tmp_path):
+    image = np.full(shape, 90, np.uint8)
+    if shape[0] == 8:
+        image = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)  # textured but too small
+    expected = "too small to segment" if min(shape[:2]) < 16 else "single colour"
+    with pytest.warns(ImageWarning, match=expected):
+        prob = segmenter.predict(image)
+    assert prob.shape == shape[:2]
+    with pytest.warns(ImageWarning, match=expected):
+        segmenter.mask(image)
+    assert input_warning(np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8)) is None
+    path = tmp_path / "pixel.png"
+    cv2.imwrite(str(path), image)
+    lines: list[str] = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # segment reports it in its own log, not as a Python warning
+        report = segment_files(segmenter, [path], tmp_path / "out", progress=False, log=lines.append)
+    assert report.processed == 1 and not report.failed
+    assert [p for p, _ in report.warnings] == [path] and lines == [f"warning: {path}: {report.warnings[0][1]}"]
+
+
+def test_unsafe_checkpoint_is_refused_without_pytorchs_unsafe_advice(tmp_path):
+    class Payload:
+        def __reduce__(self):
+            return (os.system, ("echo this must never run",))
+
+    path = tmp_path / "evil.pt"
+    torch.save({"format": FORMAT, "model": "asbunet", "payload": Payload()}, path)
+    with pytest.raises(ValueError) as refused:
+        Segmenter.from_pretrained(path)
+    message = str(refused.value)
+    assert message.startswith(f"{path}: refused: the file holds a Python object") and "system" in message
+    assert "weights_only" not in message and "trusted" not in message
+    (tmp_path / "junk.pt").write_bytes(b"\x80\x02junk" * 20)
+    with pytest.raises(ValueError, match=r"junk\.pt: not a readable checkpoint") as refused:
+        Segmenter.from_pretrained(tmp_path / "junk.pt")
+    assert "weights_only" not in str(refused.value)
+
+
+def test_safetensors_of_an_unknown_architecture_names_the_file(tmp_path):
+    from safetensors.torch import save_file
+
+    path = tmp_path / "mystery.safetensors"
+    save_file({"w": torch.zeros(2)}, str(path), metadata={"architecture": "resnet9000"})
+    with pytest.raises(ValueError, match=r"mystery\.safetensors: unknown model 'resnet9000'.*asbunet"):
+        Segmenter.from_pretrained(path)
+    save_file({"w": torch.zeros(2)}, str(path), metadata={"architecture": "asbunet_025"})
+    with pytest.raises(ValueError, match=r"mystery\.safetensors: its weights do not fit the asbunet_025 model"):
+        Segmenter.from_pretrained(path)

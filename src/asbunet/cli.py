@@ -537,7 +537,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="model profiled at the first size with the most threads (default asbunet)",
     )
     p.add_argument("--workdir", help="keep the exported models here (default: a temporary folder)")
-    p.add_argument("--output", default="benchmarks", help="folder for the results (default benchmarks)")
+    p.add_argument(
+        "--output",
+        default="out/bench",
+        help="folder for the results (default out/bench; the repository's committed results are in benchmarks/)",
+    )
     p.set_defaults(func=cmd_bench)
     return parser
 

@@ -337,18 +337,18 @@ def load_model(spec: str | Path) -> LoadedModel:
     A registry name (`asbunet.list_models()`) gives random weights (seed 0): fine for timing, not for predictions.
     """
     from asbunet.models import create_model, list_models
-    from asbunet.predict import bundled_models, load_bundled, load_safetensors_model
+    from asbunet.predict import bundled_models, load_bundled, load_safetensors_model, model_settings
 
     path = Path(spec)
     if path.suffix in (".pt", ".pth"):
         from asbunet.train.checkpoint import load_checkpoint, model_from_checkpoint
 
         ckpt = load_checkpoint(path)
+        model = model_from_checkpoint(ckpt, path)
         return LoadedModel(
-            model_from_checkpoint(ckpt),
+            model,
             f"{ckpt['model']} from {path}",
-            int(ckpt.get("input_size", 256)),
-            float(ckpt.get("threshold", 0.5)),
+            *model_settings(path, ckpt.get("input_size", 256), ckpt.get("threshold", 0.5)),
         )
     name = str(spec)
     if path.suffix == ".safetensors" or name in bundled_models():
@@ -358,7 +358,7 @@ def load_model(spec: str | Path) -> LoadedModel:
         else:
             model, meta = load_bundled(name)
             what = f"bundled {name} ({meta['architecture']})"
-        return LoadedModel(model, what, int(meta.get("input_size", 256)), float(meta.get("threshold", 0.5)))
+        return LoadedModel(model, what, *model_settings(name, meta.get("input_size", 256), meta.get("threshold", 0.5)))
     if name in list_models():
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(0)

@@ -7,6 +7,7 @@ the network). The network itself runs through a *runner*: a callable taking a no
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -14,11 +15,35 @@ import numpy as np
 import torch
 from torch import nn
 
-from asbunet.inference import logits_to_probability, prepare, to_rgb
+from asbunet.inference import SIZE_MULTIPLE, logits_to_probability, prepare, to_rgb
 
 Runner = Callable[[np.ndarray], np.ndarray]
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 DEFAULT_MODEL = "asbunet_person"
+
+
+class ImageWarning(UserWarning):
+    """An image the model cannot segment meaningfully (too small, or a single colour); it is segmented anyway."""
+
+
+def input_warning(image: np.ndarray) -> str | None:
+    """Why the probability map of `image` means little, or None.
+
+    An image under `SIZE_MULTIPLE` (16) pixels on a side is smaller than one cell of the network's output stride, and
+    an image of a single colour holds nothing to segment. The network still runs on both, but its output then
+    reflects where people usually are in training images, not the image: the bundled model calls a 1x1 image about
+    98% person, a uniform black one 82%.
+    """
+    h, w = image.shape[:2]
+    if min(h, w) < SIZE_MULTIPLE:
+        return (
+            f"{w}x{h} image is under {SIZE_MULTIPLE} pixels on a side, too small to segment: the probability map "
+            "says little about it"
+        )
+    flat = image.reshape(h * w, -1)
+    if (flat.min(axis=0) == flat.max(axis=0)).all():
+        return f"{w}x{h} image is a single colour, with nothing to segment: the probability map says little about it"
+    return None
 
 
 class TorchRunner:
@@ -68,13 +93,36 @@ def bundled_path(name: str) -> Path:
 
 
 def load_safetensors_model(path: str | Path) -> tuple[nn.Module, dict]:
-    """Builds the model of a safetensors file written by `asbunet bundle` (its metadata names the architecture)."""
+    """Builds the model of a safetensors file written by `asbunet bundle` (its metadata names the architecture).
+
+    Raises:
+        ValueError: naming the file, when it is unreadable, names an unknown architecture or holds weights that do
+            not fit it.
+    """
     from asbunet.models import create_model
+    from asbunet.train.checkpoint import load_state
 
     state, meta = read_safetensors(path)
-    model = create_model(meta["architecture"])
-    model.load_state_dict(state)
+    try:
+        model = create_model(meta["architecture"])
+    except ValueError as err:
+        raise ValueError(f"{path}: {err}") from None
+    load_state(model, state, path, meta["architecture"])
     return model.eval(), meta
+
+
+def model_settings(source: str | Path, input_size, threshold) -> tuple[int, float]:
+    """`(input size, threshold)` as stored with a model, checked; `ValueError` naming `source` when unusable."""
+    try:
+        size, value = int(input_size), float(threshold)
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError(f"{source}: unreadable input size {input_size!r} or threshold {threshold!r}") from None
+    if not 16 <= size <= 8192 or not 0.0 <= value <= 1.0:
+        raise ValueError(
+            f"{source}: stored input size {size} (expected 16 to 8192) or threshold {value} (expected 0 to 1) is "
+            "out of range"
+        )
+    return size, value
 
 
 def load_bundled(name: str) -> tuple[nn.Module, dict]:
@@ -110,17 +158,17 @@ class Segmenter:
             from asbunet.export import OnnxRunner
 
             runner = OnnxRunner(path, threads=threads)
-            return cls(runner, input_size or runner.input_size or 256, str(path), runner.threshold)
+            size, threshold = model_settings(path, input_size or runner.input_size or 256, runner.threshold)
+            return cls(runner, size, str(path), threshold)
         if path.suffix in (".pt", ".pth"):
             from asbunet.train.checkpoint import load_checkpoint, model_from_checkpoint
 
             ckpt = load_checkpoint(path)
-            return cls(
-                TorchRunner(model_from_checkpoint(ckpt), threads),
-                input_size or ckpt.get("input_size", 256),
-                str(path),
-                float(ckpt.get("threshold", 0.5)),
+            model = model_from_checkpoint(ckpt, path)
+            size, threshold = model_settings(
+                path, input_size or ckpt.get("input_size", 256), ckpt.get("threshold", 0.5)
             )
+            return cls(TorchRunner(model, threads), size, str(path), threshold)
         if path.suffix == ".safetensors":
             model, meta = load_safetensors_model(path)
             name = path
@@ -133,29 +181,32 @@ class Segmenter:
             )
         else:
             model, meta = load_bundled(str(name))
-        return cls(
-            TorchRunner(model, threads),
-            input_size or int(meta.get("input_size", 256)),
-            str(name),
-            float(meta.get("threshold", 0.5)),
-        )
+        size, threshold = model_settings(name, input_size or meta.get("input_size", 256), meta.get("threshold", 0.5))
+        return cls(TorchRunner(model, threads), size, str(name), threshold)
 
     def logits(self, image: np.ndarray) -> np.ndarray:
         """Network logits `(h, w)` at the network size for one image."""
         x = prepare(to_rgb(image), self.input_size)[None]  # (1, 3, h, w)
         return self.runner(x)[0, 0]
 
-    def predict(self, image: np.ndarray) -> np.ndarray:
+    def predict(self, image: np.ndarray, warn: bool = True) -> np.ndarray:
         """Person probability `(H, W)` float32 in [0, 1] of an RGB uint8 image `(H, W, 3)`.
 
-        Grayscale `(H, W)` images are replicated to three channels; RGBA images lose their alpha channel.
+        Grayscale `(H, W)` images are replicated to three channels; RGBA images lose their alpha channel. An image too
+        small or of a single colour (`input_warning`) is segmented anyway, with an `ImageWarning` unless `warn` is
+        False: the result says little about it.
         """
         rgb = to_rgb(image)
+        if warn and (problem := input_warning(rgb)):
+            warnings.warn(problem, ImageWarning, stacklevel=2)
         return logits_to_probability(self.logits(rgb), rgb.shape[0], rgb.shape[1])
 
     def mask(self, image: np.ndarray) -> np.ndarray:
         """Person mask `(H, W)` bool: `predict(image) >= threshold`."""
-        return self.predict(image) >= self.threshold
+        rgb = to_rgb(image)
+        if problem := input_warning(rgb):
+            warnings.warn(problem, ImageWarning, stacklevel=2)
+        return self.predict(rgb, warn=False) >= self.threshold
 
     def predict_batch(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
         """`predict` for a list; images of the same network size run as one batch."""

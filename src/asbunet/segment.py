@@ -31,7 +31,7 @@ from tqdm import tqdm
 
 from asbunet import atomic, effects
 from asbunet.data.io import IMAGE_SUFFIXES, VIDEO_SUFFIXES, DataError, read_image
-from asbunet.predict import Segmenter
+from asbunet.predict import Segmenter, input_warning
 
 OUTPUTS = ("mask", "prob", "overlay", "cutout", "effect")
 IMAGE_DEFAULT = ("mask",)
@@ -95,6 +95,7 @@ class Report:
     written: list[Path] = field(default_factory=list)
     failed: list[tuple[Path, str]] = field(default_factory=list)
     processed: int = 0
+    warnings: list[tuple[Path, str]] = field(default_factory=list)  # segmented, but the result says little
 
     def summary(self) -> str:
         """`N written, M failed (K files)`: inputs segmented, inputs skipped, files written."""
@@ -224,7 +225,7 @@ def postprocess(
     smoother: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> np.ndarray:
     """Probability `(H, W)` of an RGB image: network, optional temporal smoothing, optional refinement."""
-    prob = segmenter.predict(image)
+    prob = segmenter.predict(image, warn=False)  # segment_image reports `input_warning` with the file name
     if smoother is not None:
         prob = smoother(prob)
     if options.refine:
@@ -263,9 +264,22 @@ def write_image(path: Path, array: np.ndarray) -> None:
         raise OSError(f"{path}: could not write ({err.strerror or err})") from None
 
 
-def segment_image(segmenter: Segmenter, path: Path, targets: Sequence[Path], options: SegmentOptions) -> list[Path]:
-    """Segments one image file and writes its outputs (`targets` from `planned_outputs`)."""
+def segment_image(
+    segmenter: Segmenter,
+    path: Path,
+    targets: Sequence[Path],
+    options: SegmentOptions,
+    warn: Callable[[str], None] | None = None,
+) -> list[Path]:
+    """Segments one image file and writes its outputs (`targets` from `planned_outputs`).
+
+    Args:
+        warn: receives `asbunet.predict.input_warning` for an image too small or of a single colour, which is
+            segmented anyway.
+    """
     image = read_image(path)
+    if warn is not None and (problem := input_warning(image)):
+        warn(problem)
     options = resolve_options(options, segmenter)
     prob = postprocess(segmenter, image, options)
     for kind, target in zip(options.outputs_for(False), targets, strict=True):
@@ -308,9 +322,14 @@ def segment_files(
     images = [p for p in paths if not is_video(p)]
     videos = [p for p in paths if is_video(p)]
     bar = tqdm(images, desc="segment", unit="image", disable=not progress or not images, dynamic_ncols=True)
+
+    def warn(path: Path, problem: str) -> None:
+        report.warnings.append((path, problem))
+        log(f"warning: {path}: {problem}")
+
     for path in bar:
         try:
-            report.written += segment_image(segmenter, path, plan[path], options)
+            report.written += segment_image(segmenter, path, plan[path], options, lambda text, p=path: warn(p, text))
             report.processed += 1
         except Exception as err:  # noqa: BLE001 - one input's failure, whatever it is, must not stop the others
             report.failed.append((path, failure_message(path, err)))

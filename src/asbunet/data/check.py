@@ -30,10 +30,10 @@ class SourceReport:
         name: the dataset as given (path or mapping).
         layout: "folder", "coco", or "" when the dataset could not be opened.
         samples: images the dataset lists.
-        usable: samples that load without a problem (what training with `data.skip_bad=true` keeps).
+        usable: samples that load without a problem; every other sample has exactly one entry in `problems`.
         sizes: image size `(width, height)` -> number of usable samples.
         person_fractions: share of person pixels of each usable sample.
-        problems: samples or files training cannot use; each message names the file.
+        problems: samples training cannot use, or a dataset that cannot be opened; each message names the file.
         notes: things that are allowed but worth a look (masks with no person, orphan masks, full-frame masks).
     """
 
@@ -54,11 +54,11 @@ class SourceReport:
         return self.person_pixels / self.pixels if self.pixels else 0.0
 
 
-def _folder_layout_problems(source: FolderSource) -> tuple[list[str], list[str]]:
-    """Ambiguous pairings and orphan masks of a folder source (problems, notes)."""
-    problems, notes = [], []
+def _folder_layout_problems(source: FolderSource) -> tuple[dict[str, str], list[str]]:
+    """Ambiguous pairings (image stem -> problem) and notes (orphan masks, shared stems) of a folder source."""
+    ambiguous, notes = {}, []
     if source.masks_dir is None:  # person-free frames: no masks to pair
-        return problems, notes
+        return ambiguous, notes
     masks = list_images(source.masks_dir)
     by_stem: dict[str, list[Path]] = {}
     for path in masks:
@@ -66,7 +66,7 @@ def _folder_layout_problems(source: FolderSource) -> tuple[list[str], list[str]]
     for stem, paths in sorted(by_stem.items()):
         if len(paths) > 1:
             names = ", ".join(p.name for p in paths)
-            problems.append(f"{source.masks_dir}: several masks for the image stem {stem!r} ({names}); keep one")
+            ambiguous[stem] = f"several masks for the image stem {stem!r} in {source.masks_dir} ({names}); keep one"
     image_stems = Counter(s.image.stem for s in source.samples)
     for stem, n in sorted(image_stems.items()):
         if n > 1 and stem in by_stem:
@@ -75,7 +75,7 @@ def _folder_layout_problems(source: FolderSource) -> tuple[list[str], list[str]]
     if orphans:
         shown = ", ".join(p.name for p in orphans[:5]) + (" ..." if len(orphans) > 5 else "")
         notes.append(f"{source.masks_dir}: {len(orphans)} masks have no image ({shown}); they are ignored")
-    return problems, notes
+    return ambiguous, notes
 
 
 def check_source(
@@ -90,10 +90,15 @@ def check_source(
     """
     layout = "folder" if isinstance(source, FolderSource) else "coco"
     report = SourceReport(name=name or source.name, layout=layout, samples=len(source))
+    ambiguous: dict[str, str] = {}
     if isinstance(source, FolderSource):
-        report.problems, report.notes = _folder_layout_problems(source)
+        ambiguous, report.notes = _folder_layout_problems(source)
     indices = range(len(source))
     for i in progress(indices) if progress else indices:
+        stem = source.samples[i].image.stem
+        if stem in ambiguous:  # a problem, so not usable: each sample counts once
+            report.problems.append(f"{source.samples[i].image}: {ambiguous[stem]}")
+            continue
         try:
             image, mask = source.load(i)
         except DataError as err:

@@ -6,6 +6,7 @@ usual file mode, and read with `torch.load(weights_only=True)`, which never exec
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import torch
@@ -33,17 +34,55 @@ def load_checkpoint(path: str | Path) -> dict:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - any unpickling failure means the same thing to the user
-        raise ValueError(f"{path}: not a readable checkpoint ({type(err).__name__}: {err})") from None
+        raise ValueError(f"{path}: {load_error(err)}") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise ValueError(f"{path}: not an asbunet checkpoint (expected format {FORMAT!r})")
     return ckpt
 
 
-def model_from_checkpoint(ckpt: dict) -> nn.Module:
-    """Rebuilds the model a checkpoint describes and loads its weights (eval mode)."""
-    model = create_model(ckpt["model"], **ckpt.get("model_options", {}))
-    model.load_state_dict(ckpt["state_dict"])
+def load_error(err: Exception) -> str:
+    """Why `torch.load(weights_only=True)` failed, in a few words. PyTorch's own message suggests loading the file
+    with `weights_only=False`, which runs whatever code the file holds: that advice is left out."""
+    text = str(err)
+    found = re.search(r"GLOBAL ([\w.]+)", text)
+    if found:
+        return (
+            f"refused: the file holds a Python object ({found[1]}) that only running code could rebuild; an "
+            "asbunet checkpoint holds tensors and plain data only"
+        )
+    if "weights_only" in text or "Weights only" in text:
+        detail = re.search(r"WeightsUnpickler error:\s*(\S[^\n]*)", text)
+        return f"not a readable checkpoint (corrupt or not written by torch.save{f': {detail[1]}' if detail else ''})"
+    first = text.strip().splitlines()[0][:300] if text.strip() else ""
+    return f"not a readable checkpoint ({type(err).__name__}{f': {first}' if first else ''})"
+
+
+def model_from_checkpoint(ckpt: dict, source: str | Path = "checkpoint") -> nn.Module:
+    """Rebuilds the model a checkpoint describes and loads its weights (eval mode).
+
+    Args:
+        source: the checkpoint's file, named in errors.
+
+    Raises:
+        ValueError: the checkpoint names no known model, or its weights do not fit the model.
+    """
+    try:
+        model = create_model(ckpt["model"], **ckpt.get("model_options", {}))
+    except KeyError as err:
+        raise ValueError(f"{source}: the checkpoint has no {err} entry") from None
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{source}: {err}") from None
+    load_state(model, ckpt.get("state_dict"), source, ckpt["model"])
     return model.eval()
+
+
+def load_state(model: nn.Module, state, source: str | Path, architecture: str) -> None:
+    """`model.load_state_dict(state)`; `ValueError` naming `source` when the weights do not fit."""
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, TypeError, ValueError, AttributeError, KeyError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ValueError(f"{source}: its weights do not fit the {architecture} model ({first[:300]})") from None
 
 
 def load_weights(source: str | Path) -> tuple[str, dict, dict]:
