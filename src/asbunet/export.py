@@ -59,7 +59,7 @@ ORT_ERRORS = tuple(
         "EPFail",
     )
     if hasattr(_ort_state, name)
-)
+) + (UnicodeDecodeError,)  # a name or metadata text of the file that is not UTF-8
 # Symmetric int8 convolutions of onnxruntime (MLAS "ConvSym", an indirect convolution) need at least this many
 # output channels and a multiple of 4 input channels; other convolutions fall back to im2col + GEMM.
 CONVSYM_MIN_OUTPUT_CHANNELS = 16
@@ -230,10 +230,16 @@ class OnnxRunner:
         self.input_name, self.output_name = inp.name, out.name
         self.batch = shape[0]
         self.size = (shape[2], shape[3]) if shape[2] is not None and shape[3] is not None else None
-        meta = self.session.get_modelmeta().custom_metadata_map
+        try:
+            meta = self.session.get_modelmeta().custom_metadata_map
+        except UnicodeDecodeError as err:
+            raise ValueError(f"{self.path}: its metadata is not UTF-8 text ({err}); {fix}") from None
         stored = int(meta[INPUT_SIZE_KEY]) if meta.get(INPUT_SIZE_KEY, "").isdigit() else None
         self.input_size = max(self.size) if self.size else stored
-        self.threshold = float(meta.get(THRESHOLD_KEY, 0.5))
+        try:
+            self.threshold = float(meta.get(THRESHOLD_KEY, 0.5))
+        except ValueError:
+            raise ValueError(f"{self.path}: stored threshold {meta[THRESHOLD_KEY]!r} is not a number; {fix}") from None
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
         if self.batch is not None and batch.shape[0] != self.batch:
