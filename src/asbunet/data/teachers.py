@@ -24,6 +24,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from asbunet import atomic
+
 # paths inside the mediapipe wheel
 TEACHER_FILES = {
     "selfie": "mediapipe/modules/selfie_segmentation/selfie_segmentation.tflite",
@@ -189,7 +191,7 @@ def fetch_teachers(folder: str | Path, version: str = "0.10.21") -> Path:
             raise OSError(f"pip download of mediapipe=={version} into {folder} failed: {done.stderr.strip()[-500:]}")
     with zipfile.ZipFile(wheels[-1]) as wheel:
         for member in TEACHER_FILES.values():
-            (folder / Path(member).name).write_bytes(wheel.read(member))
+            atomic.write_bytes(folder / Path(member).name, wheel.read(member))
     return folder
 
 
@@ -208,7 +210,8 @@ def label_folder(
     for path in progress(images) if progress else images:
         label = teacher_label(teachers, read_image(path), cfg)
         if label.mask is not None:
-            cv2.imwrite(str(output / "masks" / f"{path.stem}.png"), label.mask * 255)
+            png = cv2.imencode(".png", label.mask * 255)[1].tobytes()
+            atomic.write_bytes(output / "masks" / f"{path.stem}.png", png)
         rows.append(
             {
                 "image": path.name,
@@ -218,9 +221,9 @@ def label_folder(
                 "outcome": label.reason,
             }
         )
-    with (output / "labels.csv").open("w", newline="") as f:
+    with atomic.open_atomic(output / "labels.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["image"])
         writer.writeheader()
         writer.writerows(rows)
-    (output / "kept.txt").write_text("".join(f"{r['image']}\n" for r in rows if r["outcome"] == "kept"))
+    atomic.write_text(output / "kept.txt", "".join(f"{r['image']}\n" for r in rows if r["outcome"] == "kept"))
     return rows
