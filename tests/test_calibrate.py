@@ -167,6 +167,7 @@ def test_fine_tuning_starts_from_the_given_weights(trained, tmp_path):
     convs = [k for k in start if k.endswith(".weight") and start[k].ndim == 4]
     assert convs and all(torch.equal(tuned[k], start[k]) for k in convs)
 
+    values["output"] = str(tmp_path / "refused")  # a new folder: ft holds a run now
     with pytest.raises(ValueError, match="holds asbunet_025 weights, but the config trains asbunet"):
         train(TrainConfig(**{**values, "model": "asbunet", "init_from": str(run / "best.pt")}))
     with pytest.raises(ValueError, match="no bundled model"):
