@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench onnx clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,9 +25,13 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests
 	$(BIN)/ruff format --check src tests
 
+# The bundled models' ONNX files (fp32 and int8) from their safetensors weights; run after replacing the weights.
+onnx: $(STAMP)
+	$(BIN)/asbunet export-bundled
+
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e ".[bench]"
-	$(BIN)/asbunet bench --fetch-peers --output out/bench
+	$(BIN)/asbunet bench --output out/bench
 
 clean:
 	rm -rf $(VENV) out

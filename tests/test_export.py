@@ -15,8 +15,10 @@ from asbunet import create_model
 from asbunet.bench import load_accuracies, tflite_stats, widest_no_slower
 from asbunet.cli import main
 from asbunet.export import (
-    OnnxRunner,
+    INT8_WEIGHT_LIMIT,
+    CalibrationWarning,
     agreement,
+    calibration_files,
     export_onnx,
     export_tflite,
     load_images,
@@ -26,12 +28,15 @@ from asbunet.export import (
     random_batch,
 )
 from asbunet.predict import Segmenter, TorchRunner
+from asbunet.runtime import OnnxRunner, cpu_isa, describe_isa
 from asbunet.train.checkpoint import load_checkpoint, model_from_checkpoint
 from asbunet.train.config import TrainConfig
 from asbunet.train.engine import train
 
 REPO = Path(__file__).resolve().parents[1]
-PEERS = REPO / ".cache" / "peers"
+PEERS = REPO / "peers" / "mediapipe"
+# The tests calibrate tiny models on a few photos on purpose; the warning about it is tested once, below.
+pytestmark = pytest.mark.filterwarnings("ignore::asbunet.export.CalibrationWarning")
 
 # int8 tolerance on real photos: the person masks (logit > 0) of the int8 and the fp32 model overlap this much
 # (measured: about 0.97 on the calibration photos and 0.98 on held-out portraits for the tiny model below).
@@ -131,8 +136,17 @@ def test_int8_quantization_leaves_no_files_in_the_working_directory(tiny_onnx, p
     work = tmp_path / "cwd"
     work.mkdir()
     monkeypatch.chdir(work)
-    quantize_int8(tiny_onnx[0], tmp_path / "again_int8.onnx", photos[:2], input_size=128)
+    with pytest.warns(CalibrationWarning, match="int8 calibration on 2 image\\(s\\), fewer than the 32 recommended"):
+        quantize_int8(tiny_onnx[0], tmp_path / "again_int8.onnx", photos[:2], input_size=128)
     assert (tmp_path / "again_int8.onnx").is_file() and list(work.iterdir()) == []
+
+
+def test_calibration_files_are_shared_by_the_folders_and_spread(shared_data):
+    portraits, street = shared_data / "pfcn_portrait" / "train" / "images", shared_data / "ccp" / "train" / "images"
+    files = calibration_files([portraits, street], 5)
+    assert [f.parent for f in files] == [portraits] * 3 + [street] * 2
+    assert files[0].name == sorted(p.name for p in portraits.iterdir())[0] and files[1] != files[0]
+    assert len(calibration_files(shared_data / "ccp_samples" / "images", 32)) == 8  # all of a small folder
 
 
 def test_dynamic_export_runs_any_size(trained_tiny, tiny_onnx):
@@ -166,8 +180,11 @@ def test_int8_agrees_with_fp32_on_real_photos(trained_tiny, tiny_onnx, photos, s
     held_out = agreement(trained_tiny, runner, [prepare_at(im, None, 128)[None] for im in portraits])
     assert held_out.mask_iou >= INT8_MASK_IOU, str(held_out)
     # the rewrites and quantization happened: integer convolutions, concat ranges shared
-    ops = {n.op_type for n in onnx.load(str(int8)).graph.node}
+    proto = onnx.load(str(int8))
+    ops = {n.op_type for n in proto.graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    weights = [onnx.numpy_helper.to_array(t) for t in proto.graph.initializer if t.data_type == onnx.TensorProto.INT8]
+    assert weights and max(np.abs(w.astype(np.int32)).max() for w in weights) <= INT8_WEIGHT_LIMIT  # 7 bits
     assert int8.stat().st_size < tiny_onnx[0].stat().st_size / 2
 
 
@@ -309,13 +326,24 @@ def test_bench_quick_mode_writes_table_plot_and_profile(tmp_path, ccp_samples):
         assert f"| asbunet_025 | {label} |" in table
     assert "accuracy ccp_test" in table and "0.5000" in table
     assert "int8 MatMulInteger" in table
+    isa = describe_isa(cpu_isa())  # "AVX2 yes, AVX-512F ..., AMX-INT8 no (int8 kind: ...)"
+    assert table.count(f": {isa}.") == table.count("| model | runtime |") >= 1  # the instruction sets with every table
     rows = json.loads((out / "results.json").read_text())["rows"]
     models = [r for r in rows if r["family"] != "peer"]
     assert len(models) == 3 and all(r["median_ms"] > 0 and r["macs"] > 0 for r in models)
     assert (out / "latency.png").stat().st_size > 10_000
     assert (out / "results.csv").read_text().count("\n") == len(rows) + 1
     profile = (out / "profile.md").read_text()
-    assert "## int8 variants" in profile and "QLinearConv" in profile
+    assert "## int8 variants" in profile and "QLinearConv" in profile and isa in profile
+    assert (out / "results.csv").read_text().splitlines()[1].endswith(f'"{isa}"')
+    assert json.loads((out / "results.json").read_text())["machine"]["instruction_sets"] == cpu_isa()
+
+
+def test_bench_looks_for_mediapipe_in_the_repository():
+    from asbunet.cli import build_parser
+
+    assert build_parser().parse_args(["bench"]).peers == "peers/mediapipe"
+    assert (REPO / "peers" / "mediapipe" / "selfie_segmentation_landscape.tflite").is_file()
 
 
 def test_widest_variant_no_slower_than_mediapipe():
@@ -359,7 +387,7 @@ def test_accuracies_from_evaluate_summaries_and_plain_json(tmp_path):
 def test_mediapipe_peer_macs():
     general = PEERS / "selfie_segmentation.tflite"
     if not general.is_file():
-        pytest.skip(f"MediaPipe model not fetched ({general}); run `asbunet bench --fetch-peers` once")
+        pytest.skip(f"MediaPipe model not found ({general}); the repository keeps it in peers/mediapipe")
     interpreter = pytest.importorskip("ai_edge_litert.interpreter").Interpreter(model_path=str(general))
     interpreter.allocate_tensors()
     macs, weights = tflite_stats(interpreter)

@@ -1,7 +1,18 @@
-"""asbunet: person segmentation with ASBU-Net (Bansal et al., "Atrous Space Bender U-Net")."""
+"""asbunet: person segmentation with ASBU-Net (Bansal et al., "Atrous Space Bender U-Net").
 
-from asbunet.models import create_model, list_models
+`Segmenter` runs the bundled model on onnxruntime without importing PyTorch; `create_model` and `list_models`
+(PyTorch) are imported on first use.
+"""
+
 from asbunet.predict import Segmenter
 
 __version__ = "0.1.0"
 __all__ = ["Segmenter", "create_model", "list_models", "__version__"]
+
+
+def __getattr__(name: str):
+    if name in ("create_model", "list_models"):
+        from asbunet import models
+
+        return getattr(models, name)
+    raise AttributeError(f"module 'asbunet' has no attribute {name!r}")

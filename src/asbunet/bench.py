@@ -43,9 +43,10 @@ from onnx import TensorProto, helper
 
 from asbunet import atomic
 from asbunet.analysis import count_macs, count_parameters
-from asbunet.export import OnnxRunner, TfliteRunner, export_onnx, load_images, quantize_int8
+from asbunet.export import calibration_files, export_onnx, load_images, quantize_int8
 from asbunet.models import create_model, list_models
-from asbunet.peers import MEDIAPIPE_VERSION, PEERS
+from asbunet.peers import DEFAULT_PEERS_DIR, MEDIAPIPE_VERSION, PEERS
+from asbunet.runtime import OnnxRunner, TfliteRunner, cpu_flags, cpu_isa, cpu_name, describe_isa, int8_kind
 
 RUNTIMES = ("torch", "onnxruntime", "onnxruntime-int8")
 RUNTIME_LABELS = {
@@ -59,28 +60,16 @@ WIDTH_VARIANTS = {"asbunet": 1.0, "asbunet_050": 0.5, "asbunet_035": 0.35, "asbu
 GENERAL_PEER = "mediapipe_general"
 MATMUL_N = 2048
 PROFILE_MODEL = "asbunet"
-DEFAULT_CALIBRATION = Path("../shared/data/ccp_samples/images")  # the project's sample photos, beside the repository
-
-
-def default_calibration() -> Path | None:
-    """The sample photos used for int8 calibration when none are given, if this checkout has them."""
-    return DEFAULT_CALIBRATION if DEFAULT_CALIBRATION.is_dir() else None
+WHEEL_CACHE = Path(".cache/peers")  # where `fetch_peers` keeps the downloaded mediapipe wheel
 
 
 # ------------------------------------------------------------------------------------------------- the machine
 
 
 def machine_info() -> dict:
-    """CPU model, cores, the CPU features that matter for int8, and library versions."""
-    cpu, flags = platform.processor() or platform.machine(), set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-            elif line.startswith("flags") and not flags:
-                flags = set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
+    """CPU model, cores, the CPU features that matter for int8 (`asbunet.runtime.cpu_isa`), and library versions."""
+    cpu, flags = cpu_name(), cpu_flags()
+    isa = cpu_isa(flags)
     affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     versions = {
         "python": platform.python_version(),
@@ -99,10 +88,18 @@ def machine_info() -> dict:
         "logical_cpus": os.cpu_count(),
         "usable_cpus": affinity,
         "isa": [f for f in ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8") if f in flags],
+        "instruction_sets": isa,
+        "int8_kind": int8_kind(isa),
         "platform": platform.platform(),
         "versions": versions,
         "load_average_1min": load,
     }
+
+
+def describe_isa_of(info: dict) -> str:
+    """The instruction-set line of `machine_info` (`asbunet.runtime.describe_isa`), printed with every table."""
+    isa = info.get("instruction_sets") or cpu_isa(set(info.get("isa", ())))  # reports written before this field
+    return f"{info['cpu']}: {describe_isa(isa)}"
 
 
 def describe_machine(info: dict) -> str:
@@ -201,10 +198,14 @@ def time_round_robin(fns: dict[str, Callable[[], object]], runs: int, warmup: in
 # ------------------------------------------------------------------------------------------------------ peers
 
 
-def fetch_peers(cache: str | Path, version: str = MEDIAPIPE_VERSION) -> dict[str, Path]:
-    """Downloads the mediapipe wheel (`pip download --no-deps`) into `cache` and extracts the two .tflite files."""
-    cache = Path(cache)
+def fetch_peers(
+    folder: str | Path = DEFAULT_PEERS_DIR, version: str = MEDIAPIPE_VERSION, cache: str | Path = WHEEL_CACHE
+) -> dict[str, Path]:
+    """Downloads the mediapipe wheel (`pip download --no-deps`) into `cache` and extracts the two .tflite files into
+    `folder`."""
+    cache, folder = Path(cache), Path(folder)
     cache.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(parents=True, exist_ok=True)
     wheels = sorted(cache.glob(f"mediapipe-{version}-*.whl"))
     if not wheels:
         cmd = [sys.executable, "-m", "pip", "download", "--no-deps", f"mediapipe=={version}", "-d", str(cache)]
@@ -215,8 +216,8 @@ def fetch_peers(cache: str | Path, version: str = MEDIAPIPE_VERSION) -> dict[str
             raise OSError(f"pip download of mediapipe=={version} into {cache} failed: {done.stderr.strip()[-500:]}")
     with zipfile.ZipFile(wheels[-1]) as wheel:
         for member in PEERS.values():
-            (cache / Path(member).name).write_bytes(wheel.read(member))
-    return find_peers(cache)
+            atomic.write_bytes(folder / Path(member).name, wheel.read(member))
+    return find_peers(folder)
 
 
 def find_peers(cache: str | Path) -> dict[str, Path]:
@@ -303,8 +304,9 @@ class BenchConfig:
         threads: thread counts; each row pins one.
         runtimes: subset of `RUNTIMES`.
         runs: timed passes per candidate; warmup: untimed passes first.
-        calibration: folder of real images for the int8 calibration (None: random images, noted in the report).
-        calibration_count: images used for calibration.
+        calibration: folders of real images for the int8 calibration, shared equally (None: random images, noted
+            in the report).
+        calibration_count: images used for calibration (`asbunet.export.MIN_CALIBRATION_IMAGES` or more).
         peers: folder with the MediaPipe .tflite files (see `fetch_peers`); None skips the peers.
         accuracy: `load_accuracies` specs.
         accuracy_metric: metric read from `asbunet evaluate` summaries.
@@ -318,9 +320,9 @@ class BenchConfig:
     runtimes: Sequence[str] = RUNTIMES
     runs: int = 50
     warmup: int = 10
-    calibration: str | Path | None = None
-    calibration_count: int = 8
-    peers: str | Path | None = None
+    calibration: str | Path | Sequence[str | Path] | None = None
+    calibration_count: int = 32
+    peers: str | Path | None = DEFAULT_PEERS_DIR
     accuracy: Sequence[str] = ()
     accuracy_metric: str = "iou"
     profile: bool = True
@@ -351,8 +353,9 @@ def _size_text(size: tuple[int, int]) -> str:
 
 def _calibration_images(cfg: BenchConfig) -> tuple[list[np.ndarray], str]:
     if cfg.calibration is not None:
-        images = load_images(cfg.calibration, cfg.calibration_count)
-        return images, f"{len(images)} real images from {cfg.calibration}"
+        folders = [cfg.calibration] if isinstance(cfg.calibration, (str, Path)) else list(cfg.calibration)
+        images = load_images(calibration_files(folders, cfg.calibration_count))
+        return images, f"{len(images)} real images from {', '.join(map(str, folders))}"
     rng = np.random.default_rng(0)
     images = [rng.integers(0, 256, (480, 640, 3), dtype=np.uint8) for _ in range(cfg.calibration_count)]
     return images, f"{len(images)} random-noise images (no --calibration folder: int8 accuracy is meaningless)"
@@ -426,6 +429,7 @@ def run_bench(cfg: BenchConfig) -> dict:
     accuracies = load_accuracies(cfg.accuracy, cfg.accuracy_metric) if cfg.accuracy else {}  # fail early
     info = machine_info()
     print("machine:", describe_machine(info), flush=True)
+    print("instruction sets:", describe_isa(info["instruction_sets"]), flush=True)
     peaks = {}
     for t in cfg.threads:
         peaks[t] = matmul_peaks(t)
@@ -452,6 +456,7 @@ def run_bench(cfg: BenchConfig) -> dict:
             for size in cfg.sizes:
                 prepared = _prepare_models(cfg, size, images, workdir)
                 for t in cfg.threads:
+                    print(f"{_size_text(size)}, {t} thread(s) on {describe_isa_of(info)}", flush=True)
                     torch.set_num_threads(t)
                     fns: dict[tuple[str, str], Callable[[], object]] = {}
                     for name, item in prepared.items():
@@ -485,12 +490,15 @@ def run_bench(cfg: BenchConfig) -> dict:
                         _print_row(row)
             for t, runners in peer_runners.items():  # peers at a size not benchmarked: on their own
                 alone = {name: _peer_call(r) for name, r in runners.items() if _size_text(r.size) not in sizes}
+                if alone:
+                    print(f"peers at their own size, {t} thread(s) on {describe_isa_of(info)}", flush=True)
                 for name, timing in time_round_robin(alone, cfg.runs, cfg.warmup).items():
                     rows.append(_peer_row(name, runners[name], t, timing))
                     _print_row(rows[-1])
             profile = None
             if cfg.profile:
-                profile = profile_report(cfg, images, peaks, workdir)
+                print(f"profile on {describe_isa_of(info)}", flush=True)
+                profile = {**profile_report(cfg, images, peaks, workdir), "machine": info}
     finally:
         torch.set_num_threads(previous_threads)
     settings = {
@@ -806,6 +814,8 @@ def format_markdown(report: dict) -> str:
             "",
             f"## {size}, {t} thread(s)" + (f" (ratios to {peer})" if peer else ""),
             "",
+            f"CPU: {describe_isa_of(report['machine'])}.",
+            "",
             "| " + " | ".join(head) + " |",
             "|" + "---|" * 2 + "---:|" * (len(head) - 2),
         ]
@@ -845,6 +855,8 @@ def format_profile(profile: dict) -> str:
     p = profile
     lines = [
         f"# Profile of {p['model']} at {p['size']}, {p['threads']} thread(s)",
+        "",
+        f"CPU: {describe_isa_of(p['machine'])}." if p.get("machine") else "",
         "",
         f"{p['macs'] / 1e9:.3f} GMACs; int8 floor {p['int8_floor_ms']:.2f} ms at {p['int8_peak']:.0f} GOP/s "
         f"(MatMulInteger peak of this run). fp32 onnxruntime: {p['fp32_ms']:.2f} ms = "
@@ -937,7 +949,8 @@ def write_plot(report: dict, path: Path) -> None:
         ax.set(xlabel=f"median latency, ms ({size}, peers at their own size; {threads} thread(s))", ylabel=label)
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)
-    fig.suptitle(f"Latency on {report['machine']['cpu']}, batch 1")
+    isa = describe_isa_of(report["machine"]).split(": ", 1)[1]
+    fig.suptitle(f"Latency on {report['machine']['cpu']}, batch 1\n{isa}", fontsize=10)
     fig.tight_layout()
     atomic.save_figure(fig, path, dpi=120)
     plt.close(fig)
@@ -971,13 +984,21 @@ def write_outputs(report: dict, output: str | Path) -> list[Path]:
         "vs_mediapipe",
         "mediapipe_peer",
         "accuracy",
+        "cpu",
+        "instruction_sets",
     ]
+    isa = describe_isa_of(report["machine"]).split(": ", 1)[1]
     with atomic.open_atomic(paths[1], "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=fields)
         writer.writeheader()
         for r in report["rows"]:
             writer.writerow(
-                {**{k: r.get(k) for k in fields}, "accuracy": json.dumps(r["accuracy"]) if r["accuracy"] else ""}
+                {
+                    **{k: r.get(k) for k in fields},
+                    "accuracy": json.dumps(r["accuracy"]) if r["accuracy"] else "",
+                    "cpu": report["machine"]["cpu"],
+                    "instruction_sets": isa,
+                }
             )
     atomic.write_text(paths[2], json.dumps(report, indent=2, default=str) + "\n")
     write_plot(report, paths[3])

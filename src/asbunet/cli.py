@@ -72,11 +72,13 @@ def cmd_teacher_labels(args) -> None:
 
 def cmd_bundle(args) -> None:
     import json
+    from pathlib import Path
 
     from tqdm import tqdm
 
     from asbunet.bundle import bundle_checkpoint
     from asbunet.calibrate import best_threshold
+    from asbunet.predict import WEIGHTS_DIR
 
     progress = lambda it: tqdm(it, desc="choosing the threshold", unit="img", leave=False)  # noqa: E731
     meta = bundle_checkpoint(args.checkpoint, args.output, args.threshold, args.input_size, progress)
@@ -92,6 +94,9 @@ def cmd_bundle(args) -> None:
         f"wrote {args.output} ({meta['architecture']}, input size {meta['input_size']}, threshold "
         f"{meta['threshold']}, epoch {meta['epoch']})"
     )
+    output = Path(args.output).resolve()
+    if output.parent == WEIGHTS_DIR.resolve():
+        print(f"its ONNX files are now stale: run `asbunet export-bundled {output.stem}` and commit all three files")
 
 
 def cmd_summary(args) -> None:
@@ -152,7 +157,7 @@ def cmd_segment(args) -> None:
             smooth=args.smooth,
             max_frames=args.max_frames,
         )
-        segmenter = Segmenter.from_pretrained(args.model, input_size=args.size)
+        segmenter = Segmenter.from_pretrained(args.model, input_size=args.size, runtime=args.runtime)
         previous = signal.signal(signal.SIGTERM, _interrupt)  # closes the videos being written, as Ctrl+C does
         try:
             if args.camera is not None:
@@ -187,6 +192,7 @@ def cmd_evaluate(args) -> None:
         gallery=args.gallery,
         threads=args.threads,
         peers=args.peers,
+        runtime=args.runtime,
     )
 
 
@@ -201,17 +207,18 @@ def cmd_export(args) -> None:
     from pathlib import Path
 
     from asbunet import export
-    from asbunet.bench import default_calibration
+    from asbunet.runtime import INPUT_SIZE_KEY, THRESHOLD_KEY
 
     if args.size and args.dynamic:
         raise ValueError("give --size H W for a fixed-size model or --dynamic, not both")
     model, description, input_size, threshold = export.load_model(args.model)
     size = tuple(args.size) if args.size else (input_size, input_size)
-    folder = args.calibration or default_calibration()
-    images = export.load_images(folder, args.calibration_count) if folder else None
+    folders = args.calibration or export.default_calibration()
+    images = export.load_images(export.calibration_files(folders, args.calibration_count)) if folders else None
     if args.int8 and not images:
-        raise ValueError("--int8 needs real calibration images: give --calibration DIR (a folder of photos)")
-    print(f"exporting {description}; real-image check: {f'{len(images)} images from {folder}' if images else 'none'}")
+        raise ValueError("--int8 needs real calibration images: give --calibration DIR [DIR ...] (folders of photos)")
+    where = ", ".join(map(str, folders))
+    print(f"exporting {description}; real-image check: {f'{len(images)} images from {where}' if images else 'none'}")
     result = export.export_onnx(
         model,
         args.output,
@@ -220,12 +227,12 @@ def cmd_export(args) -> None:
         opset=args.opset,
         images=images,
         input_size=input_size,
-        metadata={export.THRESHOLD_KEY: f"{threshold:g}", export.INPUT_SIZE_KEY: str(input_size)},
+        metadata={THRESHOLD_KEY: f"{threshold:g}", INPUT_SIZE_KEY: str(input_size)},
     )
     print(result.summary())
     if args.int8:
         out = Path(args.output).with_name(Path(args.output).stem + "_int8.onnx")
-        q = export.quantize_int8(args.output, out, images, count=args.calibration_count, input_size=input_size)
+        q = export.quantize_int8(args.output, out, images, count=None, input_size=input_size)
         random, real = export.check_onnx(model, out, size, images, input_size)
         print(f"{q.summary()}\n  random input: {random}\n  real images:  {real}")
     if args.tflite:
@@ -237,8 +244,39 @@ def cmd_export(args) -> None:
             print(tfl.summary())
 
 
+def cmd_export_bundled(args) -> None:
+    from tqdm import tqdm
+
+    from asbunet.bundle import check_bundled_onnx, export_bundled
+    from asbunet.predict import bundled_models
+
+    names = args.names or bundled_models()
+    if args.check:
+        problems = check_bundled_onnx(names)
+        for problem in problems:
+            print(f"asbunet export-bundled: {problem}", file=sys.stderr)
+        if problems:
+            print(f"asbunet export-bundled: run `asbunet export-bundled {' '.join(names)}`", file=sys.stderr)
+            raise SystemExit(1)
+        print(f"the ONNX files of {', '.join(names)} match the shipped weights")
+        return
+    for name in names:
+        progress = lambda it: tqdm(it, desc=f"{name}: int8 vs fp32", unit="img", leave=False)  # noqa: E731, B023
+        done = export_bundled(
+            name,
+            calibration=args.calibration,
+            validation=args.validation,
+            calibration_count=args.calibration_count,
+            threads=args.threads,
+            progress=progress,
+        )
+        print(done.summary())
+        print(f"wrote {done.fp32} and {done.int8}")
+
+
 def cmd_bench(args) -> None:
-    from asbunet.bench import BenchConfig, default_calibration, fetch_peers, run_bench, write_outputs
+    from asbunet.bench import BenchConfig, fetch_peers, run_bench, write_outputs
+    from asbunet.export import default_calibration
     from asbunet.models import list_models
 
     def parse_size(text: str) -> tuple[int, int]:
@@ -256,7 +294,7 @@ def cmd_bench(args) -> None:
         runtimes=args.runtimes,
         runs=args.runs,
         warmup=args.warmup,
-        calibration=args.calibration or default_calibration(),
+        calibration=args.calibration or default_calibration() or None,
         calibration_count=args.calibration_count,
         peers=args.peers,
         accuracy=args.accuracy or (),
@@ -355,6 +393,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="*", metavar="INPUT", help="image or video files, folders, glob patterns")
     p.add_argument("--output", required=True, help="output folder (created if needed)")
     p.add_argument("--model", help="bundled model name, .pt checkpoint or .onnx file (default: the bundled model)")
+    p.add_argument(
+        "--runtime",
+        choices=["onnx", "onnx-int8", "torch"],
+        help="how a bundled model runs (default: onnxruntime int8 where it is within 0.3 IoU points of fp32, else "
+        "fp32; docs/deployment.md)",
+    )
     p.add_argument("--size", type=int, help="long side of the network input (default: the model's)")
     p.add_argument(
         "--save",
@@ -442,7 +486,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="K",
         help="draw the K worst images per data set and model (default 8, 0 for none)",
     )
-    p.add_argument("--threads", type=int, help="CPU threads of PyTorch and LiteRT (default: theirs)")
+    p.add_argument("--threads", type=int, help="CPU threads of PyTorch, onnxruntime and LiteRT (default: theirs)")
+    p.add_argument(
+        "--runtime",
+        choices=["onnx", "onnx-int8", "torch"],
+        help="how bundled models run (default: as Segmenter.from_pretrained, onnxruntime int8 or fp32); files run "
+        "on their own runtime",
+    )
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("compare", help="train, score and time ASBU-Net and the baselines alike (Fig. 6 and 7)")
@@ -478,13 +528,44 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--int8", action="store_true", help="also write a post-training int8 model (onnxruntime, QDQ)")
     p.add_argument(
         "--calibration",
+        nargs="+",
         metavar="DIR",
-        help="folder of real photos for the int8 calibration and the real-image check (default: "
-        "../shared/data/ccp_samples/images when present)",
+        help="folders of real photos for the int8 calibration and the real-image check, shared equally (default: "
+        "../shared/data/pfcn_portrait/train/images and ../shared/data/ccp/train/images when present, else "
+        "../shared/data/ccp_samples/images)",
     )
-    p.add_argument("--calibration-count", type=int, default=32, metavar="N", help="images to use (default 32)")
+    p.add_argument(
+        "--calibration-count",
+        type=int,
+        default=32,
+        metavar="N",
+        help="images to use, spread over the folders (default 32; fewer give a warning)",
+    )
     p.add_argument("--tflite", action="store_true", help="also write <stem>.tflite (needs litert-torch)")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser(
+        "export-bundled",
+        help="write the bundled models' ONNX files (fp32, int8) from their weights and choose the default runtime",
+    )
+    p.add_argument("names", nargs="*", metavar="NAME", help="bundled models (default: all)")
+    p.add_argument("--check", action="store_true", help="only check that the ONNX files match the weights")
+    p.add_argument(
+        "--calibration",
+        nargs="+",
+        metavar="DIR",
+        help="folders of photos for the int8 calibration (default: photos of the training split of the run that "
+        "trained the weights, from the training config in their metadata)",
+    )
+    p.add_argument("--calibration-count", type=int, default=32, metavar="N", help="calibration photos (default 32)")
+    p.add_argument(
+        "--validation",
+        nargs="+",
+        metavar="DATASET",
+        help="labelled data sets on which int8 is compared with fp32 (default: that run's validation split)",
+    )
+    p.add_argument("--threads", type=int, help="onnxruntime threads for the comparison (default: one per core)")
+    p.set_defaults(func=cmd_export_bundled)
 
     p = sub.add_parser("bench", help="latency of every model and runtime vs matmul peaks and MediaPipe")
     p.add_argument("--models", nargs="+", metavar="NAME", help="registry model names (default: all)")
@@ -506,21 +587,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=int, default=10, help="untimed passes first (default 10)")
     p.add_argument(
         "--calibration",
+        nargs="+",
         metavar="DIR",
-        help="real photos for the int8 calibration (default: ../shared/data/ccp_samples/images when "
-        "present, else random images)",
+        help="folders of real photos for the int8 calibration (default: as `asbunet export`, else random images)",
     )
-    p.add_argument("--calibration-count", type=int, default=8, metavar="N", help="calibration images (default 8)")
+    p.add_argument("--calibration-count", type=int, default=32, metavar="N", help="calibration images (default 32)")
     p.add_argument(
         "--peers",
-        default=".cache/peers",
+        default="peers/mediapipe",
         metavar="DIR",
-        help="folder with the MediaPipe .tflite files (default .cache/peers)",
+        help="folder with the MediaPipe .tflite files (default peers/mediapipe, the repository's copy)",
     )
     p.add_argument(
         "--fetch-peers",
         action="store_true",
-        help="pip download mediapipe==0.10.21 into --peers and extract its two selfie models",
+        help="pip download mediapipe==0.10.21 (kept in .cache/peers) and extract its two selfie models into --peers",
     )
     p.add_argument(
         "--accuracy",

@@ -38,9 +38,8 @@ import torch
 from tqdm import tqdm
 
 from asbunet import atomic
-from asbunet.data.augment import normalize
 from asbunet.data.sources import FolderSource, Source, open_source
-from asbunet.inference import SIZE_MULTIPLE, logits_to_probability, to_rgb
+from asbunet.inference import SIZE_MULTIPLE, logits_to_probability, normalize, to_rgb
 from asbunet.metrics import (
     BOUNDARY_DILATION_RATIO,
     METRICS,
@@ -84,10 +83,17 @@ GALLERY_SIDE = 256  # long side of each gallery panel, pixels
 
 
 def load_segmenter(
-    model: str | Path, size: int | None = None, threads: int | None = None, peers: str | Path = DEFAULT_PEERS_DIR
+    model: str | Path,
+    size: int | None = None,
+    threads: int | None = None,
+    peers: str | Path = DEFAULT_PEERS_DIR,
+    runtime: str | None = None,
 ) -> Segmenter:
     """A segmenter for a bundled model name, a `.pt` checkpoint, a `.safetensors` or `.onnx` file, a registry model
     name or a MediaPipe peer name.
+
+    `runtime` ("onnx", "onnx-int8", "torch" or None for the default) applies to bundled models
+    (`Segmenter.from_pretrained`); files, registry models and peers run on their own runtime.
 
     A registry model name (`asbunet.list_models()`) without bundled weights is built with random weights from a
     fixed seed, with a warning: useful to test the pipeline, meaningless as a score. A peer (`mediapipe_general`,
@@ -116,14 +122,14 @@ def load_segmenter(
         try:
             return Segmenter.from_pretrained(path, size, threads)
         except ModuleNotFoundError as err:
-            if err.name != "asbunet.export":
+            if err.name != "asbunet.runtime":
                 raise
             raise ValueError(
-                f"{path}: evaluating ONNX files needs asbunet.export, which this installation lacks; "
+                f"{path}: evaluating ONNX files needs asbunet.runtime, which this installation lacks; "
                 "evaluate the .pt checkpoint instead"
             ) from None
     if spec in bundled_models():
-        return Segmenter.from_pretrained(spec, size, threads)
+        return Segmenter.from_pretrained(spec, size, threads, runtime=runtime)
     if spec in PEERS:
         return load_peer(spec, peers, threads)
     if spec in list_models():
@@ -309,6 +315,7 @@ def evaluate_model(
     threads: int | None = None,
     progress: bool = True,
     peers: str | Path = DEFAULT_PEERS_DIR,
+    runtime: str | None = None,
 ) -> dict:
     """Evaluates one model, or several on the same images, on each data set; prints a table per data set and writes
     the files of the module docstring.
@@ -322,9 +329,10 @@ def evaluate_model(
             always run at their own size.
         settings: threshold (None: each model's own), resize mode and metric parameters.
         gallery: number of worst images drawn per data set and model; 0 for none.
-        threads: CPU threads of PyTorch and of the peers' interpreter; None leaves the default.
+        threads: CPU threads of PyTorch, onnxruntime and the peers' interpreter; None leaves the default.
         progress: show a progress bar.
         peers: folder with the MediaPipe `.tflite` files.
+        runtime: how bundled models run ("onnx", "onnx-int8", "torch"; None: `Segmenter.from_pretrained`'s default).
 
     Returns:
         The summary written to `summary.json`.
@@ -344,7 +352,7 @@ def evaluate_model(
             "person-free frames)"
         )
     sources = [open_source(d) for d in datasets]  # fail on a missing data set before loading the models
-    segmenters = [load_segmenter(m, size, threads, peers) for m in models]
+    segmenters = [load_segmenter(m, size, threads, peers, runtime) for m in models]
     model_settings = [settings.for_segmenter(s) for s in segmenters]
     taken_models: set[str] = set()
     subfolders = [""] + [unique(model_slug(m), taken_models) for m in models[1:]]

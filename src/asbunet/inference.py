@@ -3,7 +3,7 @@
 An image is resized, keeping its aspect ratio, so that its long side equals `input_size` and its short side is
 rounded to a multiple of 16 (the output stride): a 16:9 video frame at `input_size=256` runs at 144x256, a 3:4
 portrait at 256x192. No letterbox padding is needed because every model is fully convolutional. The logits are
-resized back to the image's own size before the sigmoid.
+resized back to the image's own size before the sigmoid. Nothing here imports PyTorch.
 """
 
 from __future__ import annotations
@@ -11,9 +11,16 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from asbunet.data.augment import normalize
-
 SIZE_MULTIPLE = 16
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def normalize(image: np.ndarray) -> np.ndarray:
+    """RGB uint8 `(H, W, 3)` -> normalized float32 `(3, H, W)` (the preprocessing every model expects)."""
+    mean, std = np.asarray(IMAGENET_MEAN, np.float32), np.asarray(IMAGENET_STD, np.float32)
+    x = (image.astype(np.float32) / 255.0 - mean) / std  # (H, W, 3)
+    return np.ascontiguousarray(x.transpose(2, 0, 1))
 
 
 def network_size(height: int, width: int, input_size: int) -> tuple[int, int]:

@@ -14,8 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from asbunet.data.augment import normalize
-from asbunet.inference import to_rgb
+from asbunet.inference import normalize, to_rgb
 from asbunet.predict import Segmenter
 
 MEDIAPIPE_VERSION = "0.10.21"
@@ -65,7 +64,7 @@ class PeerSegmenter(Segmenter):
 
 def load_peer(name: str, folder: str | Path = DEFAULT_PEERS_DIR, threads: int | None = None) -> PeerSegmenter:
     """A `PeerSegmenter` running peer `name` with ai-edge-litert at the model's own size, threshold 0.5."""
-    from asbunet.export import TfliteRunner
+    from asbunet.runtime import TfliteRunner
 
     path = peer_path(name, folder)
     try:

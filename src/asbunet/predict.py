@@ -3,6 +3,11 @@
 Resizing, normalization and the sigmoid live here, once (see `asbunet.inference` for how any aspect ratio maps to
 the network). The network itself runs through a *runner*: a callable taking a normalized float32 batch
 `(B, 3, h, w)` and returning logits `(B, 1, h, w)` as numpy, so PyTorch and onnxruntime share one API.
+
+A bundled model runs on onnxruntime by default, from the ONNX files shipped beside its weights
+(`weights/<name>.onnx`, `weights/<name>.int8.onnx`, written by `asbunet export-bundled`): int8 when its export
+measured it within 0.3 IoU points of fp32, else fp32. That path never imports PyTorch; `runtime="torch"` runs the
+safetensors weights in PyTorch instead.
 """
 
 from __future__ import annotations
@@ -10,16 +15,22 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-from torch import nn
 
 from asbunet.inference import SIZE_MULTIPLE, logits_to_probability, prepare, to_rgb
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from asbunet.runtime import OnnxRunner
 
 Runner = Callable[[np.ndarray], np.ndarray]
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 DEFAULT_MODEL = "asbunet_person"
+# How `Segmenter.from_pretrained` runs a bundled model; None picks int8 or fp32 ONNX from the bundled metadata.
+RUNTIMES = ("onnx", "onnx-int8", "torch")
 
 
 class ImageWarning(UserWarning):
@@ -50,14 +61,18 @@ class TorchRunner:
     """Runs a PyTorch model in eval/inference mode on the CPU (channels-last)."""
 
     def __init__(self, model: nn.Module, threads: int | None = None):
+        import torch
+
+        self.torch = torch
         self.model = model.eval().to(memory_format=torch.channels_last)
         if threads is not None:
             torch.set_num_threads(threads)
 
-    @torch.inference_mode()
     def __call__(self, batch: np.ndarray) -> np.ndarray:
-        x = torch.from_numpy(batch).contiguous(memory_format=torch.channels_last)  # (B, 3, h, w)
-        return self.model(x).float().numpy()  # (B, 1, h, w)
+        torch = self.torch
+        with torch.inference_mode():
+            x = torch.from_numpy(batch).contiguous(memory_format=torch.channels_last)  # (B, 3, h, w)
+            return self.model(x).float().numpy()  # (B, 1, h, w)
 
 
 def bundled_models() -> list[str]:
@@ -130,11 +145,46 @@ def load_bundled(name: str) -> tuple[nn.Module, dict]:
     return load_safetensors_model(bundled_path(name))
 
 
+def bundled_onnx_paths(name: str) -> tuple[Path, Path]:
+    """`(fp32, int8)` ONNX files of bundled model `name`: `weights/<name>.onnx` and `weights/<name>.int8.onnx`."""
+    return WEIGHTS_DIR / f"{name}.onnx", WEIGHTS_DIR / f"{name}.int8.onnx"
+
+
+def load_bundled_onnx(name: str, runtime: str | None = None, threads: int | None = None) -> OnnxRunner:
+    """An onnxruntime runner for bundled model `name`, checked against its safetensors weights.
+
+    Args:
+        runtime: "onnx" (fp32), "onnx-int8", or None: int8 where the bundled metadata says that its export measured
+            it within 0.3 IoU points of fp32 (`asbunet.runtime.INT8_DEFAULT_KEY`), else fp32.
+
+    Raises:
+        FileNotFoundError: the ONNX file is absent.
+        ValueError: the ONNX file was exported from other weights than the shipped safetensors file (its stored
+            SHA-256 differs); the message gives the command that writes them again.
+    """
+    from asbunet.runtime import INT8_DEFAULT_KEY, WEIGHTS_DIGEST_KEY, OnnxRunner, file_sha256
+
+    weights = bundled_path(name)
+    fp32, int8 = bundled_onnx_paths(name)
+    fix = f"write them with `asbunet export-bundled {name}`, or run the weights in PyTorch (runtime='torch')"
+    path = int8 if runtime in (None, "onnx-int8") else fp32
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: the bundled ONNX file of {name} is missing; {fix}")
+    runner = OnnxRunner(path, threads=threads)
+    if runtime is None and runner.metadata.get(INT8_DEFAULT_KEY) != "true":
+        if not fp32.is_file():
+            raise FileNotFoundError(f"{fp32}: the bundled ONNX file of {name} is missing; {fix}")
+        runner = OnnxRunner(fp32, threads=threads)
+    if runner.metadata.get(WEIGHTS_DIGEST_KEY) != file_sha256(weights):
+        raise ValueError(f"{runner.path} was not exported from the shipped weights {weights.name}; {fix}")
+    return runner
+
+
 class Segmenter:
     """Person segmentation of RGB images of any size.
 
     Args:
-        runner: the network (see `TorchRunner`, `asbunet.export.OnnxRunner`).
+        runner: the network (see `TorchRunner`, `asbunet.runtime.OnnxRunner`).
         input_size: long side of the network input; the short side follows the image's aspect ratio.
         name: what the segmenter runs, for messages.
         threshold: probability at or above which a pixel is person in `mask`; a bundled model carries the one
@@ -148,14 +198,42 @@ class Segmenter:
 
     @classmethod
     def from_pretrained(
-        cls, name: str | Path | None = None, input_size: int | None = None, threads: int | None = None
+        cls,
+        name: str | Path | None = None,
+        input_size: int | None = None,
+        threads: int | None = None,
+        runtime: str | None = None,
     ) -> Segmenter:
         """Loads the bundled model (`name=None`), another bundled name, a checkpoint (`.pt`), a `.safetensors` file
-        written by `asbunet bundle` or an ONNX file."""
+        written by `asbunet bundle` or an ONNX file.
+
+        Args:
+            runtime: how a bundled model runs: "onnx" (onnxruntime fp32), "onnx-int8" (onnxruntime int8) or
+                "torch" (PyTorch fp32); None: onnxruntime, int8 where the bundled metadata says that it is within 0.3
+                IoU points of fp32, else fp32 (`load_bundled_onnx`). A file runs on its own runtime (PyTorch for
+                `.pt` and `.safetensors`, onnxruntime for `.onnx`); a runtime that contradicts it is an error.
+        """
         name = DEFAULT_MODEL if name is None else name
         path = Path(name)
+        if runtime is not None and runtime not in RUNTIMES:
+            raise ValueError(f"runtime must be one of {', '.join(RUNTIMES)} (or None for the default), got {runtime!r}")
+        if path.suffix == ".onnx" and runtime == "torch":
+            raise ValueError(
+                f"{path}: an ONNX file runs on onnxruntime, not runtime 'torch'; give the .pt or .safetensors file to "
+                "run it in PyTorch"
+            )
+        if path.suffix in (".pt", ".pth", ".safetensors") and runtime not in (None, "torch"):
+            raise ValueError(
+                f"{path}: a {path.suffix} file runs in PyTorch, not runtime {runtime!r}; export it with `asbunet "
+                "export` to run it on onnxruntime"
+            )
+        if not (path.suffix or "/" in str(name)) and runtime != "torch":
+            runner = load_bundled_onnx(str(name), runtime, threads)
+            label = "int8" if runner.path.name.endswith(".int8.onnx") else "fp32"
+            size, threshold = model_settings(name, input_size or runner.input_size or 256, runner.threshold)
+            return cls(runner, size, f"{name} (onnxruntime {label})", threshold)
         if path.suffix == ".onnx":
-            from asbunet.export import OnnxRunner
+            from asbunet.runtime import OnnxRunner
 
             runner = OnnxRunner(path, threads=threads)
             size, threshold = model_settings(path, input_size or runner.input_size or 256, runner.threshold)

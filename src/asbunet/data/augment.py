@@ -16,8 +16,7 @@ import albumentations as A
 import cv2
 import numpy as np
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+from asbunet.inference import IMAGENET_MEAN, IMAGENET_STD
 
 
 @dataclass(frozen=True)
@@ -231,10 +230,3 @@ def photometric(cfg: AugmentConfig) -> A.Compose:
             A.Normalize(mean=IMAGENET_MEAN, std=IMAGENET_STD),
         ]
     )
-
-
-def normalize(image: np.ndarray) -> np.ndarray:
-    """RGB uint8 `(H, W, 3)` -> normalized float32 `(3, H, W)` (the preprocessing every model expects)."""
-    mean, std = np.asarray(IMAGENET_MEAN, np.float32), np.asarray(IMAGENET_STD, np.float32)
-    x = (image.astype(np.float32) / 255.0 - mean) / std  # (H, W, 3)
-    return np.ascontiguousarray(x.transpose(2, 0, 1))

@@ -1,0 +1,287 @@
+"""Runtimes for exported models: onnxruntime (`OnnxRunner`) and LiteRT (`TfliteRunner`), and the CPU they run on.
+
+Each runner has the runner API of `asbunet.predict` (a normalized float32 batch `(B, 3, h, w)` in, logits
+`(B, 1, h, w)` out, as numpy), so `Segmenter` runs an ONNX or TFLite file exactly as it runs a PyTorch model. Nothing
+here imports PyTorch: `Segmenter.from_pretrained()` on the bundled ONNX files (`asbunet.predict`) needs only
+onnxruntime, OpenCV and numpy. `cpu_isa` names the x86 instruction sets that decide how fast, and on which kernels,
+onnxruntime's int8 convolutions run (docs/deployment.md, "int8").
+"""
+
+from __future__ import annotations
+
+import hashlib
+import platform
+from pathlib import Path
+
+import cv2
+import numpy as np
+import onnxruntime as ort
+from onnxruntime.capi import onnxruntime_pybind11_state as _ort_state
+
+from asbunet.inference import IMAGENET_MEAN, IMAGENET_STD
+
+THRESHOLD_KEY = "asbunet.threshold"  # metadata: the model's mask threshold (`Segmenter.threshold`)
+INPUT_SIZE_KEY = "asbunet.input_size"  # metadata: the long side a dynamic-size model runs at (`Segmenter.input_size`)
+# metadata of the bundled ONNX files (`asbunet export-bundled`, `asbunet.bundle.export_bundled`):
+WEIGHTS_DIGEST_KEY = "asbunet.weights_sha256"  # SHA-256 of the safetensors file they were exported from
+INT8_DEFAULT_KEY = "asbunet.int8_default"  # "true": int8 within `INT8_TOLERANCE` of fp32, the default runtime
+INT8_CHECK_KEY = "asbunet.int8_check"  # JSON: the measurement behind INT8_DEFAULT_KEY (images, IoUs, CPU)
+# onnxruntime raises these (all plain `Exception` subclasses) for unreadable or invalid models.
+ORT_ERRORS = tuple(
+    getattr(_ort_state, name)
+    for name in (
+        "Fail",
+        "InvalidArgument",
+        "InvalidGraph",
+        "InvalidProtobuf",
+        "NoSuchFile",
+        "NotImplemented",
+        "RuntimeException",
+        "EPFail",
+    )
+    if hasattr(_ort_state, name)
+) + (UnicodeDecodeError,)  # a name or metadata text of the file that is not UTF-8
+# x86 instruction sets that matter for int8 inference: /proc/cpuinfo flag -> name. Without a VNNI flag onnxruntime's
+# u8 x s8 kernels add pairs of products in 16 bits (AVX2 `vpmaddubsw`), which saturate unless the weights keep to 7
+# bits (`asbunet.export.quantize_int8` makes sure they do).
+ISA_FLAGS = {
+    "avx2": "AVX2",
+    "avx512f": "AVX-512F",
+    "avx512_vnni": "AVX-512 VNNI",
+    "avx_vnni": "AVX-VNNI",
+    "amx_int8": "AMX-INT8",
+}
+
+
+def cpu_flags() -> set[str]:
+    """The flags of the first CPU in /proc/cpuinfo (empty where there is none)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return set()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return set(line.split(":", 1)[1].split())
+    return set()
+
+
+def cpu_name() -> str:
+    """The CPU's model name from /proc/cpuinfo, else what `platform` knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def cpu_isa(flags: set[str] | None = None) -> dict[str, bool]:
+    """`{name: present}` for every instruction set of `ISA_FLAGS`, e.g. `{"AVX2": True, "AVX-512F": False, ...}`."""
+    flags = cpu_flags() if flags is None else flags
+    return {name: flag in flags for flag, name in ISA_FLAGS.items()}
+
+
+def int8_kind(isa: dict[str, bool]) -> str:
+    """The kind of x86 CPU for int8 figures: "AMX", "VNNI", "AVX2 without VNNI" or "no AVX2"."""
+    if isa.get("AMX-INT8"):
+        return "AMX"
+    if isa.get("AVX-512 VNNI") or isa.get("AVX-VNNI"):
+        return "VNNI"
+    return "AVX2 without VNNI" if isa.get("AVX2") else "no AVX2"
+
+
+def describe_isa(isa: dict[str, bool]) -> str:
+    """One line: `AVX2 yes, AVX-512F yes, AVX-512 VNNI yes, AVX-VNNI no, AMX-INT8 no (int8 kind: VNNI)`."""
+    listed = ", ".join(f"{name} {'yes' if present else 'no'}" for name, present in isa.items())
+    return f"{listed} (int8 kind: {int8_kind(isa)})"
+
+
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 of a file's bytes, as hex."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+# -------------------------------------------------------------------------------------------------------- runners
+
+
+class OnnxRunner:
+    """Runs an ONNX person-segmentation model with onnxruntime on the CPU.
+
+    The model must take one float32 input `(B, 3, H, W)` (normalized RGB, `asbunet.inference.normalize`) and
+    return logits `(B, 1, H, W)`, as `export_onnx` writes it. A model exported at a fixed size runs every batch at
+    that size: other sizes are resized to it (bilinear on the normalized input) and the logits resized back.
+
+    Args:
+        path: the `.onnx` file.
+        threads: intra-op threads (None: onnxruntime's default, one per core).
+        profile: write an onnxruntime profile (JSON, see `end_profiling`) with this file name prefix.
+        optimization: onnxruntime graph optimization level ("all", "extended", "basic" or "disabled").
+
+    Attributes:
+        size: `(H, W)` of a fixed-size model, None for a model with dynamic height and width.
+        input_size: long side of `size` (what `Segmenter` uses as its input size); for a dynamic-size model the one
+            stored in its metadata by `asbunet export`, else None.
+        metadata: the file's metadata, `{key: value}` strings (`asbunet.*` keys written by `asbunet.export`).
+    """
+
+    LEVELS = {
+        "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+        "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+        "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+        "disabled": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+    }
+
+    def __init__(
+        self, path: str | Path, threads: int | None = None, profile: str | None = None, optimization: str = "all"
+    ):
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise FileNotFoundError(
+                f"ONNX model not found: {self.path}; write one with `asbunet export MODEL --output {self.path}`"
+            )
+        if optimization not in self.LEVELS:
+            raise ValueError(f"optimization must be one of {sorted(self.LEVELS)}, got {optimization!r}")
+        options = ort.SessionOptions()
+        options.graph_optimization_level = self.LEVELS[optimization]
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        if threads is not None:
+            if threads < 1:
+                raise ValueError(f"threads must be at least 1, got {threads}")
+            options.intra_op_num_threads = threads
+        if profile is not None:
+            options.enable_profiling = True
+            options.profile_file_prefix = profile
+        try:
+            self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+        except ORT_ERRORS as err:
+            raise ValueError(
+                f"{self.path}: not a usable ONNX model ({str(err).strip()}); the file may be truncated or corrupt: "
+                "export it again with `asbunet export`"
+            ) from None
+        self.threads = threads
+        self._check_signature()
+
+    def _check_signature(self) -> None:
+        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
+        fix = "export a segmentation model with `asbunet export` (input (B, 3, H, W) float32, output (B, 1, H, W))"
+        if len(inputs) != 1 or len(outputs) != 1:
+            raise ValueError(
+                f"{self.path}: expected 1 input and 1 output, found {len(inputs)} and {len(outputs)}; {fix}"
+            )
+        inp, out = inputs[0], outputs[0]
+        shape = [d if isinstance(d, int) else None for d in inp.shape]
+        out_shape = [d if isinstance(d, int) else None for d in out.shape]
+        if inp.type != "tensor(float)" or len(shape) != 4 or shape[1] not in (3, None):
+            raise ValueError(
+                f"{self.path}: input {inp.name!r} is {inp.type} {list(inp.shape)}, not a float32 "
+                f"(B, 3, H, W) image batch; {fix}"
+            )
+        if out.type != "tensor(float)" or len(out_shape) != 4 or out_shape[1] not in (1, None):
+            raise ValueError(
+                f"{self.path}: output {out.name!r} is {out.type} {list(out.shape)}, not float32 "
+                f"(B, 1, H, W) logits; {fix}"
+            )
+        self.input_name, self.output_name = inp.name, out.name
+        self.batch = shape[0]
+        self.size = (shape[2], shape[3]) if shape[2] is not None and shape[3] is not None else None
+        try:
+            meta = self.session.get_modelmeta().custom_metadata_map
+        except UnicodeDecodeError as err:
+            raise ValueError(f"{self.path}: its metadata is not UTF-8 text ({err}); {fix}") from None
+        self.metadata = dict(meta)
+        stored = int(meta[INPUT_SIZE_KEY]) if meta.get(INPUT_SIZE_KEY, "").isdigit() else None
+        self.input_size = max(self.size) if self.size else stored
+        try:
+            self.threshold = float(meta.get(THRESHOLD_KEY, 0.5))
+        except ValueError:
+            raise ValueError(f"{self.path}: stored threshold {meta[THRESHOLD_KEY]!r} is not a number; {fix}") from None
+
+    def _run(self, batch: np.ndarray) -> np.ndarray:
+        if self.batch is not None and batch.shape[0] != self.batch:
+            return np.concatenate([self._run(batch[i : i + 1]) for i in range(batch.shape[0])])
+        return self.session.run([self.output_name], {self.input_name: batch})[0]
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        if not isinstance(batch, np.ndarray) or batch.ndim != 4 or batch.shape[1] != 3:
+            shape = getattr(batch, "shape", type(batch).__name__)
+            raise ValueError(f"{self.path}: expected a normalized batch shaped (B, 3, H, W), got {shape}")
+        batch = np.ascontiguousarray(batch, dtype=np.float32)
+        h, w = batch.shape[2:]
+        if self.size is None or self.size == (h, w):
+            return self._run(batch)
+        sh, sw = self.size
+        resized = np.stack(
+            [
+                cv2.resize(x.transpose(1, 2, 0), (sw, sh), interpolation=cv2.INTER_LINEAR).transpose(2, 0, 1)
+                for x in batch
+            ]
+        )  # (B, 3, sh, sw)
+        logits = self._run(np.ascontiguousarray(resized))  # (B, 1, sh, sw)
+        return np.stack([cv2.resize(y[0], (w, h), interpolation=cv2.INTER_LINEAR)[None] for y in logits])
+
+    def end_profiling(self) -> Path:
+        """Stops profiling (see `profile`) and returns the JSON trace file."""
+        return Path(self.session.end_profiling())
+
+
+class TfliteRunner:
+    """Runs a `.tflite` model with ai-edge-litert (XNNPACK on the CPU) with the same runner API as `OnnxRunner`.
+
+    Models written by `export_tflite` keep PyTorch's NCHW signature. Models with an NHWC input such as MediaPipe's
+    (`(1, H, W, 3)`) are fed NHWC; `input_range` then says what the model expects ("normalized" for `normalize`
+    output, "unit" for RGB in [0, 1], the MediaPipe convention) and `output` whether it returns logits or
+    probabilities (converted to logits here).
+    """
+
+    def __init__(
+        self, path: str | Path, threads: int | None = None, input_range: str = "normalized", output: str = "logits"
+    ):
+        try:
+            from ai_edge_litert.interpreter import Interpreter
+        except ImportError:
+            raise ImportError("running .tflite models needs ai-edge-litert: pip install ai-edge-litert") from None
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise FileNotFoundError(f"TFLite model not found: {self.path}")
+        if input_range not in ("normalized", "unit") or output not in ("logits", "probability"):
+            raise ValueError("input_range must be 'normalized' or 'unit' and output 'logits' or 'probability'")
+        try:
+            self.interpreter = Interpreter(model_path=str(self.path), num_threads=threads)
+            self.interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as err:
+            raise ValueError(f"{self.path}: not a usable TFLite model ({err})") from None
+        self.input, self.output = self.interpreter.get_input_details()[0], self.interpreter.get_output_details()[0]
+        shape = [int(d) for d in self.input["shape"]]
+        self.nhwc = shape[-1] == 3 and shape[1] != 3
+        self.size = (shape[1], shape[2]) if self.nhwc else (shape[2], shape[3])
+        self.input_size = max(self.size)
+        self.input_range, self.output_kind = input_range, output
+
+    def invoke(self, x: np.ndarray) -> np.ndarray:
+        """Runs the interpreter on an array in the model's own layout and value range (for benchmarks)."""
+        self.interpreter.set_tensor(self.input["index"], x)
+        self.interpreter.invoke()
+        return self.interpreter.get_tensor(self.output["index"])
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        outs = []
+        for x in np.asarray(batch, dtype=np.float32):  # (3, h, w)
+            h, w = x.shape[1:]
+            img = cv2.resize(x.transpose(1, 2, 0), self.size[::-1], interpolation=cv2.INTER_LINEAR)  # (H, W, 3)
+            if self.input_range == "unit":
+                img = img * np.asarray(IMAGENET_STD, np.float32) + np.asarray(IMAGENET_MEAN, np.float32)
+            feed = img[None] if self.nhwc else img.transpose(2, 0, 1)[None]
+            y = np.asarray(self.invoke(np.ascontiguousarray(feed, dtype=np.float32)), np.float32)
+            y = y[0, ..., 0] if self.nhwc else y[0, 0]  # (H, W)
+            if self.output_kind == "probability":
+                p = np.clip(y, 1e-6, 1 - 1e-6)
+                y = np.log(p / (1 - p))
+            outs.append(cv2.resize(y, (w, h), interpolation=cv2.INTER_LINEAR)[None])
+        return np.stack(outs).astype(np.float32)
