@@ -174,6 +174,7 @@ def test_fine_tuning_starts_from_the_given_weights(trained, tmp_path):
         train(TrainConfig(**{**values, "init_from": "no_such_model"}))
 
 
+@pytest.mark.slow
 def test_onnx_export_carries_the_threshold_and_input_size(trained, tmp_path, ccp_samples):
     from asbunet.cli import main
 

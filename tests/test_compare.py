@@ -39,6 +39,7 @@ def smoke_config(out: Path, **train) -> CompareConfig:
     return CompareConfig(**{**cfg.__dict__, "train": {**cfg.train, **train}})
 
 
+@pytest.mark.slow
 def test_smoke_comparison_writes_tables_plot_and_json_with_the_papers_figures(smoke_run):
     out = smoke_run
     for name in ("results.md", "results.csv", "results.json", "accuracy_latency.png", "latency.json"):

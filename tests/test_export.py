@@ -132,6 +132,7 @@ def test_merging_the_asb_branches_is_exact(tmp_path):
     assert np.abs(plain - merged).max() <= 1e-5 * max(1.0, np.abs(plain).max())
 
 
+@pytest.mark.slow
 def test_int8_quantization_leaves_no_files_in_the_working_directory(tiny_onnx, photos, tmp_path, monkeypatch):
     work = tmp_path / "cwd"
     work.mkdir()
@@ -254,6 +255,7 @@ def test_missing_corrupt_and_wrong_onnx_files_give_clear_errors(tmp_path, tiny_o
         runner(np.zeros((3, 32, 32), np.float32))
 
 
+@pytest.mark.slow
 def test_cli_export_prints_the_differences(tmp_path, capsys, ccp_samples):
     code = main(
         [
@@ -289,6 +291,7 @@ def test_tflite_export_matches_pytorch(tmp_path):
 # ------------------------------------------------------------------------------------------------------ bench
 
 
+@pytest.mark.slow
 def test_bench_quick_mode_writes_table_plot_and_profile(tmp_path, ccp_samples):
     accuracy = tmp_path / "acc.json"
     accuracy.write_text(json.dumps({"asbunet_025": {"ccp_test": 0.5}}))

@@ -94,6 +94,7 @@ def test_short_run_lowers_the_loss_and_writes_a_loadable_checkpoint(ccp_samples,
     assert best["best_iou"] == max(float(r["val_iou"]) for r in rows)
 
 
+@pytest.mark.slow
 def test_kill_and_resume_matches_an_uninterrupted_run(make_dataset, tmp_path):
     data = make_dataset(n=8, size=(56, 48))
     epochs = 4
@@ -240,6 +241,7 @@ def test_dataset_smaller_than_a_batch(make_dataset, tmp_path):
         train(cfg)
 
 
+@pytest.mark.slow
 def test_two_processes_with_torchrun_stay_in_sync(ccp_samples, tmp_path):
     torchrun = Path(sys.executable).parent / "torchrun"
     launcher = [str(torchrun)] if torchrun.is_file() else [sys.executable, "-m", "torch.distributed.run"]
@@ -274,6 +276,7 @@ def test_two_processes_with_torchrun_stay_in_sync(ccp_samples, tmp_path):
     assert weights_digest(model_from_checkpoint(load_checkpoint(out / "last.pt"))) in result.stdout
 
 
+@pytest.mark.slow
 def test_module_entry_point():
     result = subprocess.run(
         [sys.executable, "-m", "asbunet.cli", "--help"], env=cli_env(), capture_output=True, text=True, timeout=120
