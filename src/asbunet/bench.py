@@ -24,11 +24,8 @@ import csv
 import json
 import os
 import platform
-import subprocess
-import sys
 import tempfile
 import time
-import zipfile
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -44,8 +41,9 @@ from onnx import TensorProto, helper
 from asbunet import atomic
 from asbunet.analysis import count_macs, count_parameters
 from asbunet.export import calibration_files, export_onnx, load_images, quantize_int8
+from asbunet.mediapipe_wheel import MEDIAPIPE_VERSION, extract_from_wheel
 from asbunet.models import create_model, list_models
-from asbunet.peers import DEFAULT_PEERS_DIR, MEDIAPIPE_VERSION, PEERS
+from asbunet.peers import DEFAULT_PEERS_DIR, PEERS
 from asbunet.runtime import OnnxRunner, TfliteRunner, cpu_flags, cpu_isa, cpu_name, describe_isa, int8_kind
 
 RUNTIMES = ("torch", "onnxruntime", "onnxruntime-int8")
@@ -203,20 +201,7 @@ def fetch_peers(
 ) -> dict[str, Path]:
     """Downloads the mediapipe wheel (`pip download --no-deps`) into `cache` and extracts the two .tflite files into
     `folder`."""
-    cache, folder = Path(cache), Path(folder)
-    cache.mkdir(parents=True, exist_ok=True)
-    folder.mkdir(parents=True, exist_ok=True)
-    wheels = sorted(cache.glob(f"mediapipe-{version}-*.whl"))
-    if not wheels:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", f"mediapipe=={version}", "-d", str(cache)]
-        print("fetching peers:", " ".join(cmd), flush=True)
-        done = subprocess.run(cmd, capture_output=True, text=True)
-        wheels = sorted(cache.glob(f"mediapipe-{version}-*.whl"))
-        if done.returncode != 0 or not wheels:
-            raise OSError(f"pip download of mediapipe=={version} into {cache} failed: {done.stderr.strip()[-500:]}")
-    with zipfile.ZipFile(wheels[-1]) as wheel:
-        for member in PEERS.values():
-            atomic.write_bytes(folder / Path(member).name, wheel.read(member))
+    extract_from_wheel(PEERS.values(), folder, cache, version)
     return find_peers(folder)
 
 

@@ -38,7 +38,7 @@ from torch import nn
 
 from asbunet.atomic import replacing
 from asbunet.data.io import list_images, read_image
-from asbunet.inference import normalize, prepare
+from asbunet.inference import normalize, prepare, sigmoid
 from asbunet.runtime import OnnxRunner, TfliteRunner
 
 DEFAULT_OPSET = 18
@@ -133,10 +133,6 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.logical_and(a, b).sum() / union) if union else 1.0
 
 
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-np.clip(x, -30, 30)))
-
-
 @dataclass
 class Agreement:
     """How closely a runner reproduces PyTorch on some inputs (logits, probabilities, masks at 0.5)."""
@@ -167,7 +163,7 @@ def agreement(model: nn.Module, runner, batches: Iterable[np.ndarray]) -> Agreem
             raise ValueError(f"runner output {out.shape} differs from PyTorch's {ref.shape} for input {batch.shape}")
         diffs.append(float(np.abs(out - ref).max()))
         scales.append(float(np.abs(ref).max()))
-        prob_diffs.append(float(np.abs(_sigmoid(out) - _sigmoid(ref)).max()))
+        prob_diffs.append(float(np.abs(sigmoid(out) - sigmoid(ref)).max()))
         masks_ref.append((ref > 0).ravel())
         masks.append((out > 0).ravel())
         n += batch.shape[0]

@@ -53,7 +53,12 @@ def prepare(image: np.ndarray, input_size: int) -> np.ndarray:
     return normalize(cv2.resize(image, (w, h), interpolation=interp))
 
 
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    """Logits -> probabilities, clipped at +-30 so that no overflow warning is raised."""
+    return 1.0 / (1.0 + np.exp(-np.clip(x, -30, 30)))
+
+
 def logits_to_probability(logits: np.ndarray, height: int, width: int) -> np.ndarray:
     """Network logits `(h, w)` -> person probability `(height, width)` float32 in [0, 1]."""
     logits = cv2.resize(logits.astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR)
-    return (1.0 / (1.0 + np.exp(-np.clip(logits, -30, 30)))).astype(np.float32)
+    return sigmoid(logits).astype(np.float32)

@@ -15,9 +15,9 @@ import cv2
 import numpy as np
 
 from asbunet.inference import normalize, to_rgb
+from asbunet.mediapipe_wheel import MEDIAPIPE_VERSION
 from asbunet.predict import Segmenter
 
-MEDIAPIPE_VERSION = "0.10.21"
 # name -> path of the model inside the mediapipe wheel (the file keeps its name in a peers folder)
 PEERS = {
     "mediapipe_general": "mediapipe/modules/selfie_segmentation/selfie_segmentation.tflite",

@@ -25,6 +25,8 @@ import cv2
 import numpy as np
 
 from asbunet import atomic
+from asbunet.inference import sigmoid
+from asbunet.mediapipe_wheel import MEDIAPIPE_VERSION, extract_from_wheel
 
 # paths inside the mediapipe wheel
 TEACHER_FILES = {
@@ -76,10 +78,6 @@ def detector_anchors() -> np.ndarray:
     return np.concatenate(centres).astype(np.float32)
 
 
-def sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-np.clip(x, -60, 60)))
-
-
 class Teachers:
     """The selfie and pose teachers of one folder of MediaPipe model files (`TEACHER_FILES` names)."""
 
@@ -107,7 +105,7 @@ class Teachers:
         resized = cv2.resize(image, (sw, sh), interpolation=cv2.INTER_AREA).astype(np.float32)
         canvas[pad_y : pad_y + sh, pad_x : pad_x + sw] = resized / 127.5 - 1.0
         boxes, scores = _run(self.detector, canvas[None])  # (1, 2254, 12), (1, 2254, 1)
-        score = sigmoid(np.clip(scores[0, :, 0], -100, 100))  # (2254,)
+        score = sigmoid(scores[0, :, 0])  # (2254,)
         best = int(np.argmax(score))
         if score[best] <= 0:
             return None
@@ -174,25 +172,10 @@ def teacher_label(teachers: Teachers, image: np.ndarray, cfg: TeacherConfig = Te
     return TeacherLabel(mask, score, agreement, "kept")
 
 
-def fetch_teachers(folder: str | Path, version: str = "0.10.21") -> Path:
+def fetch_teachers(folder: str | Path, version: str = MEDIAPIPE_VERSION) -> Path:
     """Extracts the three teacher models from the mediapipe wheel (`pip download --no-deps`) into `folder`."""
-    import subprocess
-    import sys
-    import zipfile
-
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    wheels = sorted(folder.glob(f"mediapipe-{version}-*.whl"))
-    if not wheels:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", f"mediapipe=={version}", "-d", str(folder)]
-        done = subprocess.run(cmd, capture_output=True, text=True)
-        wheels = sorted(folder.glob(f"mediapipe-{version}-*.whl"))
-        if done.returncode != 0 or not wheels:
-            raise OSError(f"pip download of mediapipe=={version} into {folder} failed: {done.stderr.strip()[-500:]}")
-    with zipfile.ZipFile(wheels[-1]) as wheel:
-        for member in TEACHER_FILES.values():
-            atomic.write_bytes(folder / Path(member).name, wheel.read(member))
-    return folder
+    extract_from_wheel(TEACHER_FILES.values(), folder, version=version)
+    return Path(folder)
 
 
 def label_folder(
