@@ -14,13 +14,15 @@ import onnx
 import pytest
 from onnx import numpy_helper
 
-from asbunet import predict
 from asbunet.bundle import check_bundled_onnx
 from asbunet.cli import main
 from asbunet.data.io import read_image
 from asbunet.export import INT8_WEIGHT_LIMIT, load_images
-from asbunet.predict import DEFAULT_MODEL, Segmenter, bundled_onnx_paths, bundled_path
-from asbunet.runtime import INT8_CHECK_KEY, INT8_DEFAULT_KEY, OnnxRunner, cpu_isa, describe_isa
+from asbunet.inference import weights as weights_module
+from asbunet.inference.cpu import cpu_isa, describe_isa
+from asbunet.inference.runners import INT8_CHECK_KEY, INT8_DEFAULT_KEY, OnnxRunner
+from asbunet.inference.segmenter import Segmenter
+from asbunet.inference.weights import DEFAULT_MODEL, bundled_onnx_paths, bundled_path
 
 REPO = Path(__file__).resolve().parents[1]
 FIX = "the bundled ONNX files are stale: run `asbunet export-bundled` from the repository root and commit them"
@@ -74,7 +76,7 @@ def test_default_runtime_is_the_one_the_export_chose():
     assert meta[INT8_DEFAULT_KEY] == ("true" if check["iou_int8"] >= check["iou_fp32"] - 0.003 else "false")
     segmenter = Segmenter.from_pretrained()
     assert segmenter.runner.path == chosen
-    assert segmenter.threshold == float(predict.read_safetensors(bundled_path(DEFAULT_MODEL))[1]["threshold"])
+    assert segmenter.threshold == float(weights_module.read_safetensors(bundled_path(DEFAULT_MODEL))[1]["threshold"])
 
 
 def test_onnx_fp32_predicts_like_torch(runtimes):
@@ -134,14 +136,14 @@ def stale_weights(tmp_path, monkeypatch) -> Path:
     from safetensors.numpy import load_file, save_file
 
     folder = tmp_path / "weights"
-    shutil.copytree(predict.WEIGHTS_DIR, folder)
+    shutil.copytree(weights_module.WEIGHTS_DIR, folder)
     weights = folder / f"{DEFAULT_MODEL}.safetensors"
     state = load_file(str(weights))
-    meta = predict.read_safetensors(weights)[1]
+    meta = weights_module.read_safetensors(weights)[1]
     first = sorted(state)[0]
     state[first] = state[first] + np.float32(1e-3)
     save_file(state, str(weights), metadata=meta)
-    monkeypatch.setattr(predict, "WEIGHTS_DIR", folder)
+    monkeypatch.setattr(weights_module, "WEIGHTS_DIR", folder)
     return folder
 
 

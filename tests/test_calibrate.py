@@ -16,9 +16,8 @@ from asbunet import Segmenter
 from asbunet.bundle import bundle_checkpoint
 from asbunet.calibrate import THRESHOLDS, best_setting, best_threshold, size_threshold_sweep, threshold_sweep
 from asbunet.evaluate import evaluate_model
-from asbunet.predict import read_safetensors
+from asbunet.inference.weights import load_checkpoint, load_model, read_safetensors
 from asbunet.segment import SegmentOptions, resolve_options
-from asbunet.train.checkpoint import load_checkpoint, load_weights
 from asbunet.train.config import TrainConfig
 from asbunet.train.engine import train
 
@@ -155,10 +154,11 @@ def test_segment_and_evaluate_use_the_model_threshold_unless_given(trained, tmp_
 
 def test_fine_tuning_starts_from_the_given_weights(trained, tmp_path):
     cfg, run = trained
-    arch, options, start = load_weights(run / "best.pt")
-    assert (arch, options) == ("asbunet_025", {})
+    loaded = load_model(run / "best.pt")
+    assert (loaded.architecture, loaded.options) == ("asbunet_025", {})
+    start = loaded.module.state_dict()
     bundle_checkpoint(run / "best.pt", tmp_path / "start.safetensors", threshold=0.5)
-    assert load_weights(tmp_path / "start.safetensors")[0] == "asbunet_025"
+    assert load_model(tmp_path / "start.safetensors").architecture == "asbunet_025"
 
     # lr 0: the weights stay those of the start (only BatchNorm running statistics move)
     values = {**cfg.to_dict(), "output": str(tmp_path / "ft"), "lr": 0.0, "weight_decay": 0.0}

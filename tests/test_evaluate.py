@@ -16,10 +16,12 @@ from asbunet.evaluate import (
     Settings,
     default_output,
     evaluate_model,
-    load_segmenter,
     predict_probability,
     split_models,
 )
+from asbunet.inference.preprocess import check_input_size
+from asbunet.inference.segmenter import Segmenter
+from asbunet.inference.weights import load_model
 from asbunet.metrics import METRICS, IgnoreBand, ImageStats, count_wins, iou, summarize
 
 SAMPLES = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "ccp_samples"
@@ -145,7 +147,7 @@ def test_results_are_deterministic_and_square_mode_works(dataset, checkpoint, tm
     )
     assert square["settings"]["resize"] == "square"
     assert square["datasets"][slug]["mean"] != a["datasets"][slug]["mean"]
-    segmenter = load_segmenter(checkpoint, 64, threads=1)
+    segmenter = Segmenter.from_pretrained(checkpoint, 64, threads=1)
     image = np.zeros((90, 50, 3), np.uint8)
     assert predict_probability(segmenter, image, "square").shape == (90, 50)
 
@@ -164,11 +166,11 @@ def test_missing_dataset_and_model_are_clear_errors(tmp_path, capsys):
     assert main(["evaluate", "--model", "asbunet_025", str(tmp_path / "nowhere")]) == 2
     assert "nowhere: dataset not found" in capsys.readouterr().err
     with pytest.raises(FileNotFoundError, match="model file not found.*asbunet train"):
-        load_segmenter(tmp_path / "missing.pt")
+        load_model(tmp_path / "missing.pt")
     with pytest.raises(ValueError, match="unknown model 'no_such_model'.*registry models.*asbunet_025"):
-        load_segmenter("no_such_model")
+        load_model("no_such_model")
     with pytest.raises(ValueError, match="multiple of 16.*try 96 or 112"):
-        load_segmenter("asbunet_025", size=100)
+        check_input_size(100)
     with pytest.raises(ValueError, match="valid: keep, square"):
         Settings(resize="stretch")
 
@@ -235,7 +237,7 @@ def test_several_models_with_a_mediapipe_peer_on_the_same_images(dataset, person
     )
 
     # MediaPipe sees the whole image resized to 256x256 in one step, as MediaPipe feeds it
-    runner = load_segmenter(peer, peers=PEERS).runner
+    runner = load_model(peer, peers=PEERS).runner
     image, label = open_source(dataset).load(0)
     x = cv2.resize(image, (256, 256), interpolation=cv2.INTER_AREA).astype(np.float32) / 255
     prob = cv2.resize(runner.invoke(x[None])[0, ..., 0], image.shape[1::-1], interpolation=cv2.INTER_LINEAR)
@@ -256,7 +258,7 @@ def test_models_and_data_sets_are_told_apart_and_a_missing_peer_is_a_clear_error
     assert split_models(["../shared/data/ccp/test"]) == ([], ["../shared/data/ccp/test"])
     assert default_output(["runs/x/best.pt", "mediapipe_general"]) == Path("evaluation/x_best_vs_mediapipe_general")
     with pytest.raises(FileNotFoundError, match=r"none.*peers/mediapipe.*--fetch-peers"):
-        load_segmenter("mediapipe_landscape", peers=tmp_path / "none")
+        load_model("mediapipe_landscape", peers=tmp_path / "none")
     with pytest.raises(ValueError, match="given twice"):
         evaluate_model(["asbunet_025", "asbunet_025"], [tmp_path], tmp_path / "out")
     assert main(["evaluate", "--model", str(tmp_path / "data")]) == 2

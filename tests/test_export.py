@@ -23,13 +23,14 @@ from asbunet.export import (
     export_tflite,
     load_images,
     merge_parallel_convs,
-    prepare_at,
     quantize_int8,
     random_batch,
 )
-from asbunet.predict import Segmenter, TorchRunner
-from asbunet.runtime import OnnxRunner, cpu_isa, describe_isa
-from asbunet.train.checkpoint import load_checkpoint, model_from_checkpoint
+from asbunet.inference.cpu import cpu_isa, describe_isa
+from asbunet.inference.preprocess import prepare, prepare_at
+from asbunet.inference.runners import OnnxRunner, TorchRunner
+from asbunet.inference.segmenter import Segmenter
+from asbunet.inference.weights import load_checkpoint, model_from_checkpoint
 from asbunet.train.config import TrainConfig
 from asbunet.train.engine import train
 
@@ -175,10 +176,10 @@ def test_fixed_size_runner_resizes_other_sizes(tmp_path):
 def test_int8_agrees_with_fp32_on_real_photos(trained_tiny, tiny_onnx, photos, shared_data):
     _, int8 = tiny_onnx
     runner = OnnxRunner(int8)
-    in_sample = agreement(trained_tiny, runner, [prepare_at(im, None, 128)[None] for im in photos])
+    in_sample = agreement(trained_tiny, runner, [prepare(im, 128)[None] for im in photos])
     assert in_sample.mask_iou >= INT8_MASK_IOU, str(in_sample)
     portraits = load_images(shared_data / "pfcn_portrait" / "test" / "images", count=4)
-    held_out = agreement(trained_tiny, runner, [prepare_at(im, None, 128)[None] for im in portraits])
+    held_out = agreement(trained_tiny, runner, [prepare(im, 128)[None] for im in portraits])
     assert held_out.mask_iou >= INT8_MASK_IOU, str(held_out)
     # the rewrites and quantization happened: integer convolutions, concat ranges shared
     proto = onnx.load(str(int8))

@@ -15,7 +15,7 @@ import pytest
 
 from asbunet.data import io
 from asbunet.data.io import DataError, pixel_limit, read_image, read_mask
-from asbunet.predict import Segmenter
+from asbunet.inference.segmenter import Segmenter
 from asbunet.segment import SegmentOptions, segment_files
 
 REPO = Path(__file__).resolve().parents[1]

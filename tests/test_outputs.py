@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from asbunet import atomic
-from asbunet.predict import Segmenter
+from asbunet.inference.segmenter import Segmenter
 from asbunet.segment import segment_files
 from asbunet.train.checkpoint import atomic_save
 

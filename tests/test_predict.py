@@ -13,7 +13,9 @@ import torch
 
 from asbunet import Segmenter
 from asbunet.data.io import read_image, read_mask
-from asbunet.predict import ImageWarning, bundled_models, input_warning
+from asbunet.inference.preprocess import input_warning
+from asbunet.inference.segmenter import ImageWarning
+from asbunet.inference.weights import bundled_models
 from asbunet.segment import segment_files
 from asbunet.train.checkpoint import FORMAT
 

@@ -12,7 +12,8 @@ import torch
 from asbunet import create_model, effects
 from asbunet.cli import main
 from asbunet.data.io import DataError
-from asbunet.predict import Segmenter, TorchRunner
+from asbunet.inference.runners import TorchRunner
+from asbunet.inference.segmenter import Segmenter
 from asbunet.segment import SegmentOptions, collect_inputs, planned_outputs, segment_files
 from asbunet.video import TemporalSmoother, open_camera, segment_video_file
 

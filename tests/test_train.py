@@ -18,7 +18,8 @@ import yaml
 
 from asbunet.cli import main
 from asbunet.data.io import DataError
-from asbunet.train.checkpoint import FORMAT, load_checkpoint, model_from_checkpoint
+from asbunet.inference.weights import load_checkpoint, model_from_checkpoint
+from asbunet.train.checkpoint import FORMAT
 from asbunet.train.config import TrainConfig, load_config
 from asbunet.train.engine import NonFiniteLossError, SegmentationLoss, train, weights_digest
 

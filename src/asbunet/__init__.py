@@ -4,7 +4,7 @@
 (PyTorch) are imported on first use.
 """
 
-from asbunet.predict import Segmenter
+from asbunet.inference.segmenter import Segmenter
 
 __version__ = "0.1.0"
 __all__ = ["Segmenter", "create_model", "list_models", "__version__"]

@@ -41,10 +41,11 @@ from onnx import TensorProto, helper
 from asbunet import atomic
 from asbunet.analysis import count_macs, count_parameters
 from asbunet.export import calibration_files, export_onnx, load_images, quantize_int8
-from asbunet.mediapipe_wheel import MEDIAPIPE_VERSION, extract_from_wheel
+from asbunet.inference.cpu import cpu_flags, cpu_isa, cpu_name, describe_isa, int8_kind
+from asbunet.inference.mediapipe_wheel import MEDIAPIPE_VERSION, extract_from_wheel
+from asbunet.inference.peers import DEFAULT_PEERS_DIR, PEERS
+from asbunet.inference.runners import OnnxRunner, TfliteRunner
 from asbunet.models import create_model, list_models
-from asbunet.peers import DEFAULT_PEERS_DIR, PEERS
-from asbunet.runtime import OnnxRunner, TfliteRunner, cpu_flags, cpu_isa, cpu_name, describe_isa, int8_kind
 
 RUNTIMES = ("torch", "onnxruntime", "onnxruntime-int8")
 RUNTIME_LABELS = {

@@ -26,27 +26,26 @@ from safetensors.torch import save_file
 from asbunet.atomic import replacing
 from asbunet.calibrate import THRESHOLDS, best_setting, size_threshold_sweep
 from asbunet.data.sources import open_source, split_indices
-from asbunet.predict import (
-    Segmenter,
-    TorchRunner,
-    bundled_models,
-    bundled_onnx_paths,
-    bundled_path,
-    load_safetensors_model,
-)
-from asbunet.runtime import (
+from asbunet.inference.cpu import cpu_isa, cpu_name, describe_isa
+from asbunet.inference.runners import (
     INPUT_SIZE_KEY,
     INT8_CHECK_KEY,
     INT8_DEFAULT_KEY,
     THRESHOLD_KEY,
     WEIGHTS_DIGEST_KEY,
     OnnxRunner,
-    cpu_isa,
-    cpu_name,
-    describe_isa,
-    file_sha256,
+    TorchRunner,
 )
-from asbunet.train.checkpoint import load_checkpoint, model_from_checkpoint
+from asbunet.inference.segmenter import Segmenter
+from asbunet.inference.weights import (
+    bundled_models,
+    bundled_onnx_paths,
+    bundled_path,
+    file_sha256,
+    load_checkpoint,
+    load_model,
+    model_from_checkpoint,
+)
 from asbunet.train.config import TrainConfig
 
 INT8_TOLERANCE = 0.003  # int8 is the default runtime when its mean IoU is at most 0.3 points below fp32's
@@ -230,7 +229,7 @@ def export_bundled(
     weights, with the weights' SHA-256, input size and threshold in their metadata, and decides the default runtime.
 
     Args:
-        name: a bundled model (`asbunet.predict.bundled_models()`).
+        name: a bundled model (`asbunet.inference.weights.bundled_models()`).
         calibration: folders of photos for the int8 calibration; None: `calibration_count` photos spread over the
             training split of the run that trained the weights (`run_split`).
         validation: labelled data sets (folders with images/ and masks/) on which int8 is compared with fp32; None:
@@ -250,7 +249,7 @@ def export_bundled(
     )
 
     weights = bundled_path(name)
-    model, meta = load_safetensors_model(weights)
+    model, meta = load_model(name, runtime="torch").module, safetensors_metadata(weights)
     digest = file_sha256(weights)
     input_size, threshold = int(meta.get("input_size", 256)), float(meta.get("threshold", 0.5))
     train, val = run_split(meta) if calibration is None or validation is None else ([], [])

@@ -15,8 +15,9 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from asbunet.inference import SIZE_MULTIPLE
-from asbunet.predict import Runner, Segmenter
+from asbunet.inference.preprocess import SIZE_MULTIPLE
+from asbunet.inference.runners import Runner
+from asbunet.inference.segmenter import Segmenter
 
 THRESHOLDS = tuple(round(0.3 + 0.05 * i, 2) for i in range(13))  # 0.30, 0.35, ..., 0.90
 

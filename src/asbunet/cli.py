@@ -78,7 +78,7 @@ def cmd_bundle(args) -> None:
 
     from asbunet.bundle import bundle_checkpoint
     from asbunet.calibrate import best_threshold
-    from asbunet.predict import WEIGHTS_DIR
+    from asbunet.inference.weights import WEIGHTS_DIR
 
     progress = lambda it: tqdm(it, desc="choosing the threshold", unit="img", leave=False)  # noqa: E731
     meta = bundle_checkpoint(args.checkpoint, args.output, args.threshold, args.input_size, progress)
@@ -133,7 +133,7 @@ def cmd_segment(args) -> None:
 
     from asbunet.data.io import MAX_PIXELS, pixel_limit
     from asbunet.effects import parse_background
-    from asbunet.predict import Segmenter
+    from asbunet.inference.segmenter import Segmenter
     from asbunet.segment import SegmentOptions, segment_files
     from asbunet.video import segment_camera
 
@@ -207,11 +207,15 @@ def cmd_export(args) -> None:
     from pathlib import Path
 
     from asbunet import export
-    from asbunet.runtime import INPUT_SIZE_KEY, THRESHOLD_KEY
+    from asbunet.inference.runners import INPUT_SIZE_KEY, THRESHOLD_KEY
+    from asbunet.inference.weights import load_model
 
     if args.size and args.dynamic:
         raise ValueError("give --size H W for a fixed-size model or --dynamic, not both")
-    model, description, input_size, threshold = export.load_model(args.model)
+    loaded = load_model(args.model, runtime="torch")
+    if loaded.module is None:
+        raise ValueError(f"{args.model}: export needs a PyTorch model: a .pt, .safetensors file or a model name")
+    model, description, input_size, threshold = loaded.module, loaded.name, loaded.input_size, loaded.threshold
     size = tuple(args.size) if args.size else (input_size, input_size)
     folders = args.calibration or export.default_calibration()
     images = export.load_images(export.calibration_files(folders, args.calibration_count)) if folders else None
@@ -248,7 +252,7 @@ def cmd_export_bundled(args) -> None:
     from tqdm import tqdm
 
     from asbunet.bundle import check_bundled_onnx, export_bundled
-    from asbunet.predict import bundled_models
+    from asbunet.inference.weights import bundled_models
 
     names = args.names or bundled_models()
     if args.check:

@@ -27,19 +27,21 @@ import csv
 import json
 import math
 import sys
-import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import cv2
 import numpy as np
-import torch
 from tqdm import tqdm
 
 from asbunet import atomic
 from asbunet.data.sources import FolderSource, Source, open_source
-from asbunet.inference import SIZE_MULTIPLE, logits_to_probability, normalize, to_rgb
+from asbunet.inference.peers import DEFAULT_PEERS_DIR
+from asbunet.inference.postprocess import logits_to_probability
+from asbunet.inference.preprocess import check_input_size, prepare_at, to_rgb
+from asbunet.inference.segmenter import Segmenter
+from asbunet.inference.weights import MODEL_SUFFIXES, load_model
 from asbunet.metrics import (
     BOUNDARY_DILATION_RATIO,
     METRICS,
@@ -52,12 +54,9 @@ from asbunet.metrics import (
     image_stats,
     summarize,
 )
-from asbunet.peers import DEFAULT_PEERS_DIR, PEERS, PeerSegmenter, load_peer
-from asbunet.predict import Segmenter, TorchRunner, bundled_models
 
 RESIZE_MODES = ("keep", "square")
 SPLIT_NAMES = ("train", "test", "val", "valid", "validation", "images")
-MODEL_SUFFIXES = (".pt", ".pth", ".safetensors", ".onnx")
 DATASET_SUFFIXES = (".json", ".txt")
 COUNT_FIELDS = tuple(ImageStats.__dataclass_fields__)
 LABELS = {  # metric key -> table row name
@@ -80,74 +79,6 @@ GALLERY_SIDE = 256  # long side of each gallery panel, pixels
 
 
 # ------------------------------------------------------------------------------------------------ the model
-
-
-def load_segmenter(
-    model: str | Path,
-    size: int | None = None,
-    threads: int | None = None,
-    peers: str | Path = DEFAULT_PEERS_DIR,
-    runtime: str | None = None,
-) -> Segmenter:
-    """A segmenter for a bundled model name, a `.pt` checkpoint, a `.safetensors` or `.onnx` file, a registry model
-    name or a MediaPipe peer name.
-
-    `runtime` ("onnx", "onnx-int8", "torch" or None for the default) applies to bundled models
-    (`Segmenter.from_pretrained`); files, registry models and peers run on their own runtime.
-
-    A registry model name (`asbunet.list_models()`) without bundled weights is built with random weights from a
-    fixed seed, with a warning: useful to test the pipeline, meaningless as a score. A peer (`mediapipe_general`,
-    `mediapipe_landscape`) is loaded from the folder `peers` and always runs at its own fixed size: `size` does not
-    apply to it.
-    """
-    from asbunet.models import create_model, list_models
-
-    if size is not None and (size < SIZE_MULTIPLE or size % SIZE_MULTIPLE):
-        below = max(SIZE_MULTIPLE, size // SIZE_MULTIPLE * SIZE_MULTIPLE)
-        raise ValueError(
-            f"size must be a positive multiple of {SIZE_MULTIPLE} (the models' output stride), got "
-            f"{size}; try {below} or {below + SIZE_MULTIPLE}"
-        )
-    spec, path = str(model), Path(model)
-    names = (
-        f"bundled models: {', '.join(bundled_models()) or 'none'}; registry models (random weights): "
-        f"{', '.join(list_models())}; MediaPipe peers: {', '.join(PEERS)}"
-    )
-    if path.suffix in MODEL_SUFFIXES:
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"model file not found: {path}; give a .pt checkpoint written by `asbunet train`, a .safetensors "
-                f"file written by `asbunet bundle`, an .onnx file, or a model name ({names})"
-            )
-        try:
-            return Segmenter.from_pretrained(path, size, threads)
-        except ModuleNotFoundError as err:
-            if err.name != "asbunet.runtime":
-                raise
-            raise ValueError(
-                f"{path}: evaluating ONNX files needs asbunet.runtime, which this installation lacks; "
-                "evaluate the .pt checkpoint instead"
-            ) from None
-    if spec in bundled_models():
-        return Segmenter.from_pretrained(spec, size, threads, runtime=runtime)
-    if spec in PEERS:
-        return load_peer(spec, peers, threads)
-    if spec in list_models():
-        warnings.warn(
-            f"{spec!r} has no bundled weights: evaluating it with random weights (seed 0); give a .pt "
-            "checkpoint to evaluate a trained model",
-            RuntimeWarning,
-            stacklevel=2,
-        )
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(0)
-            net = create_model(spec)
-        return Segmenter(TorchRunner(net, threads), size or 256, f"{spec} (random weights)")
-    if path.exists():
-        raise ValueError(
-            f"{path}: unsupported model file; give a .pt checkpoint, a .safetensors file, an .onnx file or a model name"
-        )
-    raise ValueError(f"unknown model {spec!r}: not a file and not a model name; {names}")
 
 
 def is_model_spec(value: str | Path) -> bool:
@@ -181,16 +112,15 @@ def predict_probability(segmenter: Segmenter, image: np.ndarray, resize: str = "
         segmenter: the model, with its `input_size`.
         image: RGB uint8 `(H, W, 3)`.
         resize: "keep" (long side `input_size`, aspect ratio kept, as `Segmenter.predict`) or "square" (the whole
-            image squeezed to `input_size x input_size`). A peer (`asbunet.peers.PeerSegmenter`) gets the whole
+            image squeezed to `input_size x input_size`). A model of fixed size (the MediaPipe peers) gets the whole
             image resized to its fixed size in either mode.
     """
     if resize not in RESIZE_MODES:
         raise ValueError(f"unknown resize mode {resize!r}; valid: {', '.join(RESIZE_MODES)}")
-    if resize == "keep" or isinstance(segmenter, PeerSegmenter):
+    if resize == "keep" or segmenter.fixed_size is not None:
         return segmenter.predict(image)
     rgb, s = to_rgb(image), segmenter.input_size
-    interp = cv2.INTER_AREA if max(rgb.shape[:2]) > s else cv2.INTER_LINEAR
-    x = normalize(cv2.resize(rgb, (s, s), interpolation=interp))[None]  # (1, 3, s, s)
+    x = prepare_at(rgb, (s, s))[None]  # (1, 3, s, s)
     return logits_to_probability(segmenter.runner(x)[0, 0], rgb.shape[0], rgb.shape[1])
 
 
@@ -218,7 +148,7 @@ class Settings:
 
     def describe(self, segmenter: Segmenter) -> dict:
         """The settings a model was evaluated with, for `summary.json`."""
-        fixed = getattr(segmenter.runner, "size", None) if isinstance(segmenter, PeerSegmenter) else None
+        fixed = segmenter.fixed_size
         return {
             "input_size": segmenter.input_size,
             "fixed_size": None if fixed is None else list(fixed),  # (H, W) every image is resized to
@@ -322,7 +252,7 @@ def evaluate_model(
 
     Args:
         model: a model or a list of them, the first being the reference: bundled model name, `.pt` checkpoint,
-            `.onnx` file, registry model name or MediaPipe peer name (see `load_segmenter`).
+            `.onnx` file, registry model name or MediaPipe peer name (see `asbunet.inference.weights.load_model`).
         datasets: folders with `images/` and `masks/`, COCO `.json` files or `.txt` lists of person-free frames.
         output: folder for the results (created).
         size: network input size (long side, or side with `resize="square"`); None for the model's own. Peers
@@ -352,7 +282,9 @@ def evaluate_model(
             "person-free frames)"
         )
     sources = [open_source(d) for d in datasets]  # fail on a missing data set before loading the models
-    segmenters = [load_segmenter(m, size, threads, peers, runtime) for m in models]
+    if size is not None:
+        check_input_size(size)
+    segmenters = [Segmenter.from_loaded(load_model(m, runtime, threads, peers), size) for m in models]
     model_settings = [settings.for_segmenter(s) for s in segmenters]
     taken_models: set[str] = set()
     subfolders = [""] + [unique(model_slug(m), taken_models) for m in models[1:]]

@@ -27,9 +27,7 @@ import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple
 
-import cv2
 import numpy as np
 import onnx
 import torch
@@ -38,8 +36,9 @@ from torch import nn
 
 from asbunet.atomic import replacing
 from asbunet.data.io import list_images, read_image
-from asbunet.inference import normalize, prepare, sigmoid
-from asbunet.runtime import OnnxRunner, TfliteRunner
+from asbunet.inference.postprocess import sigmoid
+from asbunet.inference.preprocess import prepare, prepare_at
+from asbunet.inference.runners import OnnxRunner, TfliteRunner
 
 DEFAULT_OPSET = 18
 INPUT_NAME, OUTPUT_NAME = "image", "logits"
@@ -114,13 +113,9 @@ def set_metadata(path: str | Path, meta: dict[str, str]) -> None:
         onnx.save(proto, str(tmp))
 
 
-def prepare_at(image: np.ndarray, size: tuple[int, int] | None, input_size: int = 256) -> np.ndarray:
-    """`asbunet.inference.prepare`, or the same interpolation and normalization to an exact `(h, w)` size."""
-    if size is None:
-        return prepare(image, input_size)
-    h, w = size
-    interp = cv2.INTER_AREA if image.shape[0] > h else cv2.INTER_LINEAR
-    return normalize(cv2.resize(image, (w, h), interpolation=interp))
+def network_batch(image: np.ndarray, size: tuple[int, int] | None, input_size: int = 256) -> np.ndarray:
+    """The batch `(1, 3, h, w)` of one image for a model of fixed `size`, or at `input_size` for a dynamic one."""
+    return (prepare(image, input_size) if size is None else prepare_at(image, size))[None]
 
 
 def random_batch(size: tuple[int, int], seed: int = 0) -> np.ndarray:
@@ -176,59 +171,6 @@ def agreement(model: nn.Module, runner, batches: Iterable[np.ndarray]) -> Agreem
 # ---------------------------------------------------------------------------------------------------------- export
 
 
-class LoadedModel(NamedTuple):
-    """A model to export, with what `Segmenter` needs to run it like the original."""
-
-    model: nn.Module  # eval mode
-    description: str
-    input_size: int
-    threshold: float
-
-
-def load_model(spec: str | Path) -> LoadedModel:
-    """The model of a `.pt` checkpoint, a `.safetensors` file, a bundled or a registry model name.
-
-    A registry name (`asbunet.list_models()`) gives random weights (seed 0): fine for timing, not for predictions.
-    """
-    from asbunet.models import create_model, list_models
-    from asbunet.predict import bundled_models, load_bundled, load_safetensors_model, model_settings
-
-    path = Path(spec)
-    if path.suffix in (".pt", ".pth"):
-        from asbunet.train.checkpoint import load_checkpoint, model_from_checkpoint
-
-        ckpt = load_checkpoint(path)
-        model = model_from_checkpoint(ckpt, path)
-        return LoadedModel(
-            model,
-            f"{ckpt['model']} from {path}",
-            *model_settings(path, ckpt.get("input_size", 256), ckpt.get("threshold", 0.5)),
-        )
-    name = str(spec)
-    if path.suffix == ".safetensors" or name in bundled_models():
-        if path.suffix == ".safetensors":
-            model, meta = load_safetensors_model(path)
-            what = f"{meta['architecture']} from {path}"
-        else:
-            model, meta = load_bundled(name)
-            what = f"bundled {name} ({meta['architecture']})"
-        return LoadedModel(model, what, *model_settings(name, meta.get("input_size", 256), meta.get("threshold", 0.5)))
-    if name in list_models():
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(0)
-            model = create_model(name).eval()
-        return LoadedModel(model, f"{name} (random weights, seed 0)", 256, 0.5)
-    if path.suffix or path.exists():
-        raise ValueError(
-            f"{path}: not a model; give a .pt checkpoint written by `asbunet train`, a .safetensors file written by "
-            "`asbunet bundle` or a model name"
-        )
-    raise ValueError(
-        f"unknown model {name!r}; bundled: {', '.join(bundled_models()) or 'none'}; "
-        f"registry (random weights): {', '.join(list_models())}"
-    )
-
-
 @dataclass
 class ExportResult:
     """An exported file and how closely it reproduces PyTorch."""
@@ -254,7 +196,7 @@ def _check_size(size: Sequence[int]) -> tuple[int, int]:
 
 
 def _real_batches(images: Sequence[np.ndarray] | None, size: tuple[int, int] | None, input_size: int):
-    return [prepare_at(im, size, input_size)[None] for im in images or ()]
+    return [network_batch(im, size, input_size) for im in images or ()]
 
 
 def export_onnx(
@@ -320,7 +262,7 @@ def export_onnx(
         if merge_branches:
             notes["merged parallel convolutions"] = merge_parallel_convs(proto)
         meta = {
-            "asbunet.input": "float32 (B, 3, H, W), RGB normalized like asbunet.data.augment.normalize",
+            "asbunet.input": "float32 (B, 3, H, W), RGB normalized like asbunet.inference.preprocess.normalize",
             "asbunet.output": "float32 (B, 1, H, W) person logits (sigmoid gives the probability)",
             **(metadata or {}),
         }
@@ -339,7 +281,7 @@ def check_onnx(
     input_size: int = 256,
 ) -> tuple[Agreement, Agreement | None]:
     """How closely an ONNX file (fp32 or int8) reproduces `model`: on a seeded random batch of `size` (a fixed-size
-    file uses its own size) and, when given, on real images preprocessed like `prepare_at`."""
+    file uses its own size) and, when given, on real images preprocessed like `network_batch`."""
     runner = OnnxRunner(path)
     size = runner.size or _check_size(size)
     random = agreement(model, runner, [random_batch(size)])
@@ -780,7 +722,7 @@ def quantize_int8(
             CalibrationWarning,
             stacklevel=2,
         )
-    batches = [prepare_at(im, runner.size, input_size)[None] for im in images]
+    batches = [network_batch(im, runner.size, input_size) for im in images]
     size_text = f"{runner.size[0]}x{runner.size[1]}" if runner.size else f"long side {input_size}"
     model = onnx.load(str(fp32_onnx))
     rewrites = optimize_for_int8(model) if optimize else {}

@@ -31,7 +31,8 @@ from tqdm import tqdm
 
 from asbunet import atomic, effects
 from asbunet.data.io import IMAGE_SUFFIXES, VIDEO_SUFFIXES, DataError, read_image
-from asbunet.predict import Segmenter, input_warning
+from asbunet.inference.preprocess import input_warning
+from asbunet.inference.segmenter import Segmenter
 
 OUTPUTS = ("mask", "prob", "overlay", "cutout", "effect")
 IMAGE_DEFAULT = ("mask",)
@@ -274,8 +275,8 @@ def segment_image(
     """Segments one image file and writes its outputs (`targets` from `planned_outputs`).
 
     Args:
-        warn: receives `asbunet.predict.input_warning` for an image too small or of a single colour, which is
-            segmented anyway.
+        warn: receives `asbunet.inference.preprocess.input_warning` for an image too small or of a single colour,
+            which is segmented anyway.
     """
     image = read_image(path)
     if warn is not None and (problem := input_warning(image)):

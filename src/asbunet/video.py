@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from asbunet import atomic
 from asbunet.data.io import DataError, check_pixels
-from asbunet.predict import Segmenter
+from asbunet.inference.segmenter import Segmenter
 from asbunet.segment import (
     SegmentOptions,
     output_names,

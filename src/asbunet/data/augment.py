@@ -16,7 +16,7 @@ import albumentations as A
 import cv2
 import numpy as np
 
-from asbunet.inference import IMAGENET_MEAN, IMAGENET_STD
+from asbunet.inference.preprocess import IMAGENET_MEAN, IMAGENET_STD
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from asbunet.data.augment import AugmentConfig
 from asbunet.data.dataset import EpochRandomSampler, SamplePool, ShapeBatchSampler, TrainDataset
 from asbunet.data.io import DataError
 from asbunet.data.sources import Sample, Source, open_source, split_indices
-from asbunet.inference import IMAGENET_MEAN, IMAGENET_STD
+from asbunet.inference.preprocess import IMAGENET_MEAN, IMAGENET_STD
 from asbunet.train.config import TrainConfig
 
 OVERLAY_RGB = (40, 220, 90)  # person tint

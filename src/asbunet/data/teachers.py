@@ -25,8 +25,8 @@ import cv2
 import numpy as np
 
 from asbunet import atomic
-from asbunet.inference import sigmoid
-from asbunet.mediapipe_wheel import MEDIAPIPE_VERSION, extract_from_wheel
+from asbunet.inference.mediapipe_wheel import MEDIAPIPE_VERSION, extract_from_wheel
+from asbunet.inference.postprocess import sigmoid
 
 # paths inside the mediapipe wheel
 TEACHER_FILES = {

@@ -34,9 +34,11 @@ from asbunet.data.dataset import (
     validation_scenes,
 )
 from asbunet.data.sources import open_source, split_indices
+from asbunet.inference.runners import TorchRunner
+from asbunet.inference.segmenter import Segmenter
+from asbunet.inference.weights import TORCH_SUFFIXES, bundled_models, load_checkpoint, load_model
 from asbunet.models import create_model
-from asbunet.predict import Segmenter, TorchRunner
-from asbunet.train.checkpoint import FORMAT, atomic_save, load_checkpoint, load_weights
+from asbunet.train.checkpoint import FORMAT, atomic_save
 from asbunet.train.config import TrainConfig
 
 METRICS_FIELDS = ["epoch", "step", "lr", "train_loss", "val_iou", "val_iou_pooled", "images_per_s", "epoch_s"]
@@ -256,7 +258,15 @@ def load_backgrounds(cfg: TrainConfig) -> SamplePool | None:
 
 def init_weights(model: nn.Module, cfg: TrainConfig) -> None:
     """Loads `cfg.init_from` into `model` (fine-tuning); the architecture must be the one `cfg` trains."""
-    arch, options, state = load_weights(cfg.init_from)
+    spec = str(cfg.init_from)
+    if Path(spec).suffix not in TORCH_SUFFIXES and spec not in bundled_models():
+        raise ValueError(
+            f"init_from {spec}: give a .pt checkpoint written by `asbunet train`, a .safetensors file written by "
+            f"`asbunet bundle` or a bundled model name ({', '.join(bundled_models()) or 'none'}); no bundled model "
+            "of that name"
+        )
+    loaded = load_model(spec, runtime="torch")
+    arch, options, state = loaded.architecture, loaded.options, loaded.module.state_dict()
     if (arch, options) != (cfg.model, cfg.model_options):
         raise ValueError(
             f"init_from {cfg.init_from}: holds {arch} weights{f' with options {options}' if options else ''}, "

@@ -1,28 +1,31 @@
-"""Runtimes for exported models: onnxruntime (`OnnxRunner`) and LiteRT (`TfliteRunner`), and the CPU they run on.
+"""The runners: one small class per runtime (PyTorch, onnxruntime, LiteRT) behind one interface.
 
-Each runner has the runner API of `asbunet.predict` (a normalized float32 batch `(B, 3, h, w)` in, logits
-`(B, 1, h, w)` out, as numpy), so `Segmenter` runs an ONNX or TFLite file exactly as it runs a PyTorch model. Nothing
-here imports PyTorch: `Segmenter.from_pretrained()` on the bundled ONNX files (`asbunet.predict`) needs only
-onnxruntime, OpenCV and numpy. `cpu_isa` names the x86 instruction sets that decide how fast, and on which kernels,
-onnxruntime's int8 convolutions run (docs/deployment.md, "int8").
+A runner is a callable taking a normalized float32 batch `(B, 3, h, w)` (`asbunet.inference.preprocess.normalize`)
+and returning logits `(B, 1, h, w)` as numpy, so `Segmenter` runs a PyTorch model, an ONNX or a TFLite file alike;
+`asbunet.inference.weights.load_model` picks the runner of a model spec. Nothing here imports PyTorch at import time:
+the bundled ONNX files need only onnxruntime, OpenCV and numpy.
 """
 
 from __future__ import annotations
 
-import hashlib
-import platform
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 import onnxruntime as ort
 from onnxruntime.capi import onnxruntime_pybind11_state as _ort_state
 
-from asbunet.inference import IMAGENET_MEAN, IMAGENET_STD
+from asbunet.inference.preprocess import IMAGENET_MEAN, IMAGENET_STD
 
+if TYPE_CHECKING:
+    from torch import nn
+
+Runner = Callable[[np.ndarray], np.ndarray]  # normalized batch (B, 3, h, w) -> logits (B, 1, h, w)
 THRESHOLD_KEY = "asbunet.threshold"  # metadata: the model's mask threshold (`Segmenter.threshold`)
 INPUT_SIZE_KEY = "asbunet.input_size"  # metadata: the long side a dynamic-size model runs at (`Segmenter.input_size`)
-# metadata of the bundled ONNX files (`asbunet export-bundled`, `asbunet.bundle.export_bundled`):
+# metadata of the bundled ONNX files (`asbunet export-bundled`, `asbunet.export.bundled.export_bundled`):
 WEIGHTS_DIGEST_KEY = "asbunet.weights_sha256"  # SHA-256 of the safetensors file they were exported from
 INT8_DEFAULT_KEY = "asbunet.int8_default"  # "true": int8 within `INT8_TOLERANCE` of fp32, the default runtime
 INT8_CHECK_KEY = "asbunet.int8_check"  # JSON: the measurement behind INT8_DEFAULT_KEY (images, IoUs, CPU)
@@ -41,78 +44,30 @@ ORT_ERRORS = tuple(
     )
     if hasattr(_ort_state, name)
 ) + (UnicodeDecodeError,)  # a name or metadata text of the file that is not UTF-8
-# x86 instruction sets that matter for int8 inference: /proc/cpuinfo flag -> name. Without a VNNI flag onnxruntime's
-# u8 x s8 kernels add pairs of products in 16 bits (AVX2 `vpmaddubsw`), which saturate unless the weights keep to 7
-# bits (`asbunet.export.quantize_int8` makes sure they do).
-ISA_FLAGS = {
-    "avx2": "AVX2",
-    "avx512f": "AVX-512F",
-    "avx512_vnni": "AVX-512 VNNI",
-    "avx_vnni": "AVX-VNNI",
-    "amx_int8": "AMX-INT8",
-}
 
 
-def cpu_flags() -> set[str]:
-    """The flags of the first CPU in /proc/cpuinfo (empty where there is none)."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return set()
-    for line in text.splitlines():
-        if line.startswith("flags"):
-            return set(line.split(":", 1)[1].split())
-    return set()
+class TorchRunner:
+    """Runs a PyTorch model in eval/inference mode on the CPU (channels-last)."""
 
+    def __init__(self, model: nn.Module, threads: int | None = None):
+        import torch
 
-def cpu_name() -> str:
-    """The CPU's model name from /proc/cpuinfo, else what `platform` knows."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+        self.torch = torch
+        self.model = model.eval().to(memory_format=torch.channels_last)
+        if threads is not None:
+            torch.set_num_threads(threads)
 
-
-def cpu_isa(flags: set[str] | None = None) -> dict[str, bool]:
-    """`{name: present}` for every instruction set of `ISA_FLAGS`, e.g. `{"AVX2": True, "AVX-512F": False, ...}`."""
-    flags = cpu_flags() if flags is None else flags
-    return {name: flag in flags for flag, name in ISA_FLAGS.items()}
-
-
-def int8_kind(isa: dict[str, bool]) -> str:
-    """The kind of x86 CPU for int8 figures: "AMX", "VNNI", "AVX2 without VNNI" or "no AVX2"."""
-    if isa.get("AMX-INT8"):
-        return "AMX"
-    if isa.get("AVX-512 VNNI") or isa.get("AVX-VNNI"):
-        return "VNNI"
-    return "AVX2 without VNNI" if isa.get("AVX2") else "no AVX2"
-
-
-def describe_isa(isa: dict[str, bool]) -> str:
-    """One line: `AVX2 yes, AVX-512F yes, AVX-512 VNNI yes, AVX-VNNI no, AMX-INT8 no (int8 kind: VNNI)`."""
-    listed = ", ".join(f"{name} {'yes' if present else 'no'}" for name, present in isa.items())
-    return f"{listed} (int8 kind: {int8_kind(isa)})"
-
-
-def file_sha256(path: str | Path) -> str:
-    """SHA-256 of a file's bytes, as hex."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-# -------------------------------------------------------------------------------------------------------- runners
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        torch = self.torch
+        with torch.inference_mode():
+            x = torch.from_numpy(batch).contiguous(memory_format=torch.channels_last)  # (B, 3, h, w)
+            return self.model(x).float().numpy()  # (B, 1, h, w)
 
 
 class OnnxRunner:
     """Runs an ONNX person-segmentation model with onnxruntime on the CPU.
 
-    The model must take one float32 input `(B, 3, H, W)` (normalized RGB, `asbunet.inference.normalize`) and
+    The model must take one float32 input `(B, 3, H, W)` (normalized RGB, `asbunet.inference.preprocess.normalize`) and
     return logits `(B, 1, H, W)`, as `export_onnx` writes it. A model exported at a fixed size runs every batch at
     that size: other sizes are resized to it (bilinear on the normalized input) and the logits resized back.
 
@@ -126,7 +81,7 @@ class OnnxRunner:
         size: `(H, W)` of a fixed-size model, None for a model with dynamic height and width.
         input_size: long side of `size` (what `Segmenter` uses as its input size); for a dynamic-size model the one
             stored in its metadata by `asbunet export`, else None.
-        metadata: the file's metadata, `{key: value}` strings (`asbunet.*` keys written by `asbunet.export`).
+        metadata: the file's metadata, `{key: value}` strings (`asbunet.*` keys written by `asbunet export`).
     """
 
     LEVELS = {

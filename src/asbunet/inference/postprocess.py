@@ -1,0 +1,35 @@
+"""From network logits to a probability map and a mask: the sigmoid, resizing back, and the one threshold rule.
+
+The logits are resized back to the image's own size before the sigmoid. A pixel is person when its probability is
+**at or above** the threshold (`binarize`): the rule that chooses a model's threshold on its validation split
+(`asbunet.train.calibrate`), scores it (`asbunet.metrics`), trains it and applies it (`Segmenter.mask`, the
+`mask` output of `asbunet segment`) is this one, everywhere.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    """Logits -> probabilities, clipped at +-30 so that no overflow warning is raised."""
+    return 1.0 / (1.0 + np.exp(-np.clip(x, -30, 30)))
+
+
+def logits_to_probability(logits: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Network logits `(h, w)` -> person probability `(height, width)` float32 in [0, 1]."""
+    logits = cv2.resize(logits.astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR)
+    return sigmoid(logits).astype(np.float32)
+
+
+def check_threshold(threshold: float) -> float:
+    """`threshold` if it lies in [0, 1], else a `ValueError`."""
+    if not 0.0 <= threshold <= 1.0:
+        raise ValueError(f"threshold must be in [0, 1], got {threshold}")
+    return threshold
+
+
+def binarize(probability: np.ndarray, threshold: float = 0.5) -> np.ndarray:
+    """Person mask (bool, same shape): `probability >= threshold`, for one map or a batch of them."""
+    return np.asarray(probability) >= check_threshold(threshold)
