@@ -35,7 +35,7 @@ onnx: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e ".[bench]"
-	$(BIN)/asbunet bench --output out/bench
+	$(BIN)/asbunet bench --output out/bench --calibration ../shared/data/pfcn_portrait/train/images ../shared/data/ccp/train/images
 
 clean:
 	rm -rf $(VENV) out

@@ -14,10 +14,11 @@ import onnx
 import pytest
 from onnx import numpy_helper
 
-from asbunet.bundle import check_bundled_onnx
 from asbunet.cli import main
 from asbunet.data.io import read_image
-from asbunet.export import INT8_WEIGHT_LIMIT, load_images
+from asbunet.export.bundled import check_bundled_onnx
+from asbunet.export.calibration import load_images
+from asbunet.export.quantize import INT8_WEIGHT_LIMIT
 from asbunet.inference import weights as weights_module
 from asbunet.inference.cpu import cpu_isa, describe_isa
 from asbunet.inference.runners import INT8_CHECK_KEY, INT8_DEFAULT_KEY, OnnxRunner

@@ -13,11 +13,11 @@ from conftest import write_folder_dataset
 from test_train import tiny_config
 
 from asbunet import Segmenter
-from asbunet.bundle import bundle_checkpoint
-from asbunet.calibrate import THRESHOLDS, best_setting, best_threshold, size_threshold_sweep, threshold_sweep
 from asbunet.evaluate import evaluate_model
 from asbunet.inference.weights import load_checkpoint, load_model, read_safetensors
-from asbunet.segment import SegmentOptions, resolve_options
+from asbunet.segment.options import SegmentOptions, resolve_options
+from asbunet.train.bundle import bundle_checkpoint
+from asbunet.train.calibrate import THRESHOLDS, best_setting, best_threshold, size_threshold_sweep, threshold_sweep
 from asbunet.train.config import TrainConfig
 from asbunet.train.engine import train
 

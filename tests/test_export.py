@@ -14,18 +14,12 @@ from torch import nn
 from asbunet import create_model
 from asbunet.bench import load_accuracies, tflite_stats, widest_no_slower
 from asbunet.cli import main
-from asbunet.export import (
-    INT8_WEIGHT_LIMIT,
-    CalibrationWarning,
-    agreement,
-    calibration_files,
-    export_onnx,
-    export_tflite,
-    load_images,
-    merge_parallel_convs,
-    quantize_int8,
-    random_batch,
-)
+from asbunet.export.calibration import calibration_files, load_images
+from asbunet.export.checks import agreement, random_batch
+from asbunet.export.onnx import export_onnx
+from asbunet.export.quantize import INT8_WEIGHT_LIMIT, CalibrationWarning, quantize_int8
+from asbunet.export.rewrites import merge_parallel_convs
+from asbunet.export.tflite import export_tflite
 from asbunet.inference.cpu import cpu_isa, describe_isa
 from asbunet.inference.preprocess import prepare, prepare_at
 from asbunet.inference.runners import OnnxRunner, TorchRunner
@@ -37,7 +31,7 @@ from asbunet.train.engine import train
 REPO = Path(__file__).resolve().parents[1]
 PEERS = REPO / "peers" / "mediapipe"
 # The tests calibrate tiny models on a few photos on purpose; the warning about it is tested once, below.
-pytestmark = pytest.mark.filterwarnings("ignore::asbunet.export.CalibrationWarning")
+pytestmark = pytest.mark.filterwarnings("ignore::asbunet.export.quantize.CalibrationWarning")
 
 # int8 tolerance on real photos: the person masks (logit > 0) of the int8 and the fp32 model overlap this much
 # (measured: about 0.97 on the calibration photos and 0.98 on held-out portraits for the tiny model below).

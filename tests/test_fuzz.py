@@ -29,7 +29,8 @@ from asbunet.data.check import check_datasets  # noqa: E402
 from asbunet.data.io import DataError  # noqa: E402
 from asbunet.inference.segmenter import Segmenter  # noqa: E402
 from asbunet.models import create_model  # noqa: E402
-from asbunet.segment import SegmentOptions, segment_files  # noqa: E402
+from asbunet.segment.files import segment_files  # noqa: E402
+from asbunet.segment.options import SegmentOptions  # noqa: E402
 from asbunet.train.checkpoint import FORMAT, atomic_save  # noqa: E402
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"

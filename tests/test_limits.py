@@ -16,7 +16,8 @@ import pytest
 from asbunet.data import io
 from asbunet.data.io import DataError, pixel_limit, read_image, read_mask
 from asbunet.inference.segmenter import Segmenter
-from asbunet.segment import SegmentOptions, segment_files
+from asbunet.segment.files import segment_files
+from asbunet.segment.options import SegmentOptions
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -17,7 +17,7 @@ import torch
 
 from asbunet import atomic
 from asbunet.inference.segmenter import Segmenter
-from asbunet.segment import segment_files
+from asbunet.segment.files import segment_files
 from asbunet.train.checkpoint import atomic_save
 
 REPO = Path(__file__).resolve().parents[1]

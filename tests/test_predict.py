@@ -16,7 +16,7 @@ from asbunet.data.io import read_image, read_mask
 from asbunet.inference.preprocess import input_warning
 from asbunet.inference.segmenter import ImageWarning
 from asbunet.inference.weights import bundled_models
-from asbunet.segment import segment_files
+from asbunet.segment.files import segment_files
 from asbunet.train.checkpoint import FORMAT
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"

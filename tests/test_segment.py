@@ -9,13 +9,15 @@ import numpy as np
 import pytest
 import torch
 
-from asbunet import create_model, effects
+from asbunet import create_model
 from asbunet.cli import main
 from asbunet.data.io import DataError
 from asbunet.inference.runners import TorchRunner
 from asbunet.inference.segmenter import Segmenter
-from asbunet.segment import SegmentOptions, collect_inputs, planned_outputs, segment_files
-from asbunet.video import TemporalSmoother, open_camera, segment_video_file
+from asbunet.segment import effects
+from asbunet.segment.files import collect_inputs, planned_outputs, segment_files
+from asbunet.segment.options import SegmentOptions
+from asbunet.segment.video import TemporalSmoother, open_camera, segment_video_file
 
 # ---------------------------------------------------------------------------------------------------------------
 # Fixtures

@@ -4,7 +4,7 @@ The paper compares accuracy, parameters, size and computation time (Fig. 6, 7); 
 machine at hand, with everything that makes such figures trustworthy printed beside them:
 
 * runtimes: PyTorch eager fp32 (channels-last, inference mode), onnxruntime fp32 and onnxruntime int8
-  (`asbunet.export.quantize_int8`, calibrated on a few real images);
+  (`asbunet.export.quantize.quantize_int8`, calibrated on a few real images);
 * batch 1 at each input size and thread count; warm-up passes, then many timed passes taken round-robin over all
   models and runtimes of a size and thread count (a change of load hits them alike); median and 95th percentile;
 * the machine (CPU, cores, versions) and its fp32 and int8 matmul peaks measured in the same run (onnxruntime
@@ -40,7 +40,9 @@ from onnx import TensorProto, helper
 
 from asbunet import atomic
 from asbunet.analysis import count_macs, count_parameters
-from asbunet.export import calibration_files, export_onnx, load_images, quantize_int8
+from asbunet.export.calibration import calibration_files, load_images
+from asbunet.export.onnx import export_onnx
+from asbunet.export.quantize import quantize_int8
 from asbunet.inference.cpu import cpu_flags, cpu_isa, cpu_name, describe_isa, int8_kind
 from asbunet.inference.mediapipe_wheel import MEDIAPIPE_VERSION, extract_from_wheel
 from asbunet.inference.peers import DEFAULT_PEERS_DIR, PEERS
@@ -66,7 +68,7 @@ WHEEL_CACHE = Path(".cache/peers")  # where `fetch_peers` keeps the downloaded m
 
 
 def machine_info() -> dict:
-    """CPU model, cores, the CPU features that matter for int8 (`asbunet.runtime.cpu_isa`), and library versions."""
+    """CPU model, cores, the CPU features that matter for int8 (`asbunet.inference.cpu.cpu_isa`), library versions."""
     cpu, flags = cpu_name(), cpu_flags()
     isa = cpu_isa(flags)
     affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
@@ -96,7 +98,7 @@ def machine_info() -> dict:
 
 
 def describe_isa_of(info: dict) -> str:
-    """The instruction-set line of `machine_info` (`asbunet.runtime.describe_isa`), printed with every table."""
+    """The instruction-set line of `machine_info` (`asbunet.inference.cpu.describe_isa`), printed with every table."""
     isa = info.get("instruction_sets") or cpu_isa(set(info.get("isa", ())))  # reports written before this field
     return f"{info['cpu']}: {describe_isa(isa)}"
 
@@ -292,7 +294,7 @@ class BenchConfig:
         runs: timed passes per candidate; warmup: untimed passes first.
         calibration: folders of real images for the int8 calibration, shared equally (None: random images, noted
             in the report).
-        calibration_count: images used for calibration (`asbunet.export.MIN_CALIBRATION_IMAGES` or more).
+        calibration_count: images used for calibration (`asbunet.export.calibration.MIN_CALIBRATION_IMAGES` or more).
         peers: folder with the MediaPipe .tflite files (see `fetch_peers`); None skips the peers.
         accuracy: `load_accuracies` specs.
         accuracy_metric: metric read from `asbunet evaluate` summaries.

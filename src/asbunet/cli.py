@@ -76,9 +76,9 @@ def cmd_bundle(args) -> None:
 
     from tqdm import tqdm
 
-    from asbunet.bundle import bundle_checkpoint
-    from asbunet.calibrate import best_threshold
     from asbunet.inference.weights import WEIGHTS_DIR
+    from asbunet.train.bundle import bundle_checkpoint
+    from asbunet.train.calibrate import best_threshold
 
     progress = lambda it: tqdm(it, desc="choosing the threshold", unit="img", leave=False)  # noqa: E731
     meta = bundle_checkpoint(args.checkpoint, args.output, args.threshold, args.input_size, progress)
@@ -132,10 +132,11 @@ def cmd_segment(args) -> None:
     import cv2
 
     from asbunet.data.io import MAX_PIXELS, pixel_limit
-    from asbunet.effects import parse_background
     from asbunet.inference.segmenter import Segmenter
-    from asbunet.segment import SegmentOptions, segment_files
-    from asbunet.video import segment_camera
+    from asbunet.segment.effects import parse_background
+    from asbunet.segment.files import segment_files
+    from asbunet.segment.options import SegmentOptions
+    from asbunet.segment.video import segment_camera
 
     if (args.camera is None) == (not args.inputs):
         raise ValueError("give INPUT files, folders or glob patterns, or --camera N, but not both")
@@ -206,7 +207,11 @@ def cmd_compare(args) -> None:
 def cmd_export(args) -> None:
     from pathlib import Path
 
-    from asbunet import export
+    from asbunet.export.calibration import calibration_files, load_images
+    from asbunet.export.checks import check_onnx
+    from asbunet.export.onnx import export_onnx
+    from asbunet.export.quantize import quantize_int8
+    from asbunet.export.tflite import export_tflite
     from asbunet.inference.runners import INPUT_SIZE_KEY, THRESHOLD_KEY
     from asbunet.inference.weights import load_model
 
@@ -217,13 +222,13 @@ def cmd_export(args) -> None:
         raise ValueError(f"{args.model}: export needs a PyTorch model: a .pt, .safetensors file or a model name")
     model, description, input_size, threshold = loaded.module, loaded.name, loaded.input_size, loaded.threshold
     size = tuple(args.size) if args.size else (input_size, input_size)
-    folders = args.calibration or export.default_calibration()
-    images = export.load_images(export.calibration_files(folders, args.calibration_count)) if folders else None
+    folders = args.calibration
+    images = load_images(calibration_files(folders, args.calibration_count)) if folders else None
     if args.int8 and not images:
         raise ValueError("--int8 needs real calibration images: give --calibration DIR [DIR ...] (folders of photos)")
     where = ", ".join(map(str, folders))
     print(f"exporting {description}; real-image check: {f'{len(images)} images from {where}' if images else 'none'}")
-    result = export.export_onnx(
+    result = export_onnx(
         model,
         args.output,
         size=size,
@@ -236,12 +241,12 @@ def cmd_export(args) -> None:
     print(result.summary())
     if args.int8:
         out = Path(args.output).with_name(Path(args.output).stem + "_int8.onnx")
-        q = export.quantize_int8(args.output, out, images, count=None, input_size=input_size)
-        random, real = export.check_onnx(model, out, size, images, input_size)
+        q = quantize_int8(args.output, out, images, count=None, input_size=input_size)
+        random, real = check_onnx(model, out, size, images, input_size)
         print(f"{q.summary()}\n  random input: {random}\n  real images:  {real}")
     if args.tflite:
         try:
-            tfl = export.export_tflite(model, Path(args.output).with_suffix(".tflite"), size=size, images=images)
+            tfl = export_tflite(model, Path(args.output).with_suffix(".tflite"), size=size, images=images)
         except ImportError as err:
             print(f"skipping TFLite: {err}")
         else:
@@ -251,7 +256,7 @@ def cmd_export(args) -> None:
 def cmd_export_bundled(args) -> None:
     from tqdm import tqdm
 
-    from asbunet.bundle import check_bundled_onnx, export_bundled
+    from asbunet.export.bundled import check_bundled_onnx, export_bundled
     from asbunet.inference.weights import bundled_models
 
     names = args.names or bundled_models()
@@ -280,7 +285,6 @@ def cmd_export_bundled(args) -> None:
 
 def cmd_bench(args) -> None:
     from asbunet.bench import BenchConfig, fetch_peers, run_bench, write_outputs
-    from asbunet.export import default_calibration
     from asbunet.models import list_models
 
     def parse_size(text: str) -> tuple[int, int]:
@@ -298,7 +302,7 @@ def cmd_bench(args) -> None:
         runtimes=args.runtimes,
         runs=args.runs,
         warmup=args.warmup,
-        calibration=args.calibration or default_calibration() or None,
+        calibration=args.calibration,
         calibration_count=args.calibration_count,
         peers=args.peers,
         accuracy=args.accuracy or (),
@@ -534,9 +538,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--calibration",
         nargs="+",
         metavar="DIR",
-        help="folders of real photos for the int8 calibration and the real-image check, shared equally (default: "
-        "../shared/data/pfcn_portrait/train/images and ../shared/data/ccp/train/images when present, else "
-        "../shared/data/ccp_samples/images)",
+        help="folders of real photos for the int8 calibration and the real-image check, shared equally (needed by "
+        "--int8; without it the export is checked on random input only)",
     )
     p.add_argument(
         "--calibration-count",
@@ -593,7 +596,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--calibration",
         nargs="+",
         metavar="DIR",
-        help="folders of real photos for the int8 calibration (default: as `asbunet export`, else random images)",
+        help="folders of real photos for the int8 calibration (default: random images, noted in the results)",
     )
     p.add_argument("--calibration-count", type=int, default=32, metavar="N", help="calibration images (default 32)")
     p.add_argument(

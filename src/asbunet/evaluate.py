@@ -4,8 +4,8 @@ Every image is segmented by a `Segmenter` and compared with its label at the lab
 `asbunet.metrics` for the definitions). Several models can be evaluated on the same images in one run: the first is
 the reference, and each other model's row counts the images where the reference's IoU is higher by more than 0.01,
 within 0.01, or lower (`asbunet.metrics.count_wins`). MediaPipe Selfie Segmentation runs as a model like the others
-(`mediapipe_general`, `mediapipe_landscape`: `asbunet.peers`). A `.txt` list of person-free frames (all-zero labels)
-is scored by the share of pixels called person and the number of frames with more than 1% of them.
+(`mediapipe_general`, `mediapipe_landscape`: `asbunet.inference.peers`). A `.txt` list of person-free frames (all-zero
+labels) is scored by the share of pixels called person and the number of frames with more than 1% of them.
 
 For each data set the results are printed as a table and written as:
 

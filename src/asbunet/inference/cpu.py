@@ -60,4 +60,3 @@ def describe_isa(isa: dict[str, bool]) -> str:
     """One line: `AVX2 yes, AVX-512F yes, AVX-512 VNNI yes, AVX-VNNI no, AMX-INT8 no (int8 kind: VNNI)`."""
     listed = ", ".join(f"{name} {'yes' if present else 'no'}" for name, present in isa.items())
     return f"{listed} (int8 kind: {int8_kind(isa)})"
-

@@ -1,6 +1,6 @@
 """The paper's baselines (Fig. 6, 7): MobileNetV2-UNet x1.0/1.3/1.4 and EfficientNet-UNet B0/B1/B2.
 
-Backbones come from torchvision, truncated where they reach output stride 16 (`../shared/paper/NOTES.md` shows
+Backbones come from torchvision, truncated where they reach output stride 16 (the project's paper notes show
 that this matches the paper's parameter counts), and wrapped in the same encoder contract as ASB-Net: `forward`
 returns a stride-ordered list of features and the encoder exposes `out_channels` and `strides`. The decoder is the
 ASBU-Net decoder (`asbunet.models.unet`) with widths chosen per backbone so that each model lands within 10% of

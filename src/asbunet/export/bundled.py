@@ -1,15 +1,6 @@
-"""Turning a training checkpoint into a bundled pretrained model (`src/asbunet/weights/<name>.safetensors`), and the
-bundled model into the ONNX files that `Segmenter` runs by default (`<name>.onnx`, `<name>.int8.onnx`).
-
-Only the weights and a little metadata are kept (architecture, input size, mask threshold, training recipe,
-validation metrics); safetensors files load without executing code. The mask threshold, and the input size when
-several are offered, are chosen on the run's own validation split (`asbunet.calibrate`) unless given.
-
-`export_bundled` (`asbunet export-bundled`) writes both ONNX files from the safetensors file and stores its SHA-256
-in their metadata, so that a test and `Segmenter` notice when the weights change and the ONNX files do not. It
-calibrates int8 on photos of the run's training split and measures int8 against fp32 on its validation split; the
-int8 file becomes the default where it is within `INT8_TOLERANCE` of fp32.
-"""
+"""The bundled model's ONNX files (`asbunet export-bundled`): fp32 and int8 exported from the shipped safetensors
+weights, with the weights' SHA-256, input size and threshold in their metadata, and the decision whether int8 is
+the default runtime (within `INT8_TOLERANCE` of fp32 on the training run's validation split)."""
 
 from __future__ import annotations
 
@@ -21,10 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from safetensors.torch import save_file
 
 from asbunet.atomic import replacing
-from asbunet.calibrate import THRESHOLDS, best_setting, size_threshold_sweep
 from asbunet.data.sources import open_source, split_indices
 from asbunet.inference.cpu import cpu_isa, cpu_name, describe_isa
 from asbunet.inference.runners import (
@@ -34,7 +23,6 @@ from asbunet.inference.runners import (
     THRESHOLD_KEY,
     WEIGHTS_DIGEST_KEY,
     OnnxRunner,
-    TorchRunner,
 )
 from asbunet.inference.segmenter import Segmenter
 from asbunet.inference.weights import (
@@ -42,91 +30,11 @@ from asbunet.inference.weights import (
     bundled_onnx_paths,
     bundled_path,
     file_sha256,
-    load_checkpoint,
     load_model,
-    model_from_checkpoint,
 )
 from asbunet.train.config import TrainConfig
 
 INT8_TOLERANCE = 0.003  # int8 is the default runtime when its mean IoU is at most 0.3 points below fp32's
-
-
-def calibrate_checkpoint(
-    ckpt: dict, input_sizes: Sequence[int], thresholds: Sequence[float] = THRESHOLDS, progress=None
-) -> dict:
-    """Sweeps input size and mask threshold on the validation split of the run that wrote `ckpt` (its own config and
-    seed); returns the sweeps and the best `input_size` and `threshold`."""
-    from asbunet.train.engine import load_data
-
-    cfg = TrainConfig(**ckpt["config"])
-    try:
-        _, _, pool, indices = load_data(cfg)
-    except (FileNotFoundError, ValueError) as err:
-        raise ValueError(
-            f"cannot choose the threshold or input size on the run's validation split ({err}); run from the folder "
-            "the training ran in, or give one threshold and one input size by hand (`asbunet bundle ... "
-            "--threshold 0.5 --input-size 256`)"
-        ) from None
-    images, masks = [pool.images[i] for i in indices], [pool.masks[i] for i in indices]
-    sweeps = size_threshold_sweep(
-        TorchRunner(model_from_checkpoint(ckpt)), input_sizes, images, masks, thresholds, progress
-    )
-    input_size, threshold = best_setting(sweeps)
-    return {
-        "images": len(indices),
-        "input_size": input_size,
-        "threshold": threshold,
-        "sweep": sweeps[input_size],
-        "sweeps": {str(size): sweep for size, sweep in sweeps.items()},
-    }
-
-
-def bundle_checkpoint(
-    checkpoint: str | Path,
-    output: str | Path,
-    threshold: float | None = None,
-    input_sizes: Sequence[int] | None = None,
-    progress=None,
-) -> dict:
-    """Writes the weights of `checkpoint` to a safetensors file with the metadata `Segmenter` needs.
-
-    Args:
-        checkpoint: `best.pt` or `last.pt` written by `asbunet train`.
-        output: the `.safetensors` file to write.
-        threshold: the mask threshold to store; None chooses it on the run's validation split.
-        input_sizes: candidate long sides of the network input; several are compared on the validation split.
-            None keeps the training run's validation size.
-        progress: optional wrapper for the calibration loop (e.g. `tqdm`).
-    """
-    ckpt = load_checkpoint(checkpoint)
-    if ckpt.get("model_options"):
-        raise ValueError(f"{checkpoint}: bundling models built with options {ckpt['model_options']} is not supported")
-    if threshold is not None and not 0 <= threshold < 1:
-        raise ValueError(f"threshold must be in [0, 1), got {threshold}")
-    sizes = list(input_sizes or [int(ckpt.get("input_size", 256))])
-    if threshold is not None and len(sizes) == 1:
-        calibration = {"threshold": threshold, "input_size": sizes[0], "by": "hand"}
-    else:
-        thresholds = THRESHOLDS if threshold is None else (threshold,)
-        calibration = calibrate_checkpoint(ckpt, sizes, thresholds, progress)
-    meta = {
-        "architecture": ckpt["model"],
-        "input_size": str(calibration["input_size"]),
-        "threshold": f"{calibration['threshold']:g}",
-        "threshold_calibration": json.dumps(calibration),
-        "epoch": str(ckpt["epoch"]),
-        "metrics": json.dumps(ckpt.get("metrics", {})),
-        "config": json.dumps(ckpt.get("config", {})),
-    }
-    state = {k: v.contiguous() for k, v in ckpt["state_dict"].items()}
-    output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    with replacing(output, sync=True) as tmp:
-        save_file(state, str(tmp), metadata=meta)
-    return meta
-
-
-# ------------------------------------------------------------------------------------------- bundled ONNX files
 
 
 def run_split(meta: dict) -> tuple[list, list]:
@@ -148,7 +56,7 @@ def run_split(meta: dict) -> tuple[list, list]:
     except (FileNotFoundError, ValueError) as err:
         raise ValueError(
             f"the training data of the bundled model are not at hand ({err}); run from the repository root with "
-            "../shared/data beside it, or give --calibration and --validation"
+            "the data sets of its training config at hand, or give --calibration and --validation"
         ) from None
     train, val = split_indices(len(pool), cfg.data.val_fraction, cfg.seed)
     return [pool[i] for i in train], [pool[i] for i in val]
@@ -238,15 +146,9 @@ def export_bundled(
         threads: onnxruntime threads for the comparison.
         progress: optional wrapper for the comparison loop (e.g. `tqdm`).
     """
-    from asbunet.export import (
-        QUANTIZATION_KEY,
-        calibration_files,
-        export_onnx,
-        load_images,
-        quantize_int8,
-        set_metadata,
-        spread,
-    )
+    from asbunet.export.calibration import calibration_files, load_images, spread
+    from asbunet.export.onnx import export_onnx, set_metadata
+    from asbunet.export.quantize import QUANTIZATION_KEY, quantize_int8
 
     weights = bundled_path(name)
     model, meta = load_model(name, runtime="torch").module, safetensors_metadata(weights)

@@ -8,8 +8,8 @@ For each image `<stem>.<ext>` the requested outputs are written to the output fo
     cutout   <stem>_cutout.png    RGBA, alpha = probability
     effect   <stem>_<name>.jpg    blurred (`_blur`) or replaced (`_background`) background
 
-Videos go through `asbunet.video` (one `.mp4` per requested output). The probability is refined at output
-resolution by the guided filter (`asbunet.effects.refine_probability`) unless `refine=False`. Images and video
+Videos go through `asbunet.segment.video` (one `.mp4` per requested output). The probability is refined at output
+resolution by the guided filter (`asbunet.segment.effects.refine_probability`) unless `refine=False`. Images and video
 frames larger than `asbunet.data.io.MAX_PIXELS` are refused from their headers, before decoding. An input that
 fails for any reason (unreadable, too large, out of memory) is reported and skipped; the others are still written,
 and the returned `Report` lists both.
@@ -18,75 +18,18 @@ and the returned `Report` lists both.
 from __future__ import annotations
 
 import glob
-import os
 import sys
-import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
-import numpy as np
 from tqdm import tqdm
 
-from asbunet import atomic, effects
 from asbunet.data.io import IMAGE_SUFFIXES, VIDEO_SUFFIXES, DataError, read_image
 from asbunet.inference.preprocess import input_warning
 from asbunet.inference.segmenter import Segmenter
-
-OUTPUTS = ("mask", "prob", "overlay", "cutout", "effect")
-IMAGE_DEFAULT = ("mask",)
-VIDEO_DEFAULT = ("effect",)
-
-
-@dataclass(frozen=True)
-class SegmentOptions:
-    """What to write and how to post-process.
-
-    Args:
-        save: outputs among `OUTPUTS`; `None` writes `mask` for images (plus `effect` when an effect is given)
-            and `effect` for videos.
-        effect: the background effect of the `effect` output (`asbunet.effects.parse_background`); `None` means
-            `BlurBackground()`.
-        threshold: probability at or above which a pixel is person in the binary mask; `None` uses the model's own
-            (`Segmenter.threshold`: calibrated on validation for the bundled model, else 0.5).
-        refine: guided-filter refinement of the probability at output resolution.
-        smooth: video only: weight of the previous frames in the exponential moving average of the probability
-            (0 = off, 0.6 = default; higher is steadier but lags behind motion).
-        max_frames: video only: stop after this many frames (`None` = all; a camera runs until interrupted).
-    """
-
-    save: tuple[str, ...] | None = None
-    effect: effects.Effect | None = None
-    threshold: float | None = None
-    refine: bool = True
-    smooth: float = 0.6
-    max_frames: int | None = None
-
-    def __post_init__(self):
-        if self.save is not None:
-            unknown = [s for s in self.save if s not in OUTPUTS]
-            if unknown or not self.save:
-                raise ValueError(f"unknown output {', '.join(unknown) or '(empty)'}; choose from: {', '.join(OUTPUTS)}")
-        if self.threshold is not None and not 0.0 <= self.threshold <= 1.0:
-            raise ValueError(f"threshold must be in [0, 1], got {self.threshold}")
-        if not 0.0 <= self.smooth < 1.0:
-            raise ValueError(f"smooth must be in [0, 1) (0 = off), got {self.smooth}")
-        if self.max_frames is not None and self.max_frames < 1:
-            raise ValueError(f"max_frames must be >= 1, got {self.max_frames}")
-
-    @property
-    def background(self) -> effects.Effect:
-        """The effect of the `effect` output."""
-        return effects.BlurBackground() if self.effect is None else self.effect
-
-    def outputs_for(self, is_video: bool) -> tuple[str, ...]:
-        """Output kinds written for an image or a video."""
-        if self.save is not None:
-            return self.save
-        if is_video:
-            return VIDEO_DEFAULT
-        return IMAGE_DEFAULT if self.effect is None else (*IMAGE_DEFAULT, "effect")
+from asbunet.segment.options import SegmentOptions, is_video, output_names, resolve_options, video_outputs
+from asbunet.segment.render import postprocess, prepare_output_dir, render, write_image
 
 
 @dataclass
@@ -111,10 +54,6 @@ def failure_message(path: Path, err: BaseException) -> str:
     if isinstance(err, (DataError, OSError)) and str(path) in text:
         return text
     return f"{path}: {type(err).__name__}: {text}" if text else f"{path}: {type(err).__name__}"
-
-
-def is_video(path: Path) -> bool:
-    return path.suffix.lower() in VIDEO_SUFFIXES
 
 
 def collect_inputs(inputs: Sequence[str | Path]) -> list[Path]:
@@ -152,50 +91,6 @@ def collect_inputs(inputs: Sequence[str | Path]) -> list[Path]:
     return list(unique.values())
 
 
-def prepare_output_dir(output: str | Path) -> Path:
-    """Creates the output folder if needed and checks that files can be written into it."""
-    output = Path(output)
-    try:
-        output.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(dir=output, prefix=".asbunet-write-test")
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as err:
-        raise OSError(f"{output}: output folder cannot be written ({err.strerror or err})") from None
-    return output
-
-
-def resolve_options(options: SegmentOptions | None, segmenter: Segmenter) -> SegmentOptions:
-    """`options` (the defaults when None) with the model's own threshold where none is set."""
-    options = options or SegmentOptions()
-    return replace(options, threshold=segmenter.threshold) if options.threshold is None else options
-
-
-def video_outputs(options: SegmentOptions, source: str) -> tuple[str, ...]:
-    """Output kinds of a video; `ValueError` for `cutout`, which needs an alpha channel that `.mp4` lacks."""
-    kinds = options.outputs_for(True)
-    if "cutout" in kinds:
-        raise ValueError(
-            f"{source}: 'cutout' needs an alpha channel, which video files lack; use 'effect' with "
-            "--background COLOR instead"
-        )
-    return kinds
-
-
-def output_names(kind: str, effect: effects.Effect, video: bool) -> str:
-    """File name suffix of an output kind, e.g. `_overlay.jpg`, `.png`, `_blur.mp4`."""
-    if video:
-        tag = {"mask": "mask", "prob": "prob", "overlay": "overlay", "effect": effect.name}[kind]
-        return f"_{tag}.mp4"
-    return {
-        "mask": ".png",
-        "prob": "_prob.png",
-        "overlay": "_overlay.jpg",
-        "cutout": "_cutout.png",
-        "effect": f"_{effect.name}.jpg",
-    }[kind]
-
-
 def planned_outputs(inputs: Sequence[Path], output: Path, options: SegmentOptions) -> dict[Path, list[Path]]:
     """Output paths of every input; raises `ValueError` when two inputs would write the same file or an output
     would overwrite an input."""
@@ -217,52 +112,6 @@ def planned_outputs(inputs: Sequence[Path], output: Path, options: SegmentOption
             owner[t] = path
         plan[path] = targets
     return plan
-
-
-def postprocess(
-    segmenter: Segmenter,
-    image: np.ndarray,
-    options: SegmentOptions,
-    smoother: Callable[[np.ndarray], np.ndarray] | None = None,
-) -> np.ndarray:
-    """Probability `(H, W)` of an RGB image: network, optional temporal smoothing, optional refinement."""
-    prob = segmenter.predict(image, warn=False)  # segment_image reports `input_warning` with the file name
-    if smoother is not None:
-        prob = smoother(prob)
-    if options.refine:
-        radius = effects.default_radius(*prob.shape, segmenter.input_size)
-        prob = effects.refine_probability(image, prob, radius)
-    return prob
-
-
-def render(kind: str, image: np.ndarray, prob: np.ndarray, options: SegmentOptions) -> np.ndarray:
-    """The array of one output kind: uint8 gray `(H, W)`, RGB `(H, W, 3)` or RGBA `(H, W, 4)`."""
-    if kind == "mask":
-        return effects.mask_image(prob, options.threshold)
-    if kind == "prob":
-        return effects.probability_image(prob)
-    if kind == "overlay":
-        return effects.overlay(image, prob)
-    if kind == "cutout":
-        return effects.cutout(image, prob)
-    if kind == "effect":
-        return options.background(image, prob)
-    raise ValueError(f"unknown output {kind!r}; choose from: {', '.join(OUTPUTS)}")
-
-
-def write_image(path: Path, array: np.ndarray) -> None:
-    """Writes a gray, RGB or RGBA uint8 array (PNG or JPEG by suffix), atomically; errors name the path."""
-    if array.ndim == 3:
-        code = cv2.COLOR_RGBA2BGRA if array.shape[2] == 4 else cv2.COLOR_RGB2BGR
-        array = cv2.cvtColor(array, code)
-    params = [cv2.IMWRITE_JPEG_QUALITY, 95] if path.suffix.lower() in (".jpg", ".jpeg") else []
-    ok, data = cv2.imencode(path.suffix, array, params)
-    if not ok:
-        raise OSError(f"{path}: could not encode the image")
-    try:
-        atomic.write_bytes(path, data.tobytes())
-    except OSError as err:
-        raise OSError(f"{path}: could not write ({err.strerror or err})") from None
 
 
 def segment_image(
@@ -312,7 +161,7 @@ def segment_files(
         DataError: for input problems; ValueError: for clashing or overwriting outputs; OSError: when the output
             folder cannot be written.
     """
-    from asbunet.video import segment_video
+    from asbunet.segment.video import segment_video
 
     options = resolve_options(options, segmenter)
     log = log or (lambda line: tqdm.write(line, file=sys.stderr))

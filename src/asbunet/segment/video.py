@@ -2,7 +2,7 @@
 
 Each frame's probability is smoothed over time by an exponential moving average (`TemporalSmoother`) to stop the
 flicker of a per-frame model, then refined at the frame's own resolution with the guided filter
-(`asbunet.effects.refine_probability`). Outputs are `.mp4` files (MPEG-4 Part 2, fourcc `mp4v`) with the input's
+(`asbunet.segment.effects.refine_probability`). Outputs are `.mp4` files (MPEG-4 Part 2, fourcc `mp4v`) with the input's
 frame rate and size, one per requested output kind (`mask`, `prob`, `overlay`, `effect`).
 
 Each output is written as `<name>.partial.mp4` and renamed to `<name>.mp4` once the video is complete, so a final
@@ -26,15 +26,8 @@ from tqdm import tqdm
 from asbunet import atomic
 from asbunet.data.io import DataError, check_pixels
 from asbunet.inference.segmenter import Segmenter
-from asbunet.segment import (
-    SegmentOptions,
-    output_names,
-    postprocess,
-    prepare_output_dir,
-    render,
-    resolve_options,
-    video_outputs,
-)
+from asbunet.segment.options import SegmentOptions, output_names, resolve_options, video_outputs
+from asbunet.segment.render import postprocess, prepare_output_dir, render
 
 FOURCC = "mp4v"
 DEFAULT_FPS = 30.0
@@ -217,7 +210,7 @@ def segment_video(
     options: SegmentOptions | None = None,
     progress: bool = True,
 ) -> VideoResult:
-    """Segments a video file into `targets` (see `asbunet.segment.planned_outputs`)."""
+    """Segments a video file into `targets` (see `asbunet.segment.files.planned_outputs`)."""
     options = resolve_options(options, segmenter)
     video_outputs(options, str(path))
     return run_capture(segmenter, open_video(path), str(path), targets, options, progress)

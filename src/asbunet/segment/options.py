@@ -1,0 +1,104 @@
+"""What `asbunet segment` writes for each input and how it post-processes the probability: `SegmentOptions`,
+the output kinds and their file names."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from asbunet.data.io import VIDEO_SUFFIXES
+from asbunet.inference.segmenter import Segmenter
+from asbunet.segment import effects
+
+OUTPUTS = ("mask", "prob", "overlay", "cutout", "effect")
+
+
+IMAGE_DEFAULT = ("mask",)
+
+
+VIDEO_DEFAULT = ("effect",)
+
+
+@dataclass(frozen=True)
+class SegmentOptions:
+    """What to write and how to post-process.
+
+    Args:
+        save: outputs among `OUTPUTS`; `None` writes `mask` for images (plus `effect` when an effect is given)
+            and `effect` for videos.
+        effect: the background effect of the `effect` output (`asbunet.segment.effects.parse_background`); `None` means
+            `BlurBackground()`.
+        threshold: probability at or above which a pixel is person in the binary mask; `None` uses the model's own
+            (`Segmenter.threshold`: calibrated on validation for the bundled model, else 0.5).
+        refine: guided-filter refinement of the probability at output resolution.
+        smooth: video only: weight of the previous frames in the exponential moving average of the probability
+            (0 = off, 0.6 = default; higher is steadier but lags behind motion).
+        max_frames: video only: stop after this many frames (`None` = all; a camera runs until interrupted).
+    """
+
+    save: tuple[str, ...] | None = None
+    effect: effects.Effect | None = None
+    threshold: float | None = None
+    refine: bool = True
+    smooth: float = 0.6
+    max_frames: int | None = None
+
+    def __post_init__(self):
+        if self.save is not None:
+            unknown = [s for s in self.save if s not in OUTPUTS]
+            if unknown or not self.save:
+                raise ValueError(f"unknown output {', '.join(unknown) or '(empty)'}; choose from: {', '.join(OUTPUTS)}")
+        if self.threshold is not None and not 0.0 <= self.threshold <= 1.0:
+            raise ValueError(f"threshold must be in [0, 1], got {self.threshold}")
+        if not 0.0 <= self.smooth < 1.0:
+            raise ValueError(f"smooth must be in [0, 1) (0 = off), got {self.smooth}")
+        if self.max_frames is not None and self.max_frames < 1:
+            raise ValueError(f"max_frames must be >= 1, got {self.max_frames}")
+
+    @property
+    def background(self) -> effects.Effect:
+        """The effect of the `effect` output."""
+        return effects.BlurBackground() if self.effect is None else self.effect
+
+    def outputs_for(self, is_video: bool) -> tuple[str, ...]:
+        """Output kinds written for an image or a video."""
+        if self.save is not None:
+            return self.save
+        if is_video:
+            return VIDEO_DEFAULT
+        return IMAGE_DEFAULT if self.effect is None else (*IMAGE_DEFAULT, "effect")
+
+
+def is_video(path: Path) -> bool:
+    return path.suffix.lower() in VIDEO_SUFFIXES
+
+
+def resolve_options(options: SegmentOptions | None, segmenter: Segmenter) -> SegmentOptions:
+    """`options` (the defaults when None) with the model's own threshold where none is set."""
+    options = options or SegmentOptions()
+    return replace(options, threshold=segmenter.threshold) if options.threshold is None else options
+
+
+def video_outputs(options: SegmentOptions, source: str) -> tuple[str, ...]:
+    """Output kinds of a video; `ValueError` for `cutout`, which needs an alpha channel that `.mp4` lacks."""
+    kinds = options.outputs_for(True)
+    if "cutout" in kinds:
+        raise ValueError(
+            f"{source}: 'cutout' needs an alpha channel, which video files lack; use 'effect' with "
+            "--background COLOR instead"
+        )
+    return kinds
+
+
+def output_names(kind: str, effect: effects.Effect, video: bool) -> str:
+    """File name suffix of an output kind, e.g. `_overlay.jpg`, `.png`, `_blur.mp4`."""
+    if video:
+        tag = {"mask": "mask", "prob": "prob", "overlay": "overlay", "effect": effect.name}[kind]
+        return f"_{tag}.mp4"
+    return {
+        "mask": ".png",
+        "prob": "_prob.png",
+        "overlay": "_overlay.jpg",
+        "cutout": "_cutout.png",
+        "effect": f"_{effect.name}.jpg",
+    }[kind]
