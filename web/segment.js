@@ -1,0 +1,211 @@
+// Pre- and post-processing of the webcam page, written to match `asbunet.Segmenter` (src/asbunet/inference.py,
+// src/asbunet/predict.py) and the video pipeline's `TemporalSmoother` (src/asbunet/video.py):
+//
+// - network size: the long side becomes the model's input size, the short side follows the aspect ratio rounded to
+//   a multiple of 16 (`network_size`);
+// - resize: OpenCV's INTER_AREA when the frame is taller than the network input, else INTER_LINEAR, rounded to
+//   uint8 (`prepare`);
+// - normalization: RGB / 255, minus the ImageNet mean, over its standard deviation, as float32 (3, h, w)
+//   (`normalize`);
+// - logits resized bilinearly (INTER_LINEAR, half-pixel centres, edges clamped) to the frame's size, then the
+//   sigmoid clipped at +-30 (`logits_to_probability`);
+// - optional exponential moving average of the probabilities, s_t = m s_{t-1} + (1 - m) p_t (`TemporalSmoother`);
+// - mask: probability >= threshold, compared in float32 (`Segmenter.mask`).
+//
+// The constants (input size, threshold, mean, std, size multiple, smoothing momentum) come from models/models.json,
+// which `web/serve.py` writes from the ONNX files' metadata and the package.
+
+/** Network input [h, w] for a frame [height, width]: long side `inputSize`, short side a multiple of `multiple`. */
+export function networkSize(height, width, inputSize, multiple) {
+  const scale = inputSize / Math.max(height, width);
+  // Python's round() rounds halves to even; so does this.
+  const h = Math.max(multiple, roundHalfEven((height * scale) / multiple) * multiple);
+  const w = Math.max(multiple, roundHalfEven((width * scale) / multiple) * multiple);
+  return height >= width ? [inputSize, w] : [h, inputSize];
+}
+
+/** Round half to even (Python's `round`, NumPy's `rint`, OpenCV's `cvRound`). */
+export function roundHalfEven(x) {
+  const r = Math.round(x);
+  return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+
+function clampByte(v) {
+  return v <= 0 ? 0 : v >= 255 ? 255 : roundHalfEven(v);
+}
+
+/** OpenCV's area weights along one axis (`computeResizeAreaTab`): for each output index, [[source index, weight]]. */
+function areaTable(src, dst) {
+  const scale = src / dst;
+  const table = [];
+  for (let d = 0; d < dst; d++) {
+    const f1 = d * scale;
+    const f2 = f1 + scale;
+    const cell = Math.min(scale, src - f1);
+    let s2 = Math.min(Math.floor(f2), src - 1);
+    const s1 = Math.min(Math.ceil(f1), s2);
+    const taps = [];
+    if (s1 - f1 > 1e-3) taps.push([s1 - 1, (s1 - f1) / cell]);
+    for (let s = s1; s < s2; s++) taps.push([s, 1 / cell]);
+    if (f2 - s2 > 1e-3) taps.push([s2, Math.min(Math.min(f2 - s2, 1), cell) / cell]);
+    table.push(taps);
+  }
+  return table;
+}
+
+/** Bilinear taps along one axis (OpenCV INTER_LINEAR): for each output index, [i0, i1, weight of i1]. */
+function linearTable(src, dst) {
+  const scale = src / dst;
+  const i0 = new Int32Array(dst);
+  const i1 = new Int32Array(dst);
+  const w1 = new Float32Array(dst);
+  for (let d = 0; d < dst; d++) {
+    let f = (d + 0.5) * scale - 0.5;
+    let s = Math.floor(f);
+    f -= s;
+    if (s < 0) {
+      f = 0;
+      s = 0;
+    }
+    if (s >= src - 1) {
+      f = 0;
+      s = src - 1;
+    }
+    i0[d] = s;
+    i1[d] = Math.min(s + 1, src - 1);
+    w1[d] = f;
+  }
+  return { i0, i1, w1 };
+}
+
+/**
+ * RGBA pixels (H, W, 4) -> RGB uint8 (h, w, 3), resized as `asbunet.inference.prepare` does: INTER_AREA when the
+ * frame is taller than the network input (and not narrower), else INTER_LINEAR; values rounded to uint8.
+ */
+export function resizeRGB(rgba, height, width, h, w) {
+  const out = new Uint8ClampedArray(h * w * 3);
+  if (height > h && width >= w) {
+    const ty = areaTable(height, h);
+    const tx = areaTable(width, w);
+    const row = new Float64Array(w * 3);
+    for (let y = 0; y < h; y++) {
+      const acc = new Float64Array(w * 3);
+      for (const [sy, wy] of ty[y]) {
+        row.fill(0);
+        const base = sy * width * 4;
+        for (let x = 0; x < w; x++) {
+          let r = 0;
+          let g = 0;
+          let b = 0;
+          for (const [sx, wx] of tx[x]) {
+            const p = base + sx * 4;
+            r += rgba[p] * wx;
+            g += rgba[p + 1] * wx;
+            b += rgba[p + 2] * wx;
+          }
+          row[x * 3] = r;
+          row[x * 3 + 1] = g;
+          row[x * 3 + 2] = b;
+        }
+        for (let i = 0; i < w * 3; i++) acc[i] += row[i] * wy;
+      }
+      for (let i = 0; i < w * 3; i++) out[y * w * 3 + i] = clampByte(acc[i]);
+    }
+    return out;
+  }
+  const ly = linearTable(height, h);
+  const lx = linearTable(width, w);
+  for (let y = 0; y < h; y++) {
+    const r0 = ly.i0[y] * width * 4;
+    const r1 = ly.i1[y] * width * 4;
+    const fy = ly.w1[y];
+    for (let x = 0; x < w; x++) {
+      const c0 = lx.i0[x] * 4;
+      const c1 = lx.i1[x] * 4;
+      const fx = lx.w1[x];
+      for (let c = 0; c < 3; c++) {
+        const top = rgba[r0 + c0 + c] * (1 - fx) + rgba[r0 + c1 + c] * fx;
+        const bottom = rgba[r1 + c0 + c] * (1 - fx) + rgba[r1 + c1 + c] * fx;
+        out[(y * w + x) * 3 + c] = clampByte(top * (1 - fy) + bottom * fy);
+      }
+    }
+  }
+  return out;
+}
+
+/** RGB uint8 (h, w, 3) -> normalized float32 (3, h, w): (x / 255 - mean) / std, in float32 like NumPy. */
+export function normalize(rgb, h, w, mean, std) {
+  const n = h * w;
+  const out = new Float32Array(3 * n);
+  const f = Math.fround;
+  for (let c = 0; c < 3; c++) {
+    const m = f(mean[c]);
+    const s = f(std[c]);
+    const plane = c * n;
+    for (let i = 0; i < n; i++) out[plane + i] = f(f(f(rgb[i * 3 + c] / 255) - m) / s);
+  }
+  return out;
+}
+
+/**
+ * Network logits (h, w) -> person probability (height, width) float32: bilinear resize (OpenCV INTER_LINEAR),
+ * then the sigmoid with logits clipped at +-30.
+ */
+export function logitsToProbability(logits, h, w, height, width) {
+  const lx = linearTable(w, width);
+  const ly = linearTable(h, height);
+  const rows = new Float32Array(h * width); // logits resized along x first
+  for (let y = 0; y < h; y++) {
+    const base = y * w;
+    for (let x = 0; x < width; x++) {
+      const fx = lx.w1[x];
+      rows[y * width + x] = logits[base + lx.i0[x]] * (1 - fx) + logits[base + lx.i1[x]] * fx;
+    }
+  }
+  const prob = new Float32Array(height * width);
+  for (let y = 0; y < height; y++) {
+    const a = ly.i0[y] * width;
+    const b = ly.i1[y] * width;
+    const fy = ly.w1[y];
+    const o = y * width;
+    for (let x = 0; x < width; x++) {
+      const v = rows[a + x] * (1 - fy) + rows[b + x] * fy;
+      const clipped = v < -30 ? -30 : v > 30 ? 30 : v;
+      prob[o + x] = 1 / (1 + Math.exp(-clipped));
+    }
+  }
+  return prob;
+}
+
+/** Exponential moving average of probability maps (`asbunet.video.TemporalSmoother`); momentum 0 turns it off. */
+export class TemporalSmoother {
+  constructor(momentum) {
+    if (!(momentum >= 0 && momentum < 1)) throw new Error(`smoothing momentum must be in [0, 1), got ${momentum}`);
+    this.momentum = momentum;
+    this.state = null;
+  }
+
+  reset() {
+    this.state = null;
+  }
+
+  apply(prob) {
+    if (this.momentum === 0 || this.state === null || this.state.length !== prob.length) {
+      this.state = Float32Array.from(prob);
+    } else {
+      const m = Math.fround(this.momentum);
+      const k = Math.fround(1 - this.momentum);
+      const s = this.state;
+      for (let i = 0; i < s.length; i++) s[i] = Math.fround(s[i] * m) + Math.fround(k * prob[i]);
+    }
+    return Float32Array.from(this.state);
+  }
+}
+
+/** Person mask (0/1 bytes): probability >= threshold, both as float32 (as NumPy compares a float32 map). */
+export function mask(prob, threshold) {
+  const t = Math.fround(threshold);
+  const out = new Uint8Array(prob.length);
+  for (let i = 0; i < prob.length; i++) out[i] = prob[i] >= t ? 1 : 0;
+  return out;
+}
