@@ -210,10 +210,20 @@ class QuietHandler(Handler):
         pass
 
 
-def make_server(host: str = "127.0.0.1", port: int = 8000, quiet: bool = False) -> ThreadingHTTPServer:
+class Server(ThreadingHTTPServer):
+    """Serves each request in a thread; a browser that drops a download (leaving or reloading the page) is no error."""
+
+    daemon_threads = True
+
+    def handle_error(self, request, client_address) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
+def make_server(host: str = "127.0.0.1", port: int = 8000, quiet: bool = False) -> Server:
     """An HTTP server over web/ (not yet serving; call `serve_forever`); port 0 picks a free port."""
     handler = functools.partial(QuietHandler if quiet else Handler, directory=str(WEB))
-    return ThreadingHTTPServer((host, port), handler)
+    return Server((host, port), handler)
 
 
 def main(argv: list[str] | None = None) -> int:
