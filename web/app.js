@@ -183,10 +183,10 @@ function render(image, prob, binary, width, height) {
   outCtx.drawImage(personCanvas, 0, 0);
 }
 
-function record(start, networkMs) {
+function record(start, networkMs, parts) {
   const end = performance.now();
   stats.frames += 1;
-  stats.history.push({ end, networkMs, frameMs: end - start });
+  stats.history.push({ end, networkMs, frameMs: end - start, ...parts });
   if (stats.history.length > HISTORY) stats.history.shift();
 }
 
@@ -223,15 +223,18 @@ async function step() {
       const result = await session.run({ [session.inputNames[0]]: tensor });
       const networkMs = performance.now() - networkStart;
       const logits = result[session.outputNames[0]].data;
+      const postStart = performance.now();
       let prob = logitsToProbability(logits, h, w, height, width);
       if ($("smooth").checked) prob = smoother.apply(prob);
       else smoother.reset();
       const binary = mask(prob, spec.threshold);
+      const renderStart = performance.now();
       render(image, prob, binary, width, height);
+      const parts = { preMs: networkStart - start, postMs: renderStart - postStart, renderMs: performance.now() - renderStart };
       last = { image, mask: binary, width, height, model: id, frame: stats.frames + 1 };
       $("camera-size").textContent = `${width}×${height}`;
       $("input-size").textContent = `${w}×${h}`;
-      record(start, networkMs);
+      record(start, networkMs, parts);
     }
   } catch (err) {
     fail(err);

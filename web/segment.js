@@ -85,31 +85,34 @@ function linearTable(src, dst) {
 export function resizeRGB(rgba, height, width, h, w) {
   const out = new Uint8ClampedArray(h * w * 3);
   if (height > h && width >= w) {
+    // separable: rows first (source rows weighted into each output row), then columns, in float64
     const ty = areaTable(height, h);
     const tx = areaTable(width, w);
-    const row = new Float64Array(w * 3);
+    const rows = new Float64Array(width * 3);
     for (let y = 0; y < h; y++) {
-      const acc = new Float64Array(w * 3);
+      rows.fill(0);
       for (const [sy, wy] of ty[y]) {
-        row.fill(0);
         const base = sy * width * 4;
-        for (let x = 0; x < w; x++) {
-          let r = 0;
-          let g = 0;
-          let b = 0;
-          for (const [sx, wx] of tx[x]) {
-            const p = base + sx * 4;
-            r += rgba[p] * wx;
-            g += rgba[p + 1] * wx;
-            b += rgba[p + 2] * wx;
-          }
-          row[x * 3] = r;
-          row[x * 3 + 1] = g;
-          row[x * 3 + 2] = b;
+        for (let x = 0, p = base, q = 0; x < width; x++, p += 4, q += 3) {
+          rows[q] += rgba[p] * wy;
+          rows[q + 1] += rgba[p + 1] * wy;
+          rows[q + 2] += rgba[p + 2] * wy;
         }
-        for (let i = 0; i < w * 3; i++) acc[i] += row[i] * wy;
       }
-      for (let i = 0; i < w * 3; i++) out[y * w * 3 + i] = clampByte(acc[i]);
+      const o = y * w * 3;
+      for (let x = 0; x < w; x++) {
+        let r = 0;
+        let g = 0;
+        let b = 0;
+        for (const [sx, wx] of tx[x]) {
+          r += rows[sx * 3] * wx;
+          g += rows[sx * 3 + 1] * wx;
+          b += rows[sx * 3 + 2] * wx;
+        }
+        out[o + x * 3] = clampByte(r);
+        out[o + x * 3 + 1] = clampByte(g);
+        out[o + x * 3 + 2] = clampByte(b);
+      }
     }
     return out;
   }
