@@ -4,7 +4,9 @@ Each page runs on Chromium's fake camera playing a still DAVIS frame (854x480, `
 off and the blurred background, as a user sees it; after `--warmup` frames the next `--frames` frames are timed and
 the medians reported: fps = 1000 / median interval between finished frames, with the median time of the network call
 (onnxruntime-web's `session.run`; for MediaPipe, `send` until its results arrive, which includes its WebGL pre- and
-post-processing). The CPU, its instruction sets, the core count and the load average are printed with the figures.
+post-processing). For scale, the same frame then runs through `Segmenter.logits` on onnxruntime in Python, with
+as many threads as the page used, so that a busy machine shows in both. The CPU, its instruction sets, the core count
+and the load average are printed with the figures.
 
     python web/bench.py                 # after `make web` (or `python web/serve.py --setup-only`)
     python web/bench.py --no-mediapipe --frames 20
@@ -58,6 +60,27 @@ def measure(page, url: str, warmup: int, frames: int) -> dict:
     }
 
 
+def native(rgb: np.ndarray, warmup: int, frames: int, threads: int) -> list[dict]:
+    """`Segmenter.logits` (resize, normalization, network) of the same frame on onnxruntime in Python, per model."""
+    import time
+
+    from asbunet import Segmenter
+
+    rows = []
+    for runtime, precision in (("onnx", "fp32"), ("onnx-int8", "int8")):
+        segmenter = Segmenter.from_pretrained(runtime=runtime, threads=threads)
+        times = []
+        for i in range(warmup + frames):
+            start = time.perf_counter()
+            segmenter.logits(rgb)
+            if i >= warmup:
+                times.append((time.perf_counter() - start) * 1000)
+        label = f"onnxruntime {precision} in Python, same frame ({threads} threads; network and its input only)"
+        rows.append({"id": f"native-{precision}", "label": label, "network_ms": statistics.median(times)})
+        print(f"{label}: {rows[-1]['network_ms']:.1f} ms", flush=True)
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--warmup", type=int, default=5, help="frames run before timing (default 5)")
@@ -88,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
                 result = {"error": str(err)}
             results.append({"id": key, "label": label, **result})
             print(f"{label}: {json.dumps(result)}", flush=True)
+    threads = next((r["threads"] for r in results if r.get("threads")), 1)
+    results += native(rgb, args.warmup, args.frames, threads)
     machine = {
         "cpu": cpu,
         "instruction_sets": isa,
@@ -110,6 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     for r in results:
         if "error" in r:
             print(f"| {r['label']} | did not run: {r['error']} | | |")
+        elif "fps" not in r:
+            print(f"| {r['label']} | | {r['network_ms']:.0f} | |")
         else:
             print(f"| {r['label']} | {r['fps']:.1f} | {r['network_ms']:.0f} | {r['frame_ms']:.0f} |")
     print(f"\nwritten: {args.output}")
