@@ -9,6 +9,7 @@ out/web/page.png.
 
 from __future__ import annotations
 
+import base64
 import json
 import sys
 import time
@@ -79,12 +80,89 @@ def test_setup_without_npm_says_what_to_install(monkeypatch):
         serve.install_packages(quiet=True)
 
 
-def test_page_masks_match_segmenter(page_ready, shared_data, tmp_path):
+# the page's processing functions (web/segment.js) on given pixels and logits, for `Segmenter` to do the same
+SEGMENT_JS = """async ([rgba, height, width, inputSize, logits, threshold]) => {
+  const m = await import("./segment.js");
+  const bytes = (b64) => Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+  const b64 = (array) => {
+    const u8 = new Uint8Array(array.buffer);
+    let text = "";
+    for (let i = 0; i < u8.length; i += 0x8000) text += String.fromCharCode(...u8.subarray(i, i + 0x8000));
+    return btoa(text);
+  };
+  const [h, w] = m.networkSize(height, width, inputSize, 16);
+  const rgb = m.resizeRGB(bytes(rgba), height, width, h, w);
+  const x = m.normalize(rgb, h, w, [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]);
+  const prob = m.logitsToProbability(new Float32Array(bytes(logits).buffer), h, w, height, width);
+  return { h, w, x: b64(x), prob: b64(prob), mask: b64(m.mask(prob, threshold)) };
+}"""
+
+
+class Capture:
+    """A runner for `Segmenter` that keeps the normalized batch it is given and returns fixed logits."""
+
+    def __init__(self, logits: np.ndarray):
+        self.logits, self.batch = logits, None
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        self.batch = batch
+        return self.logits[None, None]
+
+
+@pytest.mark.parametrize("size", [(480, 854), (720, 1280), (640, 480), (240, 320), (200, 1000)], ids=str)
+def test_page_processing_matches_segmenter(segment_page, size):
+    """Resize rule, normalization, logits to probability and threshold of web/segment.js against `Segmenter`, for
+    landscape, portrait, upscaled and extreme frames (random pixels, random logits)."""
+    height, width = size
+    rng = np.random.default_rng(height * width)
+    rgb = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+    rgba = np.concatenate([rgb, np.full((height, width, 1), 255, np.uint8)], axis=2)
+    segmenter = Segmenter(Capture(np.zeros((1, 1), np.float32)), input_size=384, threshold=0.7)
+    segmenter.predict(rgb, warn=False)
+    h, w = segmenter.runner.batch.shape[2:]
+    logits = rng.normal(0, 4, (h, w)).astype(np.float32)
+    args = [base64.b64encode(rgba.tobytes()).decode(), height, width, 384, base64.b64encode(logits.tobytes()).decode()]
+    out = segment_page.evaluate(SEGMENT_JS, [*args, 0.7])
+    assert (out["h"], out["w"]) == (h, w), "network size differs from Segmenter's"
+    x = np.frombuffer(base64.b64decode(out["x"]), np.float32).reshape(3, h, w)
+    level = 1 / 255 / 0.224 + 1e-5  # one uint8 step, normalized
+    diff = np.abs(x - segmenter.runner.batch[0])
+    off = (diff > 1e-5).mean()
+    print(f"{width}x{height} -> {w}x{h}: {off:.3%} of the input values one uint8 step off, max {diff.max():.2g}")
+    assert diff.max() <= level * 1.03 and off < 0.005, f"input differs: max {diff.max()}, {off:.2%} of the values"
+    segmenter.runner = Capture(logits)
+    prob = np.frombuffer(base64.b64decode(out["prob"]), np.float32).reshape(height, width)
+    expected = segmenter.predict(rgb, warn=False)
+    assert np.abs(prob - expected).max() < 1e-5
+    mask = np.frombuffer(base64.b64decode(out["mask"]), np.uint8).reshape(height, width).astype(bool)
+    assert (mask != (expected >= segmenter.threshold)).sum() <= (np.abs(expected - 0.7) < 1e-5).sum()
+
+
+@pytest.fixture(scope="module")
+def playwright(page_ready):
+    """Playwright, running, and the URL of the served web/."""
+    from playwright.sync_api import sync_playwright
+
+    with harness.served() as url, sync_playwright() as p:
+        yield p, url
+
+
+@pytest.fixture(scope="module")
+def segment_page(playwright):
+    """A page of the served web/ in headless Chromium, to import web/segment.js from."""
+    p, url = playwright
+    with harness.chromium(p) as page:
+        page.goto(url + "style.css")  # a document at the root, so that ./segment.js resolves
+        yield page
+
+
+def test_page_masks_match_segmenter(page_ready, playwright, shared_data, tmp_path):
     frame = cv2.imread(str(shared_data / FRAME), cv2.IMREAD_COLOR)
     assert frame is not None, f"cannot read {shared_data / FRAME}"
     rgb = np.ascontiguousarray(frame[..., ::-1])
     clip = harness.write_y4m(rgb, tmp_path / "clip.y4m")
-    with harness.browser(clip) as (page, url):
+    p, url = playwright
+    with harness.chromium(p, clip) as page:
         for i, spec in enumerate(page_ready["models"]):
             page.goto(f"{url}?model={spec['id']}&smooth=0")
             harness.wait_frames(page, 2, spec["id"])

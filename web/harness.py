@@ -67,19 +67,26 @@ def served() -> Iterator[str]:
 
 
 @contextmanager
-def browser(clip: Path, width: int = 1100, height: int = 700):
-    """A Playwright page in headless Chromium whose camera plays `clip`; yields `(page, url of the served web/)`."""
+def chromium(playwright, clip: Path | None = None, width: int = 1100, height: int = 700):
+    """A page in headless Chromium, launched by a running Playwright, whose camera plays `clip` (else Chromium's
+    test pattern)."""
+    args = [*CHROMIUM_ARGS, *([f"--use-file-for-fake-video-capture={clip}"] if clip else [])]
+    launched = playwright.chromium.launch(executable_path=chromium_path(), headless=True, args=args)
+    try:
+        page = launched.new_page(viewport={"width": width, "height": height})
+        page.on("console", lambda msg: msg.type == "error" and print(f"page console: {msg.text}"))
+        yield page
+    finally:
+        launched.close()
+
+
+@contextmanager
+def browser(clip: Path | None = None, width: int = 1100, height: int = 700):
+    """`chromium` with its own Playwright and web/ served; yields `(page, url of the served web/)`."""
     from playwright.sync_api import sync_playwright
 
-    args = [*CHROMIUM_ARGS, f"--use-file-for-fake-video-capture={clip}"]
-    with served() as url, sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=chromium_path(), headless=True, args=args)
-        try:
-            page = chromium.new_page(viewport={"width": width, "height": height})
-            page.on("console", lambda msg: msg.type == "error" and print(f"page console: {msg.text}"))
-            yield page, url
-        finally:
-            chromium.close()
+    with served() as url, sync_playwright() as p, chromium(p, clip, width, height) as page:
+        yield page, url
 
 
 def wait_frames(page, frames: int, model: str | None = None, timeout: float = 60.0) -> dict:

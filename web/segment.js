@@ -3,8 +3,8 @@
 //
 // - network size: the long side becomes the model's input size, the short side follows the aspect ratio rounded to
 //   a multiple of 16 (`network_size`);
-// - resize: OpenCV's INTER_AREA when the frame is taller than the network input, else INTER_LINEAR, rounded to
-//   uint8 (`prepare`);
+// - resize: OpenCV's INTER_AREA when the frame is taller than the network input, else INTER_LINEAR (its uint8
+//   fixed-point arithmetic), rounded to uint8 (`prepare`);
 // - normalization: RGB / 255, minus the ImageNet mean, over its standard deviation, as float32 (3, h, w)
 //   (`normalize`);
 // - logits resized bilinearly (INTER_LINEAR, half-pixel centres, edges clamped) to the frame's size, then the
@@ -116,21 +116,34 @@ export function resizeRGB(rgba, height, width, h, w) {
     }
     return out;
   }
+  // OpenCV's fixed-point bilinear for uint8: 11-bit coefficients, rows first, then the vertical sum as its SIMD
+  // path rounds it
   const ly = linearTable(height, h);
   const lx = linearTable(width, w);
-  for (let y = 0; y < h; y++) {
-    const r0 = ly.i0[y] * width * 4;
-    const r1 = ly.i1[y] * width * 4;
-    const fy = ly.w1[y];
+  const cx0 = new Int32Array(w);
+  const cx1 = new Int32Array(w);
+  for (let x = 0; x < w; x++) {
+    cx0[x] = Math.round((1 - lx.w1[x]) * 2048);
+    cx1[x] = Math.round(lx.w1[x] * 2048);
+  }
+  const row = (sy, buffer) => {
+    const base = sy * width * 4;
     for (let x = 0; x < w; x++) {
-      const c0 = lx.i0[x] * 4;
-      const c1 = lx.i1[x] * 4;
-      const fx = lx.w1[x];
-      for (let c = 0; c < 3; c++) {
-        const top = rgba[r0 + c0 + c] * (1 - fx) + rgba[r0 + c1 + c] * fx;
-        const bottom = rgba[r1 + c0 + c] * (1 - fx) + rgba[r1 + c1 + c] * fx;
-        out[(y * w + x) * 3 + c] = clampByte(top * (1 - fy) + bottom * fy);
-      }
+      const p0 = base + lx.i0[x] * 4;
+      const p1 = base + lx.i1[x] * 4;
+      for (let c = 0; c < 3; c++) buffer[x * 3 + c] = rgba[p0 + c] * cx0[x] + rgba[p1 + c] * cx1[x];
+    }
+  };
+  const top = new Int32Array(w * 3);
+  const bottom = new Int32Array(w * 3);
+  for (let y = 0; y < h; y++) {
+    const b0 = Math.round((1 - ly.w1[y]) * 2048);
+    const b1 = Math.round(ly.w1[y] * 2048);
+    row(ly.i0[y], top);
+    row(ly.i1[y], bottom);
+    const o = y * w * 3;
+    for (let i = 0; i < w * 3; i++) {
+      out[o + i] = (((b0 * (top[i] >> 4)) >> 16) + ((b1 * (bottom[i] >> 4)) >> 16) + 2) >> 2;
     }
   }
   return out;
