@@ -109,10 +109,13 @@ class Capture:
         return self.logits[None, None]
 
 
-@pytest.mark.parametrize("size", [(480, 854), (720, 1280), (640, 480), (240, 320), (200, 1000)], ids=str)
+SIZES = [(480, 854), (720, 1280), (640, 480), (240, 320), (200, 1000), (300, 386)]
+
+
+@pytest.mark.parametrize("size", SIZES, ids=str)
 def test_page_processing_matches_segmenter(segment_page, size):
     """Resize rule, normalization, logits to probability and threshold of web/segment.js against `Segmenter`, for
-    landscape, portrait, upscaled and extreme frames (random pixels, random logits)."""
+    landscape, portrait, upscaled, extreme and shrunk-one-way-grown-the-other frames (random pixels and logits)."""
     height, width = size
     rng = np.random.default_rng(height * width)
     rgb = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)

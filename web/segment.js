@@ -1,16 +1,16 @@
-// Pre- and post-processing of the webcam page, written to match `asbunet.Segmenter` (src/asbunet/inference.py,
-// src/asbunet/predict.py) and the video pipeline's `TemporalSmoother` (src/asbunet/video.py):
+// Pre- and post-processing of the webcam page, written to match `asbunet.Segmenter` (src/asbunet/inference/:
+// preprocess.py, postprocess.py, segmenter.py) and the video pipeline's `TemporalSmoother` (src/asbunet/video.py):
 //
 // - network size: the long side becomes the model's input size, the short side follows the aspect ratio rounded to
 //   a multiple of 16 (`network_size`);
-// - resize: OpenCV's INTER_AREA when the frame is taller than the network input, else INTER_LINEAR (its uint8
-//   fixed-point arithmetic), rounded to uint8 (`prepare`);
+// - resize: OpenCV's INTER_AREA when the frame is taller or wider than the network input, else INTER_LINEAR (both
+//   with OpenCV's uint8 arithmetic) (`prepare_at`);
 // - normalization: RGB / 255, minus the ImageNet mean, over its standard deviation, as float32 (3, h, w)
 //   (`normalize`);
 // - logits resized bilinearly (INTER_LINEAR, half-pixel centres, edges clamped) to the frame's size, then the
 //   sigmoid clipped at +-30 (`logits_to_probability`);
 // - optional exponential moving average of the probabilities, s_t = m s_{t-1} + (1 - m) p_t (`TemporalSmoother`);
-// - mask: probability >= threshold, compared in float32 (`Segmenter.mask`).
+// - mask: probability >= threshold, compared in float32 (`binarize`, `Segmenter.mask`).
 //
 // The constants (input size, threshold, mean, std, size multiple, smoothing momentum) come from models/models.json,
 // which `web/serve.py` writes from the ONNX files' metadata and the package.
@@ -53,16 +53,27 @@ function areaTable(src, dst) {
   return table;
 }
 
-/** Bilinear taps along one axis (OpenCV INTER_LINEAR): for each output index, [i0, i1, weight of i1]. */
-function linearTable(src, dst) {
+/**
+ * Two-tap interpolation along one axis, for each output index [i0, i1, weight of i1]: OpenCV's INTER_LINEAR, or with
+ * `area` the taps its INTER_AREA uses when the image grows along either axis.
+ */
+function linearTable(src, dst, area = false) {
   const scale = src / dst;
   const i0 = new Int32Array(dst);
   const i1 = new Int32Array(dst);
   const w1 = new Float32Array(dst);
   for (let d = 0; d < dst; d++) {
-    let f = (d + 0.5) * scale - 0.5;
-    let s = Math.floor(f);
-    f -= s;
+    let f;
+    let s;
+    if (area) {
+      s = Math.floor(d * scale);
+      f = d + 1 - (s + 1) / scale;
+      f = f <= 0 ? 0 : f - Math.floor(f);
+    } else {
+      f = (d + 0.5) * scale - 0.5;
+      s = Math.floor(f);
+      f -= s;
+    }
     if (s < 0) {
       f = 0;
       s = 0;
@@ -79,12 +90,13 @@ function linearTable(src, dst) {
 }
 
 /**
- * RGBA pixels (H, W, 4) -> RGB uint8 (h, w, 3), resized as `asbunet.inference.prepare` does: INTER_AREA when the
- * frame is taller than the network input (and not narrower), else INTER_LINEAR; values rounded to uint8.
+ * RGBA pixels (H, W, 4) -> RGB uint8 (h, w, 3), resized as `asbunet.inference.preprocess` does: OpenCV's INTER_AREA
+ * when the frame is taller or wider than the network input, else INTER_LINEAR.
  */
 export function resizeRGB(rgba, height, width, h, w) {
   const out = new Uint8ClampedArray(h * w * 3);
-  if (height > h && width >= w) {
+  const area = height > h || width > w;
+  if (area && height >= h && width >= w) {
     // separable: rows first (source rows weighted into each output row), then columns, in float64
     const ty = areaTable(height, h);
     const tx = areaTable(width, w);
@@ -116,10 +128,10 @@ export function resizeRGB(rgba, height, width, h, w) {
     }
     return out;
   }
-  // OpenCV's fixed-point bilinear for uint8: 11-bit coefficients, rows first, then the vertical sum as its SIMD
-  // path rounds it
-  const ly = linearTable(height, h);
-  const lx = linearTable(width, w);
+  // OpenCV's fixed-point two-tap interpolation for uint8 (INTER_LINEAR, or INTER_AREA where the frame grows along
+  // an axis): 11-bit coefficients, rows first, then the vertical sum as its SIMD path rounds it
+  const ly = linearTable(height, h, area);
+  const lx = linearTable(width, w, area);
   const cx0 = new Int32Array(w);
   const cx1 = new Int32Array(w);
   for (let x = 0; x < w; x++) {

@@ -127,7 +127,7 @@ def onnx_metadata(path: Path) -> dict[str, str]:
 def bundled_models() -> list[dict]:
     """One entry per bundled ONNX file (fp32 and int8 of each bundled model), as models.json lists them."""
     import asbunet
-    from asbunet.runtime import INPUT_SIZE_KEY, INT8_DEFAULT_KEY, THRESHOLD_KEY
+    from asbunet.inference.runners import INPUT_SIZE_KEY, INT8_DEFAULT_KEY, THRESHOLD_KEY
 
     weights = Path(asbunet.__file__).parent / "weights"
     names = sorted(p.stem for p in weights.glob("*.safetensors"))
@@ -160,7 +160,7 @@ def bundled_models() -> list[dict]:
 
 def write_models() -> list[dict]:
     """Copies the bundled ONNX files to web/models/ and writes web/models/models.json; returns its entries."""
-    from asbunet.inference import IMAGENET_MEAN, IMAGENET_STD, SIZE_MULTIPLE
+    from asbunet.inference.preprocess import IMAGENET_MEAN, IMAGENET_STD, SIZE_MULTIPLE
     from asbunet.segment import SegmentOptions
 
     models = bundled_models()
