@@ -111,9 +111,9 @@ function defaultBackground(width, height) {
   return canvas;
 }
 
-// The background of `asbunet.effects.blur_background`: a Gaussian of sigma = long side / 40 on a copy downscaled so
-// that the blur is 4 px there, with the person masked out before blurring (premultiplied alpha makes the canvas
-// blur a normalized convolution), over the plainly blurred frame where the window holds little background.
+// The background of `asbunet.segment.effects.blur_background`: a Gaussian of sigma = long side / 40 on a copy
+// downscaled so that the blur is 4 px there, with the person masked out before blurring (premultiplied alpha makes
+// the canvas blur a normalized convolution), over the plainly blurred frame where the window holds little background.
 function drawBlurredBackground(image, prob, width, height) {
   const sigma = Math.max(width, height) / 40;
   const factor = Math.max(1, sigma / 4);
@@ -147,7 +147,7 @@ function drawCover(source, width, height) {
   outCtx.drawImage(source, (width - w) / 2, (height - h) / 2, w, h);
 }
 
-// out = alpha * frame + (1 - alpha) * background, alpha = the person probability (`asbunet.effects.composite`).
+// out = alpha * frame + (1 - alpha) * background, alpha = the person probability (`asbunet.segment.effects.composite`).
 function render(image, prob, binary, width, height) {
   resize(output, width, height);
   const mode = background();
@@ -230,7 +230,11 @@ async function step() {
       const binary = mask(prob, spec.threshold);
       const renderStart = performance.now();
       render(image, prob, binary, width, height);
-      const parts = { preMs: networkStart - start, postMs: renderStart - postStart, renderMs: performance.now() - renderStart };
+      const parts = {
+        preMs: networkStart - start,
+        postMs: renderStart - postStart,
+        renderMs: performance.now() - renderStart,
+      };
       last = { image, mask: binary, width, height, model: id, frame: stats.frames + 1 };
       $("camera-size").textContent = `${width}×${height}`;
       $("input-size").textContent = `${w}×${h}`;
@@ -284,7 +288,8 @@ async function main() {
   ort.env.wasm.wasmPaths = new URL("vendor/ort/", location.href).href;
   ort.env.wasm.numThreads = page.threads;
   $("runtime").textContent =
-    `onnxruntime-web ${manifest.onnxruntime_web}, WebAssembly SIMD, ${page.threads} thread${page.threads > 1 ? "s" : ""}` +
+    `onnxruntime-web ${manifest.onnxruntime_web}, WebAssembly SIMD, ` +
+    `${page.threads} thread${page.threads > 1 ? "s" : ""}` +
     (crossOriginIsolated ? "" : " (not cross-origin isolated)");
 
   const select = $("model");

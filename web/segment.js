@@ -1,5 +1,6 @@
 // Pre- and post-processing of the webcam page, written to match `asbunet.Segmenter` (src/asbunet/inference/:
-// preprocess.py, postprocess.py, segmenter.py) and the video pipeline's `TemporalSmoother` (src/asbunet/video.py):
+// preprocess.py, postprocess.py, segmenter.py) and the video pipeline's `TemporalSmoother`
+// (src/asbunet/segment/video.py):
 //
 // - network size: the long side becomes the model's input size, the short side follows the aspect ratio rounded to
 //   a multiple of 16 (`network_size`);
@@ -205,7 +206,7 @@ export function logitsToProbability(logits, h, w, height, width) {
   return prob;
 }
 
-/** Exponential moving average of probability maps (`asbunet.video.TemporalSmoother`); momentum 0 turns it off. */
+/** Exponential moving average of probability maps (`asbunet.segment.video.TemporalSmoother`); momentum 0 is off. */
 export class TemporalSmoother {
   constructor(momentum) {
     if (!(momentum >= 0 && momentum < 1)) throw new Error(`smoothing momentum must be in [0, 1), got ${momentum}`);

@@ -161,7 +161,7 @@ def bundled_models() -> list[dict]:
 def write_models() -> list[dict]:
     """Copies the bundled ONNX files to web/models/ and writes web/models/models.json; returns its entries."""
     from asbunet.inference.preprocess import IMAGENET_MEAN, IMAGENET_STD, SIZE_MULTIPLE
-    from asbunet.segment import SegmentOptions
+    from asbunet.segment.options import SegmentOptions
 
     models = bundled_models()
     for spec in models:
