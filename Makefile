@@ -1,6 +1,6 @@
 # `make demo` segments the bundled samples with the bundled model; `make test` runs the linter and the test suite;
 # `make web` sets up the webcam page (web/) and serves it on http://localhost:8000/.
-# Both create or update the virtual environment in .venv first.
+# Each creates or updates the virtual environment in .venv first.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
