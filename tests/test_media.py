@@ -6,8 +6,11 @@ import av
 import numpy as np
 import pytest
 
+from asbunet import Segmenter
 from asbunet.data.io import DataError
-from asbunet.media import VideoReader, VideoWriter
+from asbunet.segment.media import VideoReader, VideoWriter
+from asbunet.segment.options import SegmentOptions
+from asbunet.segment.video import segment_video_file
 
 
 def make_clip(path, times_ms, size=(64, 48), audio_codec="aac"):
@@ -115,3 +118,21 @@ def test_unreadable_files_are_named(tmp_path):
         VideoReader(bad)
     with pytest.raises(DataError, match="missing.mp4"):
         VideoReader(tmp_path / "missing.mp4")
+
+
+def test_segment_writes_h264_with_the_audio_and_timing_and_a_transparent_cutout(tmp_path):
+    segmenter = Segmenter(lambda batch: batch.mean(axis=1, keepdims=True).astype(np.float32), input_size=32)
+    times_ms = [0, 100, 120, 220, 240, 500, 520, 560]  # a variable frame rate
+    clip = make_clip(tmp_path / "talk.mp4", times_ms)
+    options = SegmentOptions(save=("effect", "mask", "cutout"), smooth=0.5)
+    result = segment_video_file(segmenter, clip, tmp_path / "out", options, progress=False)
+    assert [p.name for p in result.outputs] == ["talk_blur.mp4", "talk_mask.mp4", "talk_cutout.webm"]
+    for path in result.outputs[:2]:
+        codecs, out_times = streams(path)
+        assert codecs == {"video": "h264", "audio": "aac"}
+        assert np.allclose(out_times, np.array(times_ms) / 1000, atol=2e-3)
+    codecs, out_times = streams(result.outputs[2])
+    assert codecs == {"video": "vp9", "audio": "opus"} and len(out_times) == len(times_ms)
+    with av.open(str(result.outputs[2])) as c:
+        assert c.streams.video[0].metadata.get("alpha_mode") == "1"
+    assert not list((tmp_path / "out").glob("*partial*"))

@@ -7,7 +7,7 @@ import av
 import numpy as np
 import pytest
 
-from asbunet import sinks
+from asbunet.segment import sinks
 
 
 class FakeCamera:

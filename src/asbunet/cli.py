@@ -140,6 +140,10 @@ def cmd_segment(args) -> None:
 
     if (args.camera is None) == (not args.inputs):
         raise ValueError("give INPUT files, folders or glob patterns, or --camera N, but not both")
+    if (args.virtual_camera or args.preview) and args.camera is None:
+        raise ValueError("--virtual-camera and --preview go with --camera N")
+    if args.output is None and not (args.virtual_camera and args.save is None):
+        raise ValueError("--output FOLDER is needed (only a camera sent to --virtual-camera writes no file)")
     if args.size is not None and args.size < 16:
         raise ValueError(f"--size must be at least 16 (the output stride), got {args.size}")
     if args.max_pixels is not None and args.max_pixels < 1:
@@ -157,12 +161,21 @@ def cmd_segment(args) -> None:
             refine=args.refine,
             smooth=args.smooth,
             max_frames=args.max_frames,
+            main_person=args.main_person,
         )
         segmenter = Segmenter.from_pretrained(args.model, input_size=args.size, runtime=args.runtime)
         previous = signal.signal(signal.SIGTERM, _interrupt)  # closes the videos being written, as Ctrl+C does
         try:
             if args.camera is not None:
-                print(segment_camera(segmenter, args.camera, args.output, options).summary())
+                result = segment_camera(
+                    segmenter,
+                    args.camera,
+                    args.output,
+                    options,
+                    virtual_camera=args.virtual_camera or False,
+                    preview=args.preview,
+                )
+                print(result.summary())
                 return
             report = segment_files(segmenter, args.inputs, args.output, options)
         except KeyboardInterrupt:
@@ -399,7 +412,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("segment", help="person masks and effects for images, folders, videos or a camera")
     p.add_argument("inputs", nargs="*", metavar="INPUT", help="image or video files, folders, glob patterns")
-    p.add_argument("--output", required=True, help="output folder (created if needed)")
+    p.add_argument("--output", help="output folder (created if needed)")
     p.add_argument("--model", help="bundled model name, .pt checkpoint or .onnx file (default: the bundled model)")
     p.add_argument(
         "--runtime",
@@ -435,7 +448,17 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.6,
         help="video: weight of past frames in the moving average of masks, 0 = off (default 0.6)",
     )
+    p.add_argument("--main-person", action="store_true", help="keep only the main person (largest, most central)")
     p.add_argument("--camera", type=int, metavar="N", help="segment camera N live instead of INPUT files")
+    p.add_argument(
+        "--virtual-camera",
+        nargs="?",
+        const=True,
+        metavar="DEVICE",
+        help="camera: send the effect to a virtual camera that video calls can select (the first free one, or "
+        "DEVICE such as /dev/video10; needs asbunet[camera] and, on Linux, v4l2loopback: docs/segment.md)",
+    )
+    p.add_argument("--preview", action="store_true", help="camera: show the effect and the frames per second")
     p.add_argument("--max-frames", type=int, metavar="N", help="video/camera: stop after N frames")
     p.add_argument(
         "--max-pixels",

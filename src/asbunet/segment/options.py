@@ -34,6 +34,8 @@ class SegmentOptions:
         smooth: video only: weight of the previous frames in the exponential moving average of the probability
             (0 = off, 0.6 = default; higher is steadier but lags behind motion).
         max_frames: video only: stop after this many frames (`None` = all; a camera runs until interrupted).
+        main_person: keep only the main person (`asbunet.segment.regions`): the largest connected person region,
+            favouring the centre; everyone else is treated as background.
     """
 
     save: tuple[str, ...] | None = None
@@ -42,6 +44,7 @@ class SegmentOptions:
     refine: bool = True
     smooth: float = 0.6
     max_frames: int | None = None
+    main_person: bool = False
 
     def __post_init__(self):
         if self.save is not None:
@@ -80,19 +83,16 @@ def resolve_options(options: SegmentOptions | None, segmenter: Segmenter) -> Seg
 
 
 def video_outputs(options: SegmentOptions, source: str) -> tuple[str, ...]:
-    """Output kinds of a video; `ValueError` for `cutout`, which needs an alpha channel that `.mp4` lacks."""
-    kinds = options.outputs_for(True)
-    if "cutout" in kinds:
-        raise ValueError(
-            f"{source}: 'cutout' needs an alpha channel, which video files lack; use 'effect' with "
-            "--background COLOR instead"
-        )
-    return kinds
+    """Output kinds of a video (all of `OUTPUTS`: a cut-out becomes a transparent `.webm`)."""
+    del source  # every kind has a video form
+    return options.outputs_for(True)
 
 
 def output_names(kind: str, effect: effects.Effect, video: bool) -> str:
-    """File name suffix of an output kind, e.g. `_overlay.jpg`, `.png`, `_blur.mp4`."""
+    """File name suffix of an output kind, e.g. `_overlay.jpg`, `.png`, `_blur.mp4`, `_cutout.webm`."""
     if video:
+        if kind == "cutout":
+            return "_cutout.webm"  # VP9 with an alpha channel
         tag = {"mask": "mask", "prob": "prob", "overlay": "overlay", "effect": effect.name}[kind]
         return f"_{tag}.mp4"
     return {

@@ -16,7 +16,7 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from asbunet.media import VideoWriter
+from asbunet.segment.media import VideoWriter
 
 V4L2LOOPBACK_HELP = (
     "on Linux create one with: sudo apt install v4l2loopback-dkms && "
@@ -33,7 +33,7 @@ class FrameSink(Protocol):
     def close(self) -> None: ...
 
 
-class SinkError(RuntimeError):
+class SinkError(OSError):
     """A sink cannot be opened; the message says which and how to fix it."""
 
 
