@@ -157,7 +157,10 @@ def test_create_smoother_errors_list_choices():
 
 def test_default_smoother_is_a_smoother():
     smoother = temporal.default_smoother(threshold=0.7)
-    assert type(smoother) is temporal.SMOOTHERS[temporal.DEFAULT_SMOOTHER[0]]
+    parts = smoother.smoothers if isinstance(smoother, temporal.Chain) else (smoother,)
+    names = temporal.DEFAULT_SMOOTHER[0].split("+")
+    assert [type(p) for p in parts] == [temporal.SMOOTHERS[n] for n in names]
+    assert all(p.threshold == 0.7 for p in parts if isinstance(p, temporal.Hysteresis))
 
 
 def test_chain_runs_smoothers_in_order():
