@@ -176,3 +176,66 @@ def test_chain_runs_smoothers_in_order():
         temporal.create_smoother("ema+hysteresis", momentum=0.5)
     params = temporal.with_threshold("motion+hysteresis", {"motion.tau": 20.0}, 0.7)
     assert params == {"hysteresis.threshold": 0.7, "motion.tau": 20.0}
+
+
+def dim_person(seed: int = 5) -> list[np.ndarray]:
+    """A person the model is only dimly sure of, arriving at frame 4: 0.75 +- 0.04 inside a square, 0.1 +- 0.04
+    outside."""
+    rng = np.random.default_rng(seed)
+    label = np.zeros((H, W))
+    label[10:40, 20:44] = 1.0
+    return [
+        np.clip(0.1 + 0.65 * label * (t >= 4) + rng.normal(0, 0.04, label.shape), 0, 1).astype(np.float32)
+        for t in range(T)
+    ]
+
+
+def test_asymmetric_hysteresis_never_loses_a_dim_person():
+    probs = dim_person()
+    inside = np.zeros((H, W), bool)
+    inside[10:40, 20:44] = True
+    keep = temporal.Hysteresis(threshold=0.7, margin_on=0.0, margin_off=0.3)
+    symmetric = temporal.Hysteresis(threshold=0.7, margin=0.2)  # round 1: a pixel must reach 0.9 to turn person
+    for smoother in (keep, temporal.Hysteresis(threshold=0.7, margin_on=0.0, margin_off=0.3, tau=20.0)):
+        masks = run(smoother, probs, None if smoother.gate is None else np.zeros((T, H, W, 3), np.uint8), 0.7)
+        bare = np.stack([p >= 0.7 for p in probs])
+        assert (masks >= bare).all()  # every pixel the bare threshold keeps
+        assert masks[-1][inside].mean() > 0.99  # and the whole dim person once it has appeared
+    assert run(symmetric, probs, None, 0.7)[-1][inside].mean() < 0.5
+
+
+def test_asymmetric_hysteresis_holds_a_dip_and_the_reverse_holds_background():
+    keep = temporal.Hysteresis(threshold=0.7, margin_on=0.0, margin_off=0.3)
+    seq = [0.65, 0.72, 0.5, 0.45, 0.35, 0.72]  # out (< 0.7), in at the threshold, held down to 0.4, out, back at once
+    assert [keep(np.full((1, 1), p, np.float32))[0, 0] >= 0.7 for p in seq] == [False, True, True, True, False, True]
+    reverse = temporal.Hysteresis(threshold=0.7, margin_on=0.1, margin_off=0.0)
+    seq = [0.2, 0.75, 0.79, 0.81, 0.69]  # a blip below 0.8 stays background; out again just under the threshold
+    assert [reverse(np.full((1, 1), p, np.float32))[0, 0] >= 0.7 for p in seq] == [False, False, False, True, False]
+    with pytest.raises(ValueError, match="margin_off"):
+        temporal.Hysteresis(threshold=0.7, margin_on=0.0, margin_off=0.7)
+    with pytest.raises(ValueError, match="margin_on"):
+        temporal.Hysteresis(threshold=0.7, margin_on=0.35)
+
+
+def test_motion_gated_hysteresis_has_no_memory_where_the_image_moved():
+    still = np.zeros((H, W, 3), np.uint8)
+    moved = still.copy()
+    moved[:, : W // 2] = 200  # the left half changes between the frames, the right half does not
+    smoother = temporal.Hysteresis(threshold=0.7, margin_on=0.0, margin_off=0.3, tau=20.0, width=W)
+    smoother(np.full((H, W), 0.9, np.float32), still)
+    out = smoother(np.full((H, W), 0.5, np.float32), moved) >= 0.7
+    assert not out[:, : W // 2 - 4].any()  # moved: the bare threshold decides
+    assert out[:, W // 2 + 4 :].all()  # still: held
+
+
+def test_hold_ema_never_below_the_frame_and_holds_a_dip():
+    hold = temporal.HoldEMA(momentum=0.7)
+    rng = np.random.default_rng(2)
+    for _ in range(6):
+        p = rng.random((4, 4)).astype(np.float32)
+        assert (hold(p) >= p).all()
+    hold.reset()
+    out = [hold(np.full((1, 1), p, np.float32))[0, 0] for p in (0.8, 0.5, 0.9)]
+    np.testing.assert_allclose(out, [0.8, 0.5 + 0.7 * 0.3, 0.9], rtol=1e-6)  # the dip is held, the rise passes
+    masks = run(temporal.HoldEMA(0.7, tau=20.0), dim_person(), np.zeros((T, H, W, 3), np.uint8), 0.7)
+    assert (masks >= np.stack([p >= 0.7 for p in dim_person()])).all()

@@ -11,7 +11,12 @@ its stability where nothing moves and let motion through:
     motion           EMA whose past weight fades where the input image changed (grey-level difference over `tau`)
     flow             the state is warped by the optical flow (DIS, at low resolution) from the previous frame to the
                      current one before the (optionally confidence-gated) EMA: the past follows the person
-    hysteresis       a pixel changes state only when its probability crosses the threshold by `margin`
+    hold             EMA that only slows falls: a rising probability passes at once, so it never loses a person
+                     pixel the bare threshold keeps (optionally motion-gated like `motion`)
+    hysteresis       a pixel changes state only when its probability crosses the threshold by a margin: symmetric,
+                     asymmetric (`margin_on=0`: turns person at the threshold, background only below threshold -
+                     `margin_off`, so it never loses a person), or the reverse; optionally motion-gated (no memory
+                     where the image changed)
 
 Every smoother is a small stateful object with one interface, `smoother(prob, frame_rgb) -> prob` on `(H, W)` float32
 probabilities (and the frame as RGB uint8 `(H, W, 3)`, which `motion` and `flow` need and the others ignore), plus
@@ -179,11 +184,40 @@ class ConfidenceGatedEMA(EMA):
         return self._gate(prob, self.state)
 
 
-class MotionGatedEMA(EMA):
-    """EMA whose past weight fades where the input image changed: `m * (1 - min(1, |I_t - I_{t-1}| / tau))`.
+class MotionGate:
+    """Where the image stayed still: `1 - min(1, |I_t - I_{t-1}| / tau)` per pixel, in [0, 1] (1 = unchanged).
 
     The grey-level difference is taken at `width` pixels wide after a 5x5 Gaussian blur (sensor noise stays under
-    `tau`), then dilated by one low-resolution pixel so the gate covers a moving edge's both sides.
+    `tau`), then dilated by one low-resolution pixel so the gate covers a moving edge's both sides, and resized to the
+    frame. The first frame after `reset` has no past and returns None.
+
+    Args:
+        tau: grey-level difference (0..255) at which the pixel counts as changed.
+        width: width of the difference image.
+    """
+
+    def __init__(self, tau: float = 20.0, width: int = 160):
+        if tau <= 0:
+            raise ValueError(f"tau must be > 0 grey levels, got {tau}")
+        self.tau, self.width = float(tau), int(width)
+        self.gray: np.ndarray | None = None
+
+    def reset(self) -> None:
+        self.gray = None
+
+    def __call__(self, frame: np.ndarray, shape: tuple[int, int], who: str) -> np.ndarray | None:
+        gray = cv2.GaussianBlur(_small_gray(_check_frame(frame, shape, who), self.width).astype(np.float32), (5, 5), 0)
+        past, self.gray = self.gray, gray
+        if past is None or past.shape != gray.shape:
+            return None
+        change = cv2.dilate(np.abs(gray - past), np.ones((3, 3), np.uint8))
+        still = np.clip(1.0 - change * np.float32(1.0 / self.tau), 0.0, 1.0)
+        return cv2.resize(still, (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR)
+
+
+class MotionGatedEMA(EMA):
+    """EMA whose past weight fades where the input image changed: `m * (1 - min(1, |I_t - I_{t-1}| / tau))`
+    (`MotionGate`).
 
     Args:
         momentum: the past's weight where the image did not change.
@@ -193,28 +227,59 @@ class MotionGatedEMA(EMA):
 
     def __init__(self, momentum: float = 0.6, tau: float = 20.0, width: int = 160):
         super().__init__(momentum)
-        if tau <= 0:
-            raise ValueError(f"tau must be > 0 grey levels, got {tau}")
-        self.tau, self.width = float(tau), int(width)
-        self.gray: np.ndarray | None = None
+        self.gate = MotionGate(tau, width)
 
     def reset(self) -> None:
         super().reset()
-        self.gray = None
-
-    def _small(self, frame: np.ndarray) -> np.ndarray:
-        return cv2.GaussianBlur(_small_gray(frame, self.width).astype(np.float32), (5, 5), 0)
+        self.gate.reset()
 
     def _start(self, prob: np.ndarray, frame: np.ndarray | None) -> None:
-        self.gray = self._small(_check_frame(frame, prob.shape, "motion"))
+        self.gate.reset()
+        self.gate(frame, prob.shape, "motion")
 
     def _past_weight(self, prob: np.ndarray, frame: np.ndarray | None) -> np.ndarray:
-        gray = self._small(_check_frame(frame, prob.shape, "motion"))
-        change = cv2.dilate(np.abs(gray - self.gray), np.ones((3, 3), np.uint8))
-        self.gray = gray
-        trust = np.clip(1.0 - change * np.float32(1.0 / self.tau), 0.0, 1.0)
-        trust = cv2.resize(trust, (prob.shape[1], prob.shape[0]), interpolation=cv2.INTER_LINEAR)
-        return trust * np.float32(self.momentum)
+        return self.gate(frame, prob.shape, "motion") * np.float32(self.momentum)
+
+
+class HoldEMA(EMA):
+    """EMA that only slows a falling probability: `s_t = max(p_t, m_t * s_{t-1} + (1 - m_t) * p_t)`.
+
+    A rising probability passes at once, so the output is never below the frame's own probability: a pixel the bare
+    threshold marks person stays person (no person is lost, nothing lags on a person's leading edge); a pixel whose
+    probability dips for a frame or two is held. With `tau`, the past's weight `m_t` also fades where the image
+    changed (`MotionGate`), so a person's trailing edge is not held where the background shows again.
+
+    Args:
+        momentum: the past's weight on a falling probability (where the image did not change).
+        tau: grey-level difference at which the past is ignored, or None: no motion gate.
+        width: width of the motion gate's difference image.
+    """
+
+    def __init__(self, momentum: float = 0.6, tau: float | None = None, width: int = 160):
+        super().__init__(momentum)
+        self.gate = None if tau is None else MotionGate(tau, width)
+
+    def reset(self) -> None:
+        super().reset()
+        if self.gate is not None:
+            self.gate.reset()
+
+    def _start(self, prob: np.ndarray, frame: np.ndarray | None) -> None:
+        if self.gate is not None:
+            self.gate.reset()
+            self.gate(frame, prob.shape, "hold")
+
+    def _past_weight(self, prob: np.ndarray, frame: np.ndarray | None) -> np.ndarray | float:
+        if self.gate is None:
+            return self.momentum
+        return self.gate(frame, prob.shape, "hold") * np.float32(self.momentum)
+
+    def __call__(self, prob: np.ndarray, frame: np.ndarray | None = None) -> np.ndarray:
+        prob = _check_prob(prob)
+        out = super().__call__(prob, frame)
+        np.maximum(out, prob, out=out)
+        self.state = out.copy()
+        return out
 
 
 class FlowWarpEMA(ConfidenceGatedEMA):
@@ -270,39 +335,74 @@ class FlowWarpEMA(ConfidenceGatedEMA):
 
 
 class Hysteresis:
-    """A pixel changes state only when its probability crosses the threshold by `margin` (a Schmitt trigger per pixel).
+    """A pixel changes state only when its probability crosses the threshold by a margin (a Schmitt trigger per pixel).
+
+    A background pixel turns person at `threshold + margin_on`, a person pixel turns background below
+    `threshold - margin_off`. Symmetric (`margin` alone sets both): round 1's choice; a pixel must reach
+    `threshold + margin` to appear, so a person the model is only dimly sure of drops out. Asymmetric
+    (`margin_on=0`): a pixel turns person at the bare threshold and is held until it falls below
+    `threshold - margin_off`, so the mask holds every pixel the bare threshold holds (nothing is lost). Reverse
+    (`margin_off=0`): held background, for a model that flickers false positives.
+
+    With `tau`, the memory applies only where the image stayed still (`MotionGate` at or above 0.5); where the image
+    changed, the bare threshold decides (no trail behind a moving person).
 
     The output is the probability, nudged where the hysteresis keeps a state that the bare threshold would change:
-    to `threshold + 0.5 * margin` where a person pixel stays person, to `threshold - 0.5 * margin` where a background
-    pixel stays background; so `output >= threshold` is the hysteresis mask and the output stays a probability for
-    the effects. The first frame is thresholded as is.
+    to `threshold + 0.5 * margin_off` where a person pixel stays person, to `threshold - 0.5 * margin_on` where a
+    background pixel stays background (each at most halfway to 1 or 0); so `output >= threshold` is the hysteresis
+    mask and the output stays a probability for the effects. The first frame is thresholded as is.
 
     Args:
         threshold: the mask threshold the output will be compared with (the model's).
-        margin: half-width of the band, in probability.
+        margin: both margins, where `margin_on` or `margin_off` is not given.
+        margin_on: how far above the threshold a background pixel must rise to turn person.
+        margin_off: how far below the threshold a person pixel must fall to turn background.
+        tau: grey-level difference at which the motion gate drops the memory, or None: memory everywhere.
+        width: width of the motion gate's difference image.
     """
 
-    def __init__(self, threshold: float = 0.5, margin: float = 0.1):
+    def __init__(
+        self,
+        threshold: float = 0.5,
+        margin: float = 0.1,
+        margin_on: float | None = None,
+        margin_off: float | None = None,
+        tau: float | None = None,
+        width: int = 160,
+    ):
         if not 0.0 < threshold < 1.0:
             raise ValueError(f"threshold must be in (0, 1), got {threshold}")
-        if not 0.0 <= margin < min(threshold, 1.0 - threshold):
-            raise ValueError(f"margin must be in [0, {min(threshold, 1 - threshold):g}), got {margin}")
-        self.threshold, self.margin = float(threshold), float(margin)
+        margin_on = margin if margin_on is None else margin_on
+        margin_off = margin if margin_off is None else margin_off
+        if not 0.0 <= margin_on < 1.0 - threshold:
+            raise ValueError(f"margin_on must be in [0, {1 - threshold:g}) (1 - threshold), got {margin_on}")
+        if not 0.0 <= margin_off < threshold:
+            raise ValueError(f"margin_off must be in [0, {threshold:g}) (the threshold), got {margin_off}")
+        self.threshold, self.margin_on, self.margin_off = float(threshold), float(margin_on), float(margin_off)
+        self.gate = None if tau is None else MotionGate(tau, width)
         self.mask: np.ndarray | None = None
 
     def reset(self) -> None:
         self.mask = None
+        if self.gate is not None:
+            self.gate.reset()
 
     def __call__(self, prob: np.ndarray, frame: np.ndarray | None = None) -> np.ndarray:
         prob = _check_prob(prob)
+        bare = prob >= self.threshold
+        still = None if self.gate is None else self.gate(frame, prob.shape, "hysteresis")
         if self.mask is None or self.mask.shape != prob.shape:
-            self.mask = prob >= self.threshold
+            self.mask = bare
             return prob.copy()
-        mask = np.where(self.mask, prob >= self.threshold - self.margin, prob >= self.threshold + self.margin)
+        mask = np.where(self.mask, prob >= self.threshold - self.margin_off, prob >= self.threshold + self.margin_on)
+        if still is not None:
+            mask = np.where(still >= 0.5, mask, bare)
         out = prob.copy()
-        hi, lo = np.float32(self.threshold + 0.5 * self.margin), np.float32(self.threshold - 0.5 * self.margin)
-        out[mask & (prob < self.threshold)] = hi
-        out[~mask & (prob >= self.threshold)] = lo
+        t = self.threshold
+        hi = np.float32(t + 0.5 * min(self.margin_off, 1.0 - t))
+        lo = np.float32(t - 0.5 * min(self.margin_on, t))
+        out[mask & ~bare] = hi
+        out[~mask & bare] = lo
         self.mask = mask
         return out
 
@@ -331,6 +431,7 @@ SMOOTHERS = {
     "ema": EMA,
     "confidence": ConfidenceGatedEMA,
     "motion": MotionGatedEMA,
+    "hold": HoldEMA,
     "flow": FlowWarpEMA,
     "hysteresis": Hysteresis,
 }
