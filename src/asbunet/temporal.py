@@ -26,7 +26,7 @@ video pipeline can call one where it calls the moving average today (before the 
 `flicker(masks, labels)` is the share of pixels whose predicted mask changes between consecutive frames where the
 label does not change, mean over frame pairs; without labels it is the share of all pixels that change.
 `experiments/temporal/study.py` chose the default smoother and its parameters on synthetic clips built from the
-training data and reports every smoother on davis_person.
+training data and reports it on davis_person.
 """
 
 from __future__ import annotations
@@ -436,9 +436,10 @@ SMOOTHERS = {
     "hysteresis": Hysteresis,
 }
 OLD_SMOOTHER = ("ema", {"momentum": 0.6})  # what `asbunet segment` smoothed with before
-# chosen by experiments/temporal/study.py on synthetic clips (experiments/temporal/grid.md); on davis_person it costs
-# lucia and tennis more IoU than the target allows (experiments/temporal/davis_person.md): not for the pipeline yet
-DEFAULT_SMOOTHER = ("flow+hysteresis", {"flow.momentum": 0.6, "flow.delta": 0.7, "hysteresis.margin": 0.2})
+# chosen by experiments/temporal/study.py (round 2) on synthetic clips by the per-clip rule of its README
+# (experiments/temporal/grid.md); on davis_person it keeps IoU on every sequence and beats MediaPipe landscape's
+# flicker on tennis and dance-twirl but not on lucia (experiments/temporal/davis_person.md)
+DEFAULT_SMOOTHER = ("confidence", {"momentum": 0.95, "delta": 0.4})
 
 
 def create_smoother(name: str, **params):
