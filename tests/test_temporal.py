@@ -1,12 +1,12 @@
-"""Temporal smoothers and the flicker metric (`asbunet.temporal`) on small synthetic sequences."""
+"""Temporal smoothers and the flicker metric (`asbunet.segment.temporal`) on small synthetic sequences."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from asbunet import temporal
 from asbunet.metrics import iou
+from asbunet.segment import temporal
 
 H, W, T = 64, 128, 24
 

@@ -40,10 +40,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from asbunet import effects, temporal
-from asbunet.inference import logits_to_probability
+from asbunet import Segmenter
+from asbunet.inference.postprocess import logits_to_probability
 from asbunet.metrics import iou
-from asbunet.predict import Segmenter
+from asbunet.segment import effects, temporal
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -506,10 +506,8 @@ def load_sequence(name: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def run_davis(segmenter: Segmenter) -> None:
-    from asbunet.peers import load_peer
-
     chosen = json.loads((HERE / "chosen.json").read_text())["chosen"]
-    peer = load_peer("mediapipe_landscape", ROOT / "peers" / "mediapipe")
+    peer = Segmenter.from_pretrained("mediapipe_landscape")  # from peers/mediapipe: run from the repository root
     rows = []
     for seq in DAVIS_SEQUENCES:
         frames, labels = load_sequence(seq)

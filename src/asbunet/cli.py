@@ -159,6 +159,7 @@ def cmd_segment(args) -> None:
             effect=effect,
             threshold=args.threshold,
             refine=args.refine,
+            smoother=args.smoother,
             smooth=args.smooth,
             max_frames=args.max_frames,
             main_person=args.main_person,
@@ -410,6 +411,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", help="write both curves to this PNG, e.g. docs/receptive_field.png")
     p.set_defaults(func=cmd_receptive_field)
 
+    from asbunet.segment.options import SegmentOptions
+    from asbunet.segment.temporal import SMOOTHERS
+
     p = sub.add_parser("segment", help="person masks and effects for images, folders, videos or a camera")
     p.add_argument("inputs", nargs="*", metavar="INPUT", help="image or video files, folders, glob patterns")
     p.add_argument("--output", help="output folder (created if needed)")
@@ -443,10 +447,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="guided-filter refinement at output resolution (default: on)",
     )
     p.add_argument(
+        "--smoother",
+        default=SegmentOptions.smoother,
+        choices=list(SMOOTHERS),
+        help=f"video: how masks are steadied over time (default {SegmentOptions.smoother}: averaged where the "
+        "probability barely changes, large changes passed at once; docs/segment.md)",
+    )
+    p.add_argument(
         "--smooth",
         type=float,
-        default=0.6,
-        help="video: weight of past frames in the moving average of masks, 0 = off (default 0.6)",
+        metavar="M",
+        help="video: the smoother's weight of past frames in [0, 1), 0 = off (default: the smoother's own, 0.95 for "
+        "confidence, 0.6 for ema)",
     )
     p.add_argument("--main-person", action="store_true", help="keep only the main person (largest, most central)")
     p.add_argument("--camera", type=int, metavar="N", help="segment camera N live instead of INPUT files")

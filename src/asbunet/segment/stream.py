@@ -20,35 +20,9 @@ import numpy as np
 from asbunet.inference.postprocess import binarize
 from asbunet.inference.preprocess import to_rgb
 from asbunet.inference.segmenter import Segmenter
-from asbunet.segment import effects
+from asbunet.segment import effects, temporal
 from asbunet.segment.options import SegmentOptions, resolve_options
 from asbunet.segment.render import postprocess, render
-
-
-class TemporalSmoother:
-    """Exponential moving average of probability maps: `s_t = m * s_{t-1} + (1 - m) * p_t`, `s_0 = p_0`.
-
-    Args:
-        momentum: weight `m` of the past in [0, 1); 0 turns smoothing off. A still frame's response to a change
-            reaches `1 - m**k` of its size after `k` frames (m = 0.6: 64% after 2 frames, 92% after 5).
-    """
-
-    def __init__(self, momentum: float):
-        if not 0.0 <= momentum < 1.0:
-            raise ValueError(f"smoothing momentum must be in [0, 1) (0 = off), got {momentum}")
-        self.momentum = float(momentum)
-        self.state: np.ndarray | None = None
-
-    def reset(self) -> None:
-        self.state = None
-
-    def __call__(self, prob: np.ndarray, frame: np.ndarray | None = None) -> np.ndarray:
-        if self.momentum == 0.0 or self.state is None or self.state.shape != prob.shape:
-            self.state = prob.astype(np.float32, copy=True)
-        else:
-            self.state *= np.float32(self.momentum)
-            self.state += np.float32(1.0 - self.momentum) * prob
-        return self.state.copy()
 
 
 @dataclass(frozen=True)
@@ -80,8 +54,8 @@ class VideoSegmenter:
 
     Args:
         segmenter: the model (default: the bundled one, `Segmenter.from_pretrained()`).
-        options: post-processing and effect (`SegmentOptions`: `smooth`, `main_person`, `refine`, `threshold`,
-            `effect`); the keyword arguments below override its fields.
+        options: post-processing and effect (`SegmentOptions`: `smoother`, `smooth`, `main_person`, `refine`,
+            `threshold`, `effect`); the keyword arguments below override its fields.
         background: `"blur"`, a colour (`"#00ff00"`, `"green"`) or an image path (`asbunet.segment.effects`).
         **overrides: fields of `SegmentOptions` (e.g. `smooth=0`, `main_person=True`).
     """
@@ -98,14 +72,16 @@ class VideoSegmenter:
         if background is not None:
             overrides["effect"] = effects.parse_background(background) if isinstance(background, str) else background
         self.options = resolve_options(replace(options, **overrides), self.segmenter)
-        self.smoother = TemporalSmoother(self.options.smooth)
+        self.smoother = temporal.smoother_for(self.options.smoother, self.options.smooth, self.options.threshold)
         self.frames = 0
+        self.shape: tuple[int, int] | None = None
 
     def process(self, frame: np.ndarray) -> FrameResult:
         """Segments the next frame of the stream: (H, W, 3) uint8 RGB (grey and RGBA are converted)."""
         rgb = to_rgb(frame)
-        if self.smoother.state is not None and self.smoother.state.shape != rgb.shape[:2]:
+        if self.shape is not None and self.shape != rgb.shape[:2]:
             self.reset()  # a new frame size starts a new stream
+        self.shape = rgb.shape[:2]
         probability = postprocess(self.segmenter, rgb, self.options, self.smoother)
         self.frames += 1
         return FrameResult(rgb, probability, self.options)

@@ -470,6 +470,17 @@ def create_smoother(name: str, **params):
         raise ValueError(f"smoother {name!r}: {e}") from None
 
 
+def smoother_for(name: str = DEFAULT_SMOOTHER[0], momentum: float | None = None, threshold: float = 0.5):
+    """The smoother of the video pipeline: `name` with its chosen parameters (`DEFAULT_SMOOTHER` for
+    "confidence", `OLD_SMOOTHER` for "ema"), `momentum` (the past's weight) replacing theirs when given; a momentum
+    of 0 or "frame_by_frame" turns smoothing off. `threshold` is the model's, used only by `hysteresis`."""
+    if momentum == 0 or name == "frame_by_frame":
+        return FrameByFrame()
+    params = {DEFAULT_SMOOTHER[0]: DEFAULT_SMOOTHER[1], OLD_SMOOTHER[0]: OLD_SMOOTHER[1]}.get(name, {})
+    params = dict(params) if momentum is None else {**params, "momentum": momentum}
+    return create_smoother(name, **with_threshold(name, params, threshold))
+
+
 def default_smoother(threshold: float = 0.5):
     """The chosen smoother (`DEFAULT_SMOOTHER`); `threshold` is the model's, used only by `hysteresis`."""
     name, params = DEFAULT_SMOOTHER
