@@ -100,28 +100,33 @@ def cmd_bundle(args) -> None:
 
 
 def cmd_summary(args) -> None:
-    from asbunet import analysis
+    from asbunet.analysis.size import format_summary, format_table, summarize, summarize_all
 
     if args.all == (args.model is not None):
         raise ValueError("give either a model name or --all, e.g. `asbunet summary asbunet` or `asbunet summary --all`")
     size = tuple(args.size)
     if args.all:
-        print(analysis.format_table(analysis.summarize_all(size)))
+        print(format_table(summarize_all(size)))
     else:
-        print(analysis.format_summary(analysis.summarize(args.model, size)))
+        print(format_summary(summarize(args.model, size)))
 
 
 def cmd_receptive_field(args) -> None:
-    from asbunet import analysis
+    from asbunet.analysis.receptive_field import (
+        format_linearity,
+        format_rf_table,
+        paper_and_deeplab,
+        plot_receptive_fields,
+    )
 
-    schedules = analysis.paper_and_deeplab(args.model)
+    schedules = paper_and_deeplab(args.model)
     print(f"{args.model}: receptive field after every layer (Eq. 2, k' = a(k-1)+1), in input pixels")
-    print(analysis.format_rf_table(schedules))
+    print(format_rf_table(schedules))
     print()
-    print(analysis.format_linearity(schedules))
+    print(format_linearity(schedules))
     if args.plot:
         title = f"{args.model} encoder receptive field (Eq. 2)"
-        print(f"wrote {analysis.plot_receptive_fields(schedules, args.plot, title=title)}")
+        print(f"wrote {plot_receptive_fields(schedules, args.plot, title=title)}")
 
 
 def _interrupt(signum, frame) -> None:
@@ -212,7 +217,8 @@ def cmd_evaluate(args) -> None:
 
 
 def cmd_compare(args) -> None:
-    from asbunet.compare import load_compare_config, run_comparison
+    from asbunet.compare.config import load_compare_config
+    from asbunet.compare.run import run_comparison
 
     cfg = load_compare_config(args.config, output=args.output)
     run_comparison(cfg, resume=args.resume, only=args.only, seeds=args.seeds)
@@ -298,7 +304,10 @@ def cmd_export_bundled(args) -> None:
 
 
 def cmd_bench(args) -> None:
-    from asbunet.bench import BenchConfig, fetch_peers, run_bench, write_outputs
+    from asbunet.bench.config import BenchConfig
+    from asbunet.bench.peers import fetch_peers
+    from asbunet.bench.report import write_outputs
+    from asbunet.bench.run import run_bench
     from asbunet.models import list_models
 
     def parse_size(text: str) -> tuple[int, int]:
