@@ -196,6 +196,26 @@ def cmd_segment(args) -> None:
         raise SystemExit(1 if report.processed else 2)
 
 
+def cmd_bench_video(args) -> None:
+    from asbunet.bench.machine import describe_isa_of
+    from asbunet.bench.pipeline import PipelineConfig, report_markdown, run_pipeline_bench, write_report
+
+    cfg = PipelineConfig(
+        frames=args.frames,
+        clip=args.clip,
+        clip_frames=args.clip_frames,
+        models=args.models,
+        runs=args.runs,
+        threads=args.threads,
+        output=args.output,
+    )
+    report = run_pipeline_bench(cfg)
+    print(describe_isa_of(report["machine"]))
+    print(report_markdown(report))
+    for path in write_report(report, args.output):
+        print(f"wrote {path}")
+
+
 def cmd_evaluate(args) -> None:
     from asbunet.evaluate import Settings, default_output, evaluate_model, split_models
 
@@ -489,6 +509,24 @@ def build_parser() -> argparse.ArgumentParser:
         "before decoding (default 89478485, as Pillow)",
     )
     p.set_defaults(func=cmd_segment)
+
+    p = sub.add_parser(
+        "bench-video", help="frames per second of the whole video pipeline on a 720p clip, beside MediaPipe"
+    )
+    p.add_argument("--frames", metavar="DIR", help="images to make the 720p clip from (e.g. a davis_person sequence)")
+    p.add_argument("--clip", metavar="VIDEO", help="an existing video to run instead")
+    p.add_argument("--clip-frames", type=int, default=150, help="frames of the clip made from --frames (default 150)")
+    p.add_argument(
+        "--models",
+        nargs="+",
+        metavar="SPEC",
+        help="models (bundled name[:runtime], files, mediapipe_landscape; default: the bundled models and "
+        "mediapipe_landscape)",
+    )
+    p.add_argument("--runs", type=int, default=3, help="timed runs of the clip per model (default 3)")
+    p.add_argument("--threads", type=int, default=2, help="network threads (default 2)")
+    p.add_argument("--output", default="out/bench_video", help="folder for the clip and the results")
+    p.set_defaults(func=cmd_bench_video)
 
     p = sub.add_parser(
         "evaluate", help="score models on labelled data sets, side by side: ignore-band IoU (Eq. 3), IoU, Dice..."
