@@ -85,7 +85,7 @@ def test_second_invocation_skips_finished_runs(smoke_run, monkeypatch, capsys):
         raise AssertionError("a finished run was trained again")
 
     monkeypatch.setattr("asbunet.train.engine.train", no_training)
-    monkeypatch.setattr("asbunet.evaluate.evaluate_model", no_training)
+    monkeypatch.setattr("asbunet.evaluate.run.evaluate_model", no_training)
     monkeypatch.chdir(REPO)
     assert main(["compare", str(SMOKE), "--output", str(smoke_run)]) == 0
     assert "2 of 2 runs finished already; 0 to do" in capsys.readouterr().out

@@ -7,6 +7,7 @@ import pytest
 
 from asbunet.metrics import iou
 from asbunet.segment import temporal
+from asbunet.segment.flicker import flicker, flicker_pairs
 
 H, W, T = 64, 128, 24
 
@@ -50,20 +51,20 @@ def test_flicker_counts_changes_where_label_is_steady():
     labels[1:, 0, 0] = True  # the label changes at one pixel between frames 0 and 1
     masks = labels.copy()
     masks[1, 3, 3] = True  # one spurious pixel in frame 1: changes 0->1 and 1->2
-    pairs = temporal.flicker_pairs(masks, labels)
+    pairs = flicker_pairs(masks, labels)
     np.testing.assert_allclose(pairs, [1 / 15, 1 / 16])
-    assert temporal.flicker(masks, labels) == pytest.approx((1 / 15 + 1 / 16) / 2)
-    assert temporal.flicker(labels, labels) == 0.0
+    assert flicker(masks, labels) == pytest.approx((1 / 15 + 1 / 16) / 2)
+    assert flicker(labels, labels) == 0.0
     # without labels every pixel counts, the label's own change included
-    np.testing.assert_allclose(temporal.flicker_pairs(masks), [2 / 16, 1 / 16])
+    np.testing.assert_allclose(flicker_pairs(masks), [2 / 16, 1 / 16])
 
 
 def test_flicker_rejects_bad_shapes():
     with pytest.raises(ValueError, match="T, H, W"):
-        temporal.flicker(np.zeros((4, 4), bool))
+        flicker(np.zeros((4, 4), bool))
     with pytest.raises(ValueError, match="shapes differ"):
-        temporal.flicker(np.zeros((2, 4, 4), bool), np.zeros((2, 4, 5), bool))
-    assert np.isnan(temporal.flicker(np.zeros((1, 4, 4), bool)))
+        flicker(np.zeros((2, 4, 4), bool), np.zeros((2, 4, 5), bool))
+    assert np.isnan(flicker(np.zeros((1, 4, 4), bool)))
 
 
 def test_ema_matches_definition():
@@ -101,10 +102,10 @@ def test_static_noisy_scene_flickers_less():
     labels = np.zeros((T, H, W), bool)
     labels[:, 10:40, 20:44] = True
     probs = noisy_probabilities(labels, 0.12)
-    base = temporal.flicker(run(temporal.FrameByFrame(), probs, frames), labels)
+    base = flicker(run(temporal.FrameByFrame(), probs, frames), labels)
     assert base > 0.02
     for name in ("ema", "confidence", "motion", "flow", "hysteresis"):
-        smoothed = temporal.flicker(run(temporal.create_smoother(name), probs, frames), labels)
+        smoothed = flicker(run(temporal.create_smoother(name), probs, frames), labels)
         assert smoothed < 0.7 * base, name
 
 

@@ -44,6 +44,7 @@ from asbunet import Segmenter
 from asbunet.inference.postprocess import logits_to_probability
 from asbunet.metrics import iou
 from asbunet.segment import effects, temporal
+from asbunet.segment.flicker import flicker
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -290,7 +291,7 @@ def pipeline_masks(segmenter: Segmenter, probs, frames, smoother, refine: bool =
 
 def scores(masks: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
     """(mean IoU over frames, flicker where the label is steady)."""
-    return float(iou(masks, labels, reduction="mean")), temporal.flicker(masks, labels)
+    return float(iou(masks, labels, reduction="mean")), flicker(masks, labels)
 
 
 def settings(grid=GRID):

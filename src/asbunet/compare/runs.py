@@ -78,7 +78,8 @@ def run_state(cfg: CompareConfig, model: str, seed: int) -> str:
 
 def run_one(cfg: CompareConfig, model: str, seed: int, state: str) -> dict:
     """Trains (or resumes) one run, evaluates its checkpoint on the test set and writes its `result.json`."""
-    from asbunet.evaluate import Settings, dataset_slug, evaluate_model
+    from asbunet.evaluate.run import dataset_slug, evaluate_model
+    from asbunet.evaluate.scoring import Settings
     from asbunet.train.engine import train
 
     folder = cfg.run_dir(model, seed)

@@ -8,6 +8,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from asbunet.inference.postprocess import binarize
+
 
 def main_person_region(mask: np.ndarray, centre_weight: float = 0.5) -> np.ndarray:
     """The connected region (8-neighbourhood) of `mask` (H, W) bool with the best score, as a bool mask.
@@ -32,7 +34,7 @@ def keep_main_person(probability: np.ndarray, threshold: float, margin: int = 0)
     The main region is taken from the mask at `threshold` (the model's rule, `>=`) and grown by `margin` pixels, so
     that the soft edge around it (hair, the blur of an effect) is kept.
     """
-    keep = main_person_region(probability >= threshold)
+    keep = main_person_region(binarize(probability, threshold))
     if margin > 0 and keep.any():
         kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * margin + 1, 2 * margin + 1))
         keep = cv2.dilate(keep.astype(np.uint8), kernel).astype(bool)

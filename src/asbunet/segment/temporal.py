@@ -1,4 +1,4 @@
-"""Temporal stability of video masks: smoothers of the per-frame person probability and the `flicker` metric.
+"""Temporal stability of video masks: smoothers of the per-frame person probability.
 
 A per-frame model flickers: pixels near the threshold change state from one frame to the next although nothing moved.
 The plain exponential moving average (`EMA`, what `asbunet segment` has used) halves that flicker but lags behind a
@@ -23,8 +23,8 @@ probabilities (and the frame as RGB uint8 `(H, W, 3)`, which `motion` and `flow`
 `reset()` between videos; `create_smoother(name, **params)` builds one by name. They work on plain numpy arrays so the
 video pipeline can call one where it calls the moving average today (before the guided-filter refinement).
 
-`flicker(masks, labels)` is the share of pixels whose predicted mask changes between consecutive frames where the
-label does not change, mean over frame pairs; without labels it is the share of all pixels that change.
+Their steadiness is measured by `asbunet.segment.flicker`: the share of pixels whose predicted mask changes between
+consecutive frames where the label does not change, mean over frame pairs.
 `experiments/temporal/study.py` chose the default smoother and its parameters on synthetic clips built from the
 training data and reports it on davis_person.
 """
@@ -36,48 +36,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-# ---------------------------------------------------------------------------------------------------------------
-# Metric
-# ---------------------------------------------------------------------------------------------------------------
-
-
-def _mask_sequence(x, name: str) -> np.ndarray:
-    x = np.asarray(x)
-    if x.ndim != 3:
-        raise ValueError(f"{name} must be a sequence of (H, W) masks, shape (T, H, W), got shape {x.shape}")
-    return x.astype(bool, copy=False)
-
-
-def flicker_pairs(masks, labels=None) -> np.ndarray:
-    """Per consecutive frame pair, the share of pixels whose mask changes where the label does not.
-
-    Args:
-        masks: predicted masks `(T, H, W)` (bool, or 0/1) or a sequence of `(H, W)` masks.
-        labels: label masks of the same shape, or None: every pixel counts (a video without labels).
-
-    Returns:
-        `(T - 1,)` float64; NaN for a pair where the label changes everywhere.
-    """
-    m = _mask_sequence(masks, "masks")
-    changed = m[1:] != m[:-1]  # (T-1, H, W)
-    if labels is None:
-        return changed.mean(axis=(1, 2), dtype=np.float64)
-    y = _mask_sequence(labels, "labels")
-    if y.shape != m.shape:
-        raise ValueError(f"masks {m.shape} and labels {y.shape} shapes differ")
-    steady = y[1:] == y[:-1]
-    count = steady.sum(axis=(1, 2), dtype=np.int64)
-    flips = (changed & steady).sum(axis=(1, 2), dtype=np.int64)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(count > 0, flips / np.maximum(count, 1), np.nan)
-
-
-def flicker(masks, labels=None) -> float:
-    """Flicker of a mask sequence: `flicker_pairs` averaged over the frame pairs (NaN for fewer than two frames)."""
-    pairs = flicker_pairs(masks, labels)
-    pairs = pairs[np.isfinite(pairs)]
-    return float(pairs.mean()) if len(pairs) else float("nan")
-
+from asbunet.inference.postprocess import binarize
 
 # ---------------------------------------------------------------------------------------------------------------
 # Smoothers
@@ -389,12 +348,14 @@ class Hysteresis:
 
     def __call__(self, prob: np.ndarray, frame: np.ndarray | None = None) -> np.ndarray:
         prob = _check_prob(prob)
-        bare = prob >= self.threshold
+        bare = binarize(prob, self.threshold)
         still = None if self.gate is None else self.gate(frame, prob.shape, "hysteresis")
         if self.mask is None or self.mask.shape != prob.shape:
             self.mask = bare
             return prob.copy()
-        mask = np.where(self.mask, prob >= self.threshold - self.margin_off, prob >= self.threshold + self.margin_on)
+        mask = np.where(
+            self.mask, binarize(prob, self.threshold - self.margin_off), binarize(prob, self.threshold + self.margin_on)
+        )
         if still is not None:
             mask = np.where(still >= 0.5, mask, bare)
         out = prob.copy()
