@@ -240,3 +240,41 @@ def test_hold_ema_never_below_the_frame_and_holds_a_dip():
     np.testing.assert_allclose(out, [0.8, 0.5 + 0.7 * 0.3, 0.9], rtol=1e-6)  # the dip is held, the rise passes
     masks = run(temporal.HoldEMA(0.7, tau=20.0), dim_person(), np.zeros((T, H, W, 3), np.uint8), 0.7)
     assert (masks >= np.stack([p >= 0.7 for p in dim_person()])).all()
+
+
+def test_evaluate_video_reports_flicker_and_smoothing_lowers_it(tmp_path, capsys):
+    """`asbunet evaluate --video` scores a frame sequence's flicker; a smoother lowers it on a noisy still scene."""
+    import cv2
+    import onnx
+
+    from asbunet.evaluate.run import evaluate_model
+    from asbunet.evaluate.scoring import Settings
+
+    rng = np.random.default_rng(3)
+    (tmp_path / "seq" / "images").mkdir(parents=True)
+    (tmp_path / "seq" / "masks").mkdir()
+    for t in range(8):
+        image = np.clip(rng.normal(120, 40, (48, 64, 3)), 0, 255).astype(np.uint8)  # noise: a flickering model
+        image[8:40, 16:48] = 230
+        label = np.zeros((48, 64), np.uint8)
+        label[8:40, 16:48] = 255
+        cv2.imwrite(str(tmp_path / "seq" / "images" / f"{t:05d}.jpg"), image)
+        cv2.imwrite(str(tmp_path / "seq" / "masks" / f"{t:05d}.png"), label)
+    model = tmp_path / "bright.onnx"  # a stand-in network: logit = 8 x mean of the normalized channels
+    x = onnx.helper.make_tensor_value_info("input", onnx.TensorProto.FLOAT, [1, 3, "h", "w"])
+    y = onnx.helper.make_tensor_value_info("logits", onnx.TensorProto.FLOAT, [1, 1, "h", "w"])
+    mean = onnx.helper.make_node("ReduceMean", ["input", "axes"], ["m"], keepdims=1)
+    scale = onnx.helper.make_node("Mul", ["m", "eight"], ["logits"])
+    inits = [
+        onnx.numpy_helper.from_array(np.array([1], np.int64), "axes"),
+        onnx.numpy_helper.from_array(np.array(8.0, np.float32), "eight"),
+    ]
+    graph = onnx.helper.make_graph([mean, scale], "bright", [x], [y], inits)
+    onnx.save(onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 18)]), model)
+    figures = {}
+    for smoother in ("frame_by_frame", "ema"):
+        settings = Settings(threshold=0.5, video=True, smoother=smoother)
+        summary = evaluate_model(str(model), [tmp_path / "seq"], tmp_path / smoother, settings=settings, gallery=0)
+        figures[smoother] = summary["datasets"]["seq"]["flicker"]
+    assert 0 < figures["ema"] < figures["frame_by_frame"]
+    assert "flicker" in (tmp_path / "ema" / "seq" / "per_image.csv").read_text().splitlines()[0]

@@ -10,7 +10,7 @@ def cmd_evaluate(args) -> None:
     models, datasets = split_models(args.model)  # `--model A B DATA...`: the data sets may follow the models
     if not models:
         raise ValueError(f"--model: {args.model[0]} is a data set, not a model; give the models first")
-    settings = Settings(threshold=args.threshold, resize=args.resize)
+    settings = Settings(threshold=args.threshold, resize=args.resize, video=args.video, smoother=args.smoother)
     evaluate_model(
         models,
         datasets + args.datasets,
@@ -73,6 +73,18 @@ def add_evaluate_parser(sub) -> None:
         default=8,
         metavar="K",
         help="draw the K worst images per data set and model (default 8, 0 for none)",
+    )
+    p.add_argument(
+        "--video",
+        action="store_true",
+        help="each data set is a frame sequence (images in name order): report flicker, the share of pixels whose "
+        "mask changes between consecutive frames where the label does not",
+    )
+    p.add_argument(
+        "--smoother",
+        default="frame_by_frame",
+        help="with --video: smooth each model's probabilities over time as `asbunet segment` does (confidence, ema, "
+        "...; docs/segment.md); default frame_by_frame",
     )
     p.add_argument("--threads", type=int, help="CPU threads of PyTorch, onnxruntime and LiteRT (default: theirs)")
     p.add_argument(

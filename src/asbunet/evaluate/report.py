@@ -35,7 +35,7 @@ SUMMARY_COLUMNS = ("ignore_band_iou", "iou", "dice", "boundary_iou", "mae", "fal
 
 def write_csv(results: list[ImageResult], path: Path, band: IgnoreBand) -> None:
     """Per-image CSV: full-precision scores and the counts that `asbunet.metrics.summarize` pools."""
-    fields = ["image", "height", "width", *METRICS, *(f for f in COUNT_FIELDS if f not in METRICS)]
+    fields = ["image", "height", "width", *METRICS, "flicker", *(f for f in COUNT_FIELDS if f not in METRICS)]
     with atomic.open_atomic(path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=fields)
         writer.writeheader()
@@ -83,11 +83,14 @@ def format_comparison(name: str, comparison: dict, markdown: bool) -> str:
             for m, r in comparison["rows"].items()
         ]
     else:
-        head = ("model", "IoU", "background FP rate", "area > 2x label", f"{models[0]} wins / ties / losses")
+        video = comparison.get("video", False)
+        head = ("model", "IoU", *(("flicker",) if video else ()), "background FP rate", "area > 2x label")
+        head = (*head, f"{models[0]} wins / ties / losses")
         rows = [
             (
                 m,
                 _number(r["iou"]),
+                *((_number(r["flicker"], 5),) if video else ()),
                 _number(r["background_fp_rate"]),
                 _number(r["over_2x"], 3),
                 "reference" if r["wins"] is None else f"{r['wins']} / {r['ties']} / {r['losses']}",

@@ -12,7 +12,15 @@ from asbunet import atomic
 from asbunet.data.sources import open_source
 from asbunet.evaluate.gallery import write_gallery
 from asbunet.evaluate.report import format_comparison, format_markdown, format_overall, format_table, write_csv
-from asbunet.evaluate.scoring import PERSON_FREE_LIMIT, ImageResult, Settings, evaluate_source, is_person_free, worst
+from asbunet.evaluate.scoring import (
+    PERSON_FREE_LIMIT,
+    ImageResult,
+    Settings,
+    evaluate_source,
+    is_person_free,
+    sequence_flicker,
+    worst,
+)
 from asbunet.inference.peers import DEFAULT_PEERS_DIR
 from asbunet.inference.preprocess import check_input_size
 from asbunet.inference.segmenter import Segmenter
@@ -158,6 +166,8 @@ def evaluate_model(
                 "per_image_csv": f"{prefix}per_image.csv",
                 "gallery": None,
             }
+            if settings.video:
+                entry["flicker"] = sequence_flicker(res)
             if person_free:
                 entry["frames_over_1pct"] = sum(
                     r.stats.scores(st.band)["person_share"] > PERSON_FREE_LIMIT for r in res
@@ -174,6 +184,7 @@ def evaluate_model(
             "images": len(source),
             "person_free": person_free,
             "rows": comparison_rows(models, [r["datasets"][slug] for r in reports], results, settings.band),
+            "video": settings.video,
         }
         if len(models) > 1:
             print(format_comparison(slug, comparison[slug], markdown=False), flush=True)
@@ -215,6 +226,7 @@ def comparison_rows(
             "iou": e["mean"]["iou"],
             "background_fp_rate": e["mean"]["background_fp_rate"],
             "over_2x": e["mean"]["over_2x"],
+            **({"flicker": e["flicker"]} if "flicker" in e else {}),
             **(wins or {"wins": None, "ties": None, "losses": None}),
         }
     return rows

@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, replace
 import numpy as np
 from tqdm import tqdm
 
+from asbunet.data.io import DataError
 from asbunet.data.sources import FolderSource, Source
 from asbunet.inference.postprocess import binarize, logits_to_probability
 from asbunet.inference.preprocess import prepare_at, to_rgb
@@ -19,6 +20,8 @@ from asbunet.metrics import (
     ImageStats,
     image_stats,
 )
+from asbunet.segment.flicker import flicker_pairs
+from asbunet.segment.temporal import smoother_for
 
 RESIZE_MODES = ("keep", "square")
 
@@ -56,6 +59,8 @@ class Settings:
     resize: str = "keep"
     band: IgnoreBand = IgnoreBand()
     boundary_ratio: float = BOUNDARY_DILATION_RATIO
+    video: bool = False  # each data set is a frame sequence (name order): flicker is scored, `smoother` applies
+    smoother: str = "frame_by_frame"  # `asbunet.segment.temporal` smoother run over a sequence's probabilities
 
     def __post_init__(self):
         if self.resize not in RESIZE_MODES:
@@ -77,6 +82,8 @@ class Settings:
             "resize": "fixed" if fixed is not None else self.resize,
             "ignore_band": asdict(self.band),
             "boundary_dilation_ratio": self.boundary_ratio,
+            "video": self.video,
+            "smoother": self.smoother if self.video else None,
         }
 
 
@@ -89,14 +96,16 @@ class ImageResult:
     height: int
     width: int
     stats: ImageStats
+    flicker: float | None = None  # video: share of pixels changed since the previous frame where the label did not
 
     def row(self, band: IgnoreBand) -> dict:
-        """CSV row: name, size, every score and the raw counts."""
+        """CSV row: name, size, every score, the flicker against the previous frame (video) and the raw counts."""
         return {
             "image": self.image,
             "height": self.height,
             "width": self.width,
             **self.stats.scores(band),
+            "flicker": self.flicker,
             **self.stats.as_dict(),
         }
 
@@ -104,15 +113,32 @@ class ImageResult:
 def evaluate_source(
     segmenter: Segmenter, source: Source, settings: Settings, desc: str = "", progress: bool = True
 ) -> list[ImageResult]:
-    """Segments every image of `source` in order and scores it against its label."""
+    """Segments every image of `source` in order and scores it against its label; a video (`settings.video`) runs
+    the frames through the smoother in order and scores each frame's flicker against the previous one."""
     settings = settings.for_segmenter(segmenter)
-    results = []
+    smoother = smoother_for(settings.smoother, None, settings.threshold) if settings.video else None
+    results, previous = [], None
     for i in tqdm(range(len(source)), desc=desc, unit="img", disable=not progress, file=sys.stderr):
         image, label = source.load(i)
         prob = predict_probability(segmenter, image, settings.resize)
-        stats = image_stats(binarize(prob, settings.threshold), label, prob, settings.band, settings.boundary_ratio)
-        results.append(ImageResult(i, source.samples[i].image.name, label.shape[0], label.shape[1], stats))
+        if smoother is not None:
+            prob = smoother(prob, image)
+        mask = binarize(prob, settings.threshold)
+        stats = image_stats(mask, label, prob, settings.band, settings.boundary_ratio)
+        change = None
+        if settings.video and previous is not None:
+            if previous[0].shape != mask.shape:
+                raise DataError(f"{source.samples[i].image}: frame size differs from the previous frame's (--video)")
+            change = float(flicker_pairs(np.stack([previous[0], mask]), np.stack([previous[1], label]))[0])
+        previous = (mask, label > 0)
+        results.append(ImageResult(i, source.samples[i].image.name, label.shape[0], label.shape[1], stats, change))
     return results
+
+
+def sequence_flicker(results: list[ImageResult]) -> float:
+    """Flicker of a video: the frames' flicker against their previous frame, mean over the frame pairs."""
+    values = [r.flicker for r in results if r.flicker is not None and np.isfinite(r.flicker)]
+    return float(np.mean(values)) if values else float("nan")
 
 
 def is_person_free(source: Source) -> bool:
