@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from helpers import write_folder_dataset
 
 from asbunet.models import create_model
 from asbunet.train.checkpoint import FORMAT, atomic_save
@@ -58,29 +59,6 @@ def checkpoint(tmp_path_factory) -> Path:
         path,
     )
     return path
-
-
-def synthetic_pair(rng: np.random.Generator, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
-    """A textured RGB background with one bright elliptic 'person' and its 0/1 mask."""
-    image = rng.integers(0, 120, (height, width, 3), dtype=np.uint8)
-    mask = np.zeros((height, width), np.uint8)
-    center = (int(rng.integers(width // 3, 2 * width // 3)), int(rng.integers(height // 3, 2 * height // 3)))
-    axes = (max(2, width // 5), max(2, height // 3))
-    cv2.ellipse(mask, center, axes, 0, 0, 360, 1, -1)
-    image[mask.astype(bool)] = rng.integers(150, 255, 3, dtype=np.uint8)
-    return image, mask
-
-
-def write_folder_dataset(root: Path, n: int = 6, size: tuple[int, int] = (48, 40), seed: int = 0) -> Path:
-    """Writes `n` JPEG images and 0/255 PNG masks as `root/images/NNNN.jpg`, `root/masks/NNNN.png`."""
-    rng = np.random.default_rng(seed)
-    (root / "images").mkdir(parents=True, exist_ok=True)
-    (root / "masks").mkdir(parents=True, exist_ok=True)
-    for i in range(n):
-        image, mask = synthetic_pair(rng, *size)
-        cv2.imwrite(str(root / "images" / f"{i:04d}.jpg"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
-        cv2.imwrite(str(root / "masks" / f"{i:04d}.png"), mask * 255)
-    return root
 
 
 @pytest.fixture

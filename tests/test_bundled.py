@@ -113,7 +113,7 @@ def test_predict_on_the_default_runtime_never_imports_torch():
 
 
 def test_segment_and_evaluate_take_a_runtime(tmp_path, ccp_samples, capsys):
-    from asbunet.evaluate import evaluate_model
+    from asbunet.evaluate.run import evaluate_model
 
     photos = sorted((ccp_samples / "images").iterdir())[:2]
     assert main(["segment", str(photos[0]), "--output", str(tmp_path / "out"), "--runtime", "onnx"]) == 0

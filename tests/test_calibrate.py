@@ -9,11 +9,10 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import write_folder_dataset
-from test_train import tiny_config
+from helpers import tiny_config, write_folder_dataset
 
 from asbunet import Segmenter
-from asbunet.evaluate import evaluate_model
+from asbunet.evaluate.run import evaluate_model
 from asbunet.inference.weights import load_checkpoint, load_model, read_safetensors
 from asbunet.segment.options import SegmentOptions, resolve_options
 from asbunet.train.bundle import bundle_checkpoint

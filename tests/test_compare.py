@@ -11,9 +11,12 @@ import pytest
 import torch
 import yaml
 
-from asbunet import compare
 from asbunet.cli import main
-from asbunet.compare import PAPER_FIG6, CompareConfig, claims, load_compare_config, run_comparison
+from asbunet.compare.config import BenchSettings, CompareConfig, load_compare_config
+from asbunet.compare.latency import measure_latency
+from asbunet.compare.results import band_iou, claims
+from asbunet.compare.run import run_comparison
+from asbunet.paper import PAPER_FIG6
 
 REPO = Path(__file__).resolve().parents[1]
 SMOKE = REPO / "configs" / "compare_smoke.yaml"
@@ -82,7 +85,7 @@ def test_second_invocation_skips_finished_runs(smoke_run, monkeypatch, capsys):
         raise AssertionError("a finished run was trained again")
 
     monkeypatch.setattr("asbunet.train.engine.train", no_training)
-    monkeypatch.setattr("asbunet.evaluate.evaluate_model", no_training)
+    monkeypatch.setattr("asbunet.evaluate.run.evaluate_model", no_training)
     monkeypatch.chdir(REPO)
     assert main(["compare", str(SMOKE), "--output", str(smoke_run)]) == 0
     assert "2 of 2 runs finished already; 0 to do" in capsys.readouterr().out
@@ -202,8 +205,8 @@ def test_claims_weigh_the_spread_over_seeds_and_stay_pending_without_figures():
 
 
 def test_latency_is_measured_for_every_model_in_one_run():
-    settings = compare.BenchSettings(size=(32, 32), threads=1, warmup=1, repeats=3)
-    result = compare.measure_latency(["asbunet_025", "asbunet_035"], settings)
+    settings = BenchSettings(size=(32, 32), threads=1, warmup=1, repeats=3)
+    result = measure_latency(["asbunet_025", "asbunet_035"], settings)
     assert set(result["models"]) == {"asbunet_025", "asbunet_035"}
     for figures in result["models"].values():
         assert 0 < figures["median_ms"] <= figures["p95_ms"]
@@ -212,5 +215,5 @@ def test_latency_is_measured_for_every_model_in_one_run():
 
 
 def test_band_iou_is_recorded_or_recovered_from_the_eq3_decomposition():
-    assert compare.band_iou({"band_iou": 0.93, "ignore_band_iou": 0.5, "false_detections": 0.25}) == 0.93
-    assert compare.band_iou({"ignore_band_iou": 0.68, "false_detections": 0.25}) == pytest.approx(0.93)
+    assert band_iou({"band_iou": 0.93, "ignore_band_iou": 0.5, "false_detections": 0.25}) == 0.93
+    assert band_iou({"ignore_band_iou": 0.68, "false_detections": 0.25}) == pytest.approx(0.93)

@@ -12,13 +12,8 @@ import pytest
 from asbunet.cli import main
 from asbunet.data.io import DataError
 from asbunet.data.sources import open_source
-from asbunet.evaluate import (
-    Settings,
-    default_output,
-    evaluate_model,
-    predict_probability,
-    split_models,
-)
+from asbunet.evaluate.run import default_output, evaluate_model, split_models
+from asbunet.evaluate.scoring import Settings, predict_probability
 from asbunet.inference.preprocess import check_input_size
 from asbunet.inference.segmenter import Segmenter
 from asbunet.inference.weights import load_model

@@ -12,7 +12,9 @@ import torch
 from torch import nn
 
 from asbunet import create_model
-from asbunet.bench import load_accuracies, tflite_stats, widest_no_slower
+from asbunet.bench.accuracies import load_accuracies
+from asbunet.bench.peers import tflite_stats
+from asbunet.bench.report import widest_no_slower
 from asbunet.cli import main
 from asbunet.export.calibration import calibration_files, load_images
 from asbunet.export.checks import agreement, random_batch

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 
+from asbunet.inference.postprocess import binarize
 from asbunet.metrics import (
     METRICS,
     IgnoreBand,
-    binarize,
     boundary_dilation,
     boundary_iou,
     count_wins,
@@ -182,8 +182,8 @@ def test_mean_absolute_error():
         mean_absolute_error(prob[:1], label)
 
 
-def test_binarize_is_strictly_greater_than_threshold():
-    assert binarize(np.array([0.4, 0.5, 0.6]), 0.5).tolist() == [False, False, True]
+def test_binarize_is_at_or_above_the_threshold():
+    assert binarize(np.array([0.4, 0.5, 0.6]), 0.5).tolist() == [False, True, True]
 
 
 # ------------------------------------------------------------------------------------------- aggregation

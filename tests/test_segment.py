@@ -17,7 +17,7 @@ from asbunet.inference.segmenter import Segmenter
 from asbunet.segment import effects
 from asbunet.segment.files import collect_inputs, planned_outputs, segment_files
 from asbunet.segment.options import SegmentOptions
-from asbunet.segment.video import TemporalSmoother, open_camera, segment_video_file
+from asbunet.segment.video import open_camera, segment_video_file
 
 # ---------------------------------------------------------------------------------------------------------------
 # Fixtures
@@ -240,24 +240,6 @@ def test_parse_background(tmp_path):
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def test_temporal_smoother_is_an_exponential_moving_average():
-    smooth = TemporalSmoother(0.6)
-    zeros, ones = np.zeros((2, 2), np.float32), np.ones((2, 2), np.float32)
-    np.testing.assert_allclose(smooth(zeros), 0.0)  # the first frame passes through
-    np.testing.assert_allclose(smooth(ones), 0.4, rtol=1e-6)
-    np.testing.assert_allclose(smooth(ones), 0.64, rtol=1e-6)
-    out = smooth(zeros)
-    np.testing.assert_allclose(out, 0.384, rtol=1e-6)
-    out[...] = 9.0  # the returned array is the caller's; the state is untouched
-    np.testing.assert_allclose(smooth(zeros), 0.2304, rtol=1e-5)
-    np.testing.assert_allclose(smooth(np.ones((3, 3), np.float32)), 1.0)  # a new frame size restarts
-    off = TemporalSmoother(0.0)
-    off(zeros)
-    np.testing.assert_allclose(off(ones), 1.0)
-    with pytest.raises(ValueError, match="0 = off"):
-        TemporalSmoother(1.0)
-
-
 # ---------------------------------------------------------------------------------------------------------------
 # Images and folders
 # ---------------------------------------------------------------------------------------------------------------
@@ -426,7 +408,7 @@ def test_video_smoothing_steadies_the_mask(tmp_path):
             segmenter,
             clip,
             tmp_path / f"s{smooth}",
-            SegmentOptions(save=("prob",), smooth=smooth, refine=False),
+            SegmentOptions(save=("prob",), smoother="ema", smooth=smooth, refine=False),
             progress=False,
         )
         capture, values = cv2.VideoCapture(str(result.outputs[0])), []
@@ -469,14 +451,6 @@ def test_unreadable_video_and_missing_camera(tmp_path, random_segmenter, capsys,
     bad.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(200))
     with pytest.raises(DataError, match="broken.mp4: (not a readable video|no frame could be read)"):
         segment_video_file(random_segmenter, bad, tmp_path / "out", progress=False)
-    with pytest.raises(ValueError, match="cutout.*alpha"):
-        segment_video_file(
-            random_segmenter,
-            write_clip(tmp_path / "c.mp4", frames=2),
-            tmp_path / "out",
-            SegmentOptions(save=("cutout",)),
-            progress=False,
-        )
     with pytest.raises(DataError, match="camera 97: could not be opened"):
         open_camera(97)
     code = run_cli(["segment", "--camera", "97", "--output", str(tmp_path / "cam"), "--model", str(checkpoint)])

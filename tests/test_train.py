@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
-import yaml
+from helpers import tiny_config, write_config
 
 from asbunet.cli import main
 from asbunet.data.io import DataError
@@ -24,35 +24,6 @@ from asbunet.train.config import TrainConfig, load_config
 from asbunet.train.engine import NonFiniteLossError, SegmentationLoss, train, weights_digest
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def tiny_config(data: Path, output: Path, **values) -> dict:
-    """A run small enough for a busy 2-core CPU: 64x64 canvases, batch 2, one thread, no loader workers."""
-    cfg = dict(
-        model="asbunet",
-        data={"train": [str(data)], "val_fraction": 0.25, "max_side": 128},
-        shapes=[[64, 64], [48, 64]],
-        val_size=64,
-        batch_size=2,
-        epochs=2,
-        optimizer="adamw",
-        lr=3e-3,
-        weight_decay=1e-4,
-        schedule="cosine",
-        pos_weight="auto",
-        augment={"composite": 0.5},
-        workers=0,
-        threads=1,
-        seed=0,
-        output=str(output),
-    )
-    cfg.update(values)
-    return cfg
-
-
-def write_config(path: Path, values: dict) -> Path:
-    path.write_text(yaml.safe_dump(values, sort_keys=False))
-    return path
 
 
 def metrics(output: Path) -> list[dict]:

@@ -30,8 +30,8 @@ choices made here are the fields of `IgnoreBand`, with these defaults:
 
 Every ratio whose denominator is zero (nothing labelled and nothing predicted, for IoU, Dice, Boundary IoU and the
 ignore-band IoU; no predicted pixel for precision; no labelled pixel for recall) is 1.0: there was nothing to get
-wrong. Predictions are binary masks, a probability map becomes one with `binarize` (`probability > threshold`, as in
-the training loop's validation).
+wrong. Predictions are binary masks, a probability map becomes one with `asbunet.inference.postprocess.binarize`
+(`probability >= threshold`, the one rule of the package).
 
 Three figures describe how much is called person, the failure of a model that marks textured background, animals
 or objects as person:
@@ -167,7 +167,7 @@ def as_masks(x, name: str = "mask") -> np.ndarray:
         if hi > 1 and lo >= 0 and float(hi) <= 255 and np.isin(x, (0, hi)).all():
             fix = f"it looks like a 0/{hi} mask: use (mask > 0)"
         else:
-            fix = "threshold probabilities first, e.g. binarize(probability, 0.5)"
+            fix = "threshold probabilities first, e.g. asbunet.inference.postprocess.binarize(probability, 0.5)"
         raise ValueError(f"{name} must be binary (0/1 or bool), found values in [{lo}, {hi}]; {fix}")
     return x.astype(bool)
 
@@ -185,13 +185,6 @@ def _check_pair(pred, target) -> tuple[np.ndarray, np.ndarray]:
 def _check_reduction(reduction: str) -> None:
     if reduction not in REDUCTIONS:
         raise ValueError(f"unknown reduction {reduction!r}; valid: {', '.join(REDUCTIONS)}")
-
-
-def binarize(probability, threshold: float = 0.5) -> np.ndarray:
-    """Person mask `probability > threshold` (bool, same shape) of a probability map or a batch of them."""
-    if not 0 <= threshold <= 1:
-        raise ValueError(f"threshold must be in [0, 1], got {threshold}")
-    return _to_numpy(probability, "probability") > threshold
 
 
 # ---------------------------------------------------------------------------------------- per-image building blocks

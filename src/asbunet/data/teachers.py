@@ -26,7 +26,7 @@ import numpy as np
 
 from asbunet import atomic
 from asbunet.inference.mediapipe_wheel import MEDIAPIPE_VERSION, extract_from_wheel
-from asbunet.inference.postprocess import sigmoid
+from asbunet.inference.postprocess import binarize, sigmoid
 
 # paths inside the mediapipe wheel
 TEACHER_FILES = {
@@ -153,12 +153,12 @@ class TeacherLabel:
 
 def teacher_label(teachers: Teachers, image: np.ndarray, cfg: TeacherConfig = TeacherConfig()) -> TeacherLabel:
     """The label of one RGB frame: the pose teacher's mask, kept where both teachers agree (module docstring)."""
-    selfie = teachers.selfie_probability(image) > 0.5
+    selfie = binarize(teachers.selfie_probability(image), 0.5)
     found = teachers.detect(image)
     if found is None or found[0] < cfg.min_detection:
         return TeacherLabel(None, found[0] if found else 0.0, 0.0, "no confident pose detection")
     score, keypoints = found
-    pose = teachers.pose_probability(image, keypoints) > 0.5
+    pose = binarize(teachers.pose_probability(image, keypoints), 0.5)
     union = int((pose | selfie).sum())
     agreement = int((pose & selfie).sum()) / union if union else 0.0
     if agreement < cfg.min_agreement:

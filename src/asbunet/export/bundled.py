@@ -32,6 +32,7 @@ from asbunet.inference.weights import (
     file_sha256,
     load_model,
 )
+from asbunet.metrics import iou
 from asbunet.train.config import TrainConfig
 
 INT8_TOLERANCE = 0.003  # int8 is the default runtime when its mean IoU is at most 0.3 points below fp32's
@@ -62,11 +63,6 @@ def run_split(meta: dict) -> tuple[list, list]:
     return [pool[i] for i in train], [pool[i] for i in val]
 
 
-def _mask_iou(a: np.ndarray, b: np.ndarray) -> float:
-    union = np.logical_or(a, b).sum()
-    return float(np.logical_and(a, b).sum() / union) if union else 1.0
-
-
 def compare_int8(
     fp32: str | Path, int8: str | Path, samples: Sequence, threads: int | None = None, progress=None
 ) -> dict:
@@ -79,8 +75,8 @@ def compare_int8(
         image, label = source.load(i)
         masks = [seg.mask(image) for seg in segs]
         for scores, mask in zip(ious, masks, strict=True):
-            scores.append(_mask_iou(mask, label.astype(bool)))
-        agreement.append(_mask_iou(masks[1], masks[0]))
+            scores.append(iou(mask, label.astype(bool)))
+        agreement.append(iou(masks[1], masks[0]))
     if not agreement:
         raise ValueError("no validation images to compare int8 with fp32")
     return {

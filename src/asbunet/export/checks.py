@@ -14,6 +14,7 @@ from torch import nn
 from asbunet.inference.postprocess import sigmoid
 from asbunet.inference.preprocess import prepare, prepare_at
 from asbunet.inference.runners import OnnxRunner
+from asbunet.metrics import iou
 
 
 def network_batch(image: np.ndarray, size: tuple[int, int] | None, input_size: int = 256) -> np.ndarray:
@@ -24,11 +25,6 @@ def network_batch(image: np.ndarray, size: tuple[int, int] | None, input_size: i
 def random_batch(size: tuple[int, int], seed: int = 0) -> np.ndarray:
     """A seeded standard-normal batch `(1, 3, h, w)`, the scale of normalized images."""
     return np.random.default_rng(seed).standard_normal((1, 3, *size)).astype(np.float32)
-
-
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    union = np.logical_or(a, b).sum()
-    return float(np.logical_and(a, b).sum() / union) if union else 1.0
 
 
 @dataclass
@@ -67,8 +63,8 @@ def agreement(model: nn.Module, runner, batches: Iterable[np.ndarray]) -> Agreem
         n += batch.shape[0]
     if not n:
         raise ValueError("no inputs to compare")
-    iou = _iou(np.concatenate(masks_ref), np.concatenate(masks))
-    return Agreement(n, max(diffs), max(scales), max(prob_diffs), iou)
+    pooled = iou(np.concatenate(masks_ref)[None], np.concatenate(masks)[None])  # one (1, N) image: pooled over all
+    return Agreement(n, max(diffs), max(scales), max(prob_diffs), pooled)
 
 
 @dataclass

@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 
 from asbunet.data.io import IMAGE_SUFFIXES, DataError, read_image
+from asbunet.inference.postprocess import binarize
 
 Color = tuple[int, int, int]
 
@@ -141,10 +142,8 @@ def refine_probability(
 
 
 def mask_image(prob: np.ndarray, threshold: float = 0.5) -> np.ndarray:
-    """Binary mask uint8 `(H, W)`: 255 where `prob >= threshold`, 0 elsewhere."""
-    if not 0.0 <= threshold <= 1.0:
-        raise ValueError(f"threshold must be in [0, 1], got {threshold}")
-    return np.where(prob >= threshold, np.uint8(255), np.uint8(0))
+    """Binary mask uint8 `(H, W)`: 255 where `binarize(prob, threshold)` (`prob >= threshold`), 0 elsewhere."""
+    return np.where(binarize(prob, threshold), np.uint8(255), np.uint8(0))
 
 
 def probability_image(prob: np.ndarray) -> np.ndarray:

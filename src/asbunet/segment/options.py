@@ -8,7 +8,7 @@ from pathlib import Path
 
 from asbunet.data.io import VIDEO_SUFFIXES
 from asbunet.inference.segmenter import Segmenter
-from asbunet.segment import effects
+from asbunet.segment import effects, temporal
 
 OUTPUTS = ("mask", "prob", "overlay", "cutout", "effect")
 
@@ -31,17 +31,23 @@ class SegmentOptions:
         threshold: probability at or above which a pixel is person in the binary mask; `None` uses the model's own
             (`Segmenter.threshold`: calibrated on validation for the bundled model, else 0.5).
         refine: guided-filter refinement of the probability at output resolution.
-        smooth: video only: weight of the previous frames in the exponential moving average of the probability
-            (0 = off, 0.6 = default; higher is steadier but lags behind motion).
+        smoother: video only: how the probability is smoothed over time (`asbunet.segment.temporal.SMOOTHERS`);
+            the default "confidence" averages where the probability barely changes and lets large changes through.
+        smooth: video only: the smoother's weight of the past frames in [0, 1); None = its chosen value (0.95 for
+            "confidence", 0.6 for "ema"), 0 = off.
         max_frames: video only: stop after this many frames (`None` = all; a camera runs until interrupted).
+        main_person: keep only the main person (`asbunet.segment.regions`): the largest connected person region,
+            favouring the centre; everyone else is treated as background.
     """
 
     save: tuple[str, ...] | None = None
     effect: effects.Effect | None = None
     threshold: float | None = None
     refine: bool = True
-    smooth: float = 0.6
+    smoother: str = temporal.DEFAULT_SMOOTHER[0]
+    smooth: float | None = None
     max_frames: int | None = None
+    main_person: bool = False
 
     def __post_init__(self):
         if self.save is not None:
@@ -50,8 +56,11 @@ class SegmentOptions:
                 raise ValueError(f"unknown output {', '.join(unknown) or '(empty)'}; choose from: {', '.join(OUTPUTS)}")
         if self.threshold is not None and not 0.0 <= self.threshold <= 1.0:
             raise ValueError(f"threshold must be in [0, 1], got {self.threshold}")
-        if not 0.0 <= self.smooth < 1.0:
+        if self.smooth is not None and not 0.0 <= self.smooth < 1.0:
             raise ValueError(f"smooth must be in [0, 1) (0 = off), got {self.smooth}")
+        unknown = [n for n in self.smoother.split("+") if n not in temporal.SMOOTHERS]
+        if unknown:
+            raise ValueError(f"unknown smoother {self.smoother!r}; choose from: {', '.join(temporal.SMOOTHERS)}")
         if self.max_frames is not None and self.max_frames < 1:
             raise ValueError(f"max_frames must be >= 1, got {self.max_frames}")
 
@@ -80,19 +89,16 @@ def resolve_options(options: SegmentOptions | None, segmenter: Segmenter) -> Seg
 
 
 def video_outputs(options: SegmentOptions, source: str) -> tuple[str, ...]:
-    """Output kinds of a video; `ValueError` for `cutout`, which needs an alpha channel that `.mp4` lacks."""
-    kinds = options.outputs_for(True)
-    if "cutout" in kinds:
-        raise ValueError(
-            f"{source}: 'cutout' needs an alpha channel, which video files lack; use 'effect' with "
-            "--background COLOR instead"
-        )
-    return kinds
+    """Output kinds of a video (all of `OUTPUTS`: a cut-out becomes a transparent `.webm`)."""
+    del source  # every kind has a video form
+    return options.outputs_for(True)
 
 
 def output_names(kind: str, effect: effects.Effect, video: bool) -> str:
-    """File name suffix of an output kind, e.g. `_overlay.jpg`, `.png`, `_blur.mp4`."""
+    """File name suffix of an output kind, e.g. `_overlay.jpg`, `.png`, `_blur.mp4`, `_cutout.webm`."""
     if video:
+        if kind == "cutout":
+            return "_cutout.webm"  # VP9 with an alpha channel
         tag = {"mask": "mask", "prob": "prob", "overlay": "overlay", "effect": effect.name}[kind]
         return f"_{tag}.mp4"
     return {

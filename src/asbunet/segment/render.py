@@ -13,7 +13,7 @@ import numpy as np
 
 from asbunet import atomic
 from asbunet.inference.segmenter import Segmenter
-from asbunet.segment import effects
+from asbunet.segment import effects, regions
 from asbunet.segment.options import OUTPUTS, SegmentOptions
 
 
@@ -34,12 +34,16 @@ def postprocess(
     segmenter: Segmenter,
     image: np.ndarray,
     options: SegmentOptions,
-    smoother: Callable[[np.ndarray], np.ndarray] | None = None,
+    smoother: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
 ) -> np.ndarray:
-    """Probability `(H, W)` of an RGB image: network, optional temporal smoothing, optional refinement."""
+    """Probability `(H, W)` of an RGB image: network, temporal smoothing (`smoother(prob, image)`, video only),
+    only the main person (`options.main_person`), guided-filter refinement (`options.refine`)."""
     prob = segmenter.predict(image, warn=False)  # segment_image reports `input_warning` with the file name
     if smoother is not None:
-        prob = smoother(prob)
+        prob = smoother(prob, image)
+    if options.main_person:
+        threshold = segmenter.threshold if options.threshold is None else options.threshold
+        prob = regions.keep_main_person(prob, threshold, margin=max(2, min(prob.shape) // 60))
     if options.refine:
         radius = effects.default_radius(*prob.shape, segmenter.input_size)
         prob = effects.refine_probability(image, prob, radius)

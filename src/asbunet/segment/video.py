@@ -1,21 +1,23 @@
-"""Video and camera segmentation: frames in through `cv2.VideoCapture`, effects out through `cv2.VideoWriter`.
+"""Video files and cameras: frames through `VideoSegmenter`, out to video files, a virtual camera or a window.
 
-Each frame's probability is smoothed over time by an exponential moving average (`TemporalSmoother`) to stop the
-flicker of a per-frame model, then refined at the frame's own resolution with the guided filter
-(`asbunet.segment.effects.refine_probability`). Outputs are `.mp4` files (MPEG-4 Part 2, fourcc `mp4v`) with the input's
-frame rate and size, one per requested output kind (`mask`, `prob`, `overlay`, `effect`).
+A video file is decoded by FFmpeg on a thread of its own, segmented on the calling thread and encoded on a third
+(`asbunet.segment.media`): decoding and encoding run beside the network. Each output keeps the input's timestamps
+(variable frame rates included) and its audio; `mask`, `prob`, `overlay` and `effect` are H.264 `.mp4`, `cutout` a
+VP9 `.webm` with an alpha channel.
 
-Each output is written as `<name>.partial.mp4` and renamed to `<name>.mp4` once the video is complete, so a final
-name never holds a file that players cannot open: after an error the partial files are removed; after Ctrl+C (or
-SIGTERM from the command line) on a file they are closed and kept, playable, under the partial name (unless no frame
-was written yet); a camera stopped by Ctrl+C ends its recordings normally.
+Each output is written as `<name>.partial.<ext>` and renamed once the video is complete, so a final name never holds
+a file that players cannot open: after an error the partial files are removed; after Ctrl+C (or SIGTERM from the
+command line) on a file they are closed and kept, playable, under the partial name (unless no frame was written
+yet). A camera runs until `max_frames`, Ctrl+C or `q` in its preview window, sending each processed frame to its
+sinks (`asbunet.segment.sinks`): recordings stamped with the capture time, a virtual camera, a preview window.
 """
 
 from __future__ import annotations
 
-import math
+import queue
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,37 +28,13 @@ from tqdm import tqdm
 from asbunet import atomic
 from asbunet.data.io import DataError, check_pixels
 from asbunet.inference.segmenter import Segmenter
+from asbunet.segment.media import VideoReader, VideoWriter
 from asbunet.segment.options import SegmentOptions, output_names, resolve_options, video_outputs
-from asbunet.segment.render import postprocess, prepare_output_dir, render
+from asbunet.segment.render import prepare_output_dir
+from asbunet.segment.sinks import FrameSink, PreviewSink, RecordingSink, VirtualCameraSink
+from asbunet.segment.stream import VideoSegmenter
 
-FOURCC = "mp4v"
-DEFAULT_FPS = 30.0
-
-
-class TemporalSmoother:
-    """Exponential moving average of probability maps: `s_t = m * s_{t-1} + (1 - m) * p_t`, `s_0 = p_0`.
-
-    Args:
-        momentum: weight `m` of the past in [0, 1); 0 turns smoothing off. A still frame's response to a change
-            reaches `1 - m**k` of its size after `k` frames (m = 0.6: 64% after 2 frames, 92% after 5).
-    """
-
-    def __init__(self, momentum: float):
-        if not 0.0 <= momentum < 1.0:
-            raise ValueError(f"smoothing momentum must be in [0, 1) (0 = off), got {momentum}")
-        self.momentum = float(momentum)
-        self.state: np.ndarray | None = None
-
-    def reset(self) -> None:
-        self.state = None
-
-    def __call__(self, prob: np.ndarray) -> np.ndarray:
-        if self.momentum == 0.0 or self.state is None or self.state.shape != prob.shape:
-            self.state = prob.astype(np.float32, copy=True)
-        else:
-            self.state *= np.float32(self.momentum)
-            self.state += np.float32(1.0 - self.momentum) * prob
-        return self.state.copy()
+QUEUE_SIZE = 4  # frames decoded ahead of the network, and rendered frames waiting for the encoder
 
 
 @dataclass
@@ -75,132 +53,96 @@ class VideoResult:
 
     def summary(self) -> str:
         stop = " (interrupted)" if self.interrupted else ""
-        written = ", ".join(str(p) for p in self.outputs)
+        written = ", ".join(str(p) for p in self.outputs) or "no file"
         return (
             f"{self.source}: {self.frames} frames in {self.seconds:.1f} s ({self.fps:.1f} frames/s){stop} -> {written}"
         )
 
 
-def _fps(capture: cv2.VideoCapture) -> float:
-    fps = capture.get(cv2.CAP_PROP_FPS)
-    return fps if fps and math.isfinite(fps) and 0 < fps <= 1000 else DEFAULT_FPS
+_DONE = object()
 
 
-def open_video(path: str | Path) -> cv2.VideoCapture:
-    """Opens a video file for reading; `DataError` names the file when it is missing or cannot be decoded."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: video file not found")
-    capture = cv2.VideoCapture(str(path))
-    if not capture.isOpened():
-        capture.release()
-        raise DataError(f"{path}: not a readable video (corrupt, truncated or unsupported codec)")
-    return capture
+def prefetch(items: Iterable, size: int = QUEUE_SIZE) -> Iterator:
+    """Iterates `items` on a background thread, `size` ahead; its exceptions are raised here, in order."""
+    buffer: queue.Queue = queue.Queue(size)
+    stop = threading.Event()
 
+    def produce() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        buffer.put((item, None), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            buffer.put((_DONE, None))
+        except BaseException as err:  # noqa: BLE001 - handed to the consumer, raised there
+            buffer.put((_DONE, err))
 
-def open_camera(index: int) -> cv2.VideoCapture:
-    """Opens camera `index` (0 is the first); `DataError` when none opens or it delivers no frame."""
-    capture = cv2.VideoCapture(int(index))
-    if not capture.isOpened():
-        capture.release()
-        raise DataError(f"camera {index}: could not be opened (no camera at this index, no permission, or in use)")
-    return capture
-
-
-def _open_writer(path: Path, fps: float, width: int, height: int) -> cv2.VideoWriter:
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*FOURCC), fps, (width, height), True)
-    if not writer.isOpened():
-        writer.release()
-        raise OSError(f"{path}: could not open a video writer ({FOURCC}, {width}x{height} at {fps:g} frames/s)")
-    return writer
-
-
-def _to_bgr(frame: np.ndarray) -> np.ndarray:
-    return cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR if frame.ndim == 2 else cv2.COLOR_RGB2BGR)
-
-
-def run_capture(
-    segmenter: Segmenter,
-    capture: cv2.VideoCapture,
-    source: str,
-    targets: Sequence[Path],
-    options: SegmentOptions,
-    progress: bool = True,
-    live: bool = False,
-) -> VideoResult:
-    """Segments the frames of an opened capture into one video per output kind (`targets`, in `options` order).
-
-    Args:
-        source: name of the capture, for messages.
-        live: a camera: Ctrl+C ends the recording cleanly instead of propagating.
-
-    Raises:
-        DataError: when not a single frame can be read.
-    """
-    options = resolve_options(options, segmenter)
-    kinds = video_outputs(options, source)
-    if len(targets) != len(kinds):
-        capture.release()
-        raise ValueError(f"{source}: {len(targets)} output files given for {len(kinds)} outputs ({', '.join(kinds)})")
-    width, height = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH) or 0), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0)
+    thread = threading.Thread(target=produce, name="asbunet-decode", daemon=True)
+    thread.start()
     try:
-        check_pixels(source, width, height)  # from the stream header, before any frame is decoded
-    except DataError:
-        capture.release()
-        raise
-    fps = _fps(capture)
-    count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0) if not live else 0
-    total = count if count > 0 else None
-    if options.max_frames is not None:
-        total = options.max_frames if total is None else min(total, options.max_frames)
-    smoother = TemporalSmoother(options.smooth)
-    partials = [atomic.partial_path(t) for t in targets]
-    writers: list[cv2.VideoWriter] = []
-    frames, interrupted, failed = 0, False, False
-    bar = tqdm(total=total, desc=Path(source).name, unit="frame", disable=not progress, dynamic_ncols=True)
-    start = time.perf_counter()
-    try:
-        while options.max_frames is None or frames < options.max_frames:
-            ok, bgr = capture.read()
-            if not ok or bgr is None:
-                break
-            rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-            if not writers:
-                height, width = rgb.shape[:2]
-                check_pixels(source, width, height)
-                for partial in partials:
-                    writers.append(_open_writer(partial, fps, width, height))
-            elif rgb.shape[:2] != (height, width):
-                raise DataError(
-                    f"{source}: frame {frames} is {rgb.shape[1]}x{rgb.shape[0]}, the first frames "
-                    f"were {width}x{height}; resizing streams are not supported"
-                )
-            prob = postprocess(segmenter, rgb, options, smoother)
-            for kind, writer in zip(kinds, writers, strict=True):
-                writer.write(_to_bgr(render(kind, rgb, prob, options)))
-            frames += 1
-            bar.update()
-    except KeyboardInterrupt:
-        if not live:
-            raise  # the partial files are closed below and kept, playable
-        interrupted = True
-    except BaseException:
-        failed = True
-        raise
+        while True:
+            item, err = buffer.get()
+            if err is not None:
+                raise err
+            if item is _DONE:
+                return
+            yield item
     finally:
-        seconds = time.perf_counter() - start
-        bar.close()
-        for writer in writers:
-            writer.release()
-        capture.release()
-        if failed or frames == 0:  # nothing worth keeping
-            for partial in partials:
-                partial.unlink(missing_ok=True)
-    if frames == 0:
-        raise DataError(f"{source}: no frame could be read (empty, corrupt or unsupported video)")
-    for partial, target in zip(partials, targets, strict=True):
-        atomic.commit(partial, target)
-    return VideoResult(source, frames, seconds, list(targets), interrupted)
+        stop.set()
+        thread.join()
+
+
+class BackgroundEncoder:
+    """Runs `VideoWriter.write`/`write_audio` calls on a thread of its own, `size` frames behind the caller; an
+    encoder error is raised at the next call."""
+
+    def __init__(self, writers: Sequence[VideoWriter], size: int = QUEUE_SIZE):
+        self.writers = list(writers)
+        self.jobs: queue.Queue = queue.Queue(size)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="asbunet-encode", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while (job := self.jobs.get()) is not None:
+            if self.error is not None:
+                continue  # drain after a failure
+            images, pts, audio = job
+            try:
+                for writer, image in zip(self.writers, images, strict=True):
+                    if image is not None:
+                        writer.write(image, pts)
+                    writer.write_audio(audio)
+            except BaseException as err:  # noqa: BLE001 - raised at the caller's next call
+                self.error = err
+
+    def put(self, images: Sequence[np.ndarray | None], pts: int, audio: list) -> None:
+        if self.error is not None:
+            raise self.error
+        self.jobs.put((images, pts, audio))
+
+    def close(self) -> None:
+        """Waits for the queued frames, then finishes every file (also after an error)."""
+        self.jobs.put(None)
+        self.thread.join()
+        try:
+            for writer in self.writers:
+                writer.close()
+        finally:
+            if self.error is not None:
+                raise self.error
+
+
+def _with_audio(reader: VideoReader) -> Iterator[tuple]:
+    """`(frame, audio packets read with it)`, then `(None, the audio after the last frame)`."""
+    for frame in reader:
+        yield frame, reader.take_audio()
+    yield None, reader.take_audio()
 
 
 def segment_video(
@@ -210,10 +152,74 @@ def segment_video(
     options: SegmentOptions | None = None,
     progress: bool = True,
 ) -> VideoResult:
-    """Segments a video file into `targets` (see `asbunet.segment.files.planned_outputs`)."""
+    """Segments a video file into `targets`, one per output kind in `options` order (see
+    `asbunet.segment.files.planned_outputs`).
+
+    Raises:
+        DataError: the file is missing, unreadable, too large, or holds no decodable frame.
+    """
     options = resolve_options(options, segmenter)
-    video_outputs(options, str(path))
-    return run_capture(segmenter, open_video(path), str(path), targets, options, progress)
+    source = str(path)
+    kinds = video_outputs(options, source)
+    if len(targets) != len(kinds):
+        raise ValueError(f"{source}: {len(targets)} output files given for {len(kinds)} outputs ({', '.join(kinds)})")
+    reader = VideoReader(path)
+    partials = [atomic.partial_path(t) for t in targets]
+    total = reader.frames or None
+    if options.max_frames is not None:
+        total = options.max_frames if total is None else min(total, options.max_frames)
+    video = VideoSegmenter(segmenter, options)
+    encoder: BackgroundEncoder | None = None
+    frames, failed, frame = 0, False, None
+    bar = tqdm(total=total, desc=Path(source).name, unit="frame", disable=not progress, dynamic_ncols=True)
+    start = time.perf_counter()
+    try:
+        writers = []
+        try:
+            for kind, partial in zip(kinds, partials, strict=True):
+                size = (reader.width, reader.height)
+                alpha = kind == "cutout"
+                writers.append(VideoWriter(partial, *size, reader.time_base, reader.rate, alpha, reader.audio))
+        except BaseException:
+            for writer in writers:
+                writer.close()
+            raise
+        encoder = BackgroundEncoder(writers)
+        for frame, audio in prefetch(_with_audio(reader)):
+            if frame is None or (options.max_frames is not None and frames >= options.max_frames):
+                break
+            if frame.rgb.shape[:2] != (reader.height, reader.width):
+                raise DataError(
+                    f"{source}: frame {frames} is {frame.rgb.shape[1]}x{frame.rgb.shape[0]}, the stream is "
+                    f"{reader.width}x{reader.height}; resizing streams are not supported"
+                )
+            result = video.process(frame.rgb)
+            encoder.put([result.render(kind) for kind in kinds], frame.pts, audio)
+            frames += 1
+            bar.update()
+        if frame is None:  # the whole file: the audio after the last frame too
+            encoder.put([None] * len(kinds), 0, audio)
+    except KeyboardInterrupt:
+        raise  # the partial files are closed below and kept, playable
+    except BaseException:
+        failed = True
+        raise
+    finally:
+        seconds = time.perf_counter() - start
+        bar.close()
+        reader.close()
+        try:
+            if encoder is not None:
+                encoder.close()
+        finally:
+            if failed or frames == 0:  # nothing worth keeping
+                for partial in partials:
+                    partial.unlink(missing_ok=True)
+    if frames == 0:
+        raise DataError(f"{source}: no frame could be read (empty, corrupt or unsupported video)")
+    for partial, target in zip(partials, targets, strict=True):
+        atomic.commit(partial, target)
+    return VideoResult(source, frames, seconds, list(targets))
 
 
 def segment_video_file(
@@ -223,7 +229,7 @@ def segment_video_file(
     options: SegmentOptions | None = None,
     progress: bool = True,
 ) -> VideoResult:
-    """Segments a video file into `output/<stem>_<kind>.mp4` (e.g. `talk_blur.mp4`)."""
+    """Segments a video file into `output/<stem>_<kind>.<ext>` (e.g. `talk_blur.mp4`, `talk_cutout.webm`)."""
     options = resolve_options(options, segmenter)
     path = Path(path)
     kinds = video_outputs(options, str(path))
@@ -234,17 +240,131 @@ def segment_video_file(
     return segment_video(segmenter, path, targets, options, progress)
 
 
-def segment_camera(
-    segmenter: Segmenter, index: int, output: str | Path, options: SegmentOptions | None = None, progress: bool = True
-) -> VideoResult:
-    """Segments camera `index` live into `output/camera<index>_<kind>.mp4` until `max_frames` or Ctrl+C.
+def open_camera(index: int) -> cv2.VideoCapture:
+    """Opens camera `index` (0 is the first); `DataError` when none opens."""
+    capture = cv2.VideoCapture(int(index))
+    if not capture.isOpened():
+        capture.release()
+        raise DataError(f"camera {index}: could not be opened (no camera at this index, no permission, or in use)")
+    return capture
 
-    The files are written at the camera's nominal frame rate; when processing is slower than the camera, frames
-    are dropped by the camera driver and the recording plays faster than real time.
+
+def camera_frames(capture: cv2.VideoCapture, source: str) -> Iterator[np.ndarray]:
+    """RGB frames of an opened capture until it ends; the capture is released at the end."""
+    try:
+        while True:
+            ok, bgr = capture.read()
+            if not ok or bgr is None:
+                return
+            yield cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    finally:
+        capture.release()
+
+
+def run_live(
+    video: VideoSegmenter,
+    frames: Iterable[np.ndarray],
+    sinks: dict[str, list[FrameSink]],
+    source: str,
+    max_frames: int | None = None,
+    progress: bool = True,
+) -> tuple[int, float, bool]:
+    """Processes live frames as they come and sends each output kind to its sinks (`{"effect": [virtual camera,
+    window], "mask": [recording]}`); stops at the end of `frames`, after `max_frames`, on Ctrl+C or when a preview
+    window is closed. Returns (frames processed, seconds, interrupted)."""
+    windows = [s for group in sinks.values() for s in group if isinstance(s, PreviewSink)]
+    count, interrupted, rate = 0, False, 0.0
+    bar = tqdm(desc=source, unit="frame", disable=not progress, dynamic_ncols=True)
+    start = last = time.perf_counter()
+    try:
+        for frame in frames:
+            check_pixels(source, frame.shape[1], frame.shape[0])
+            result = video.process(frame)
+            for kind, group in sinks.items():
+                image = result.render(kind)
+                for sink in group:
+                    sink.send(image)
+            count += 1
+            now = time.perf_counter()
+            rate = 0.9 * rate + 0.1 / max(now - last, 1e-6) if count > 1 else 1.0 / max(now - last, 1e-6)
+            last = now
+            for window in windows:
+                window.fps = rate
+            bar.update()
+            bar.set_postfix(fps=f"{rate:.1f}")
+            if (max_frames is not None and count >= max_frames) or any(w.stopped for w in windows):
+                break
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        bar.close()
+        for group in sinks.values():
+            for sink in group:
+                sink.close()
+    return count, time.perf_counter() - start, interrupted
+
+
+def segment_camera(
+    segmenter: Segmenter,
+    index: int,
+    output: str | Path | None,
+    options: SegmentOptions | None = None,
+    progress: bool = True,
+    virtual_camera: str | bool = False,
+    preview: bool = False,
+) -> VideoResult:
+    """Segments camera `index` live until `max_frames`, Ctrl+C or `q` in the preview.
+
+    Args:
+        output: folder of the recordings `camera<index>_<kind>.<ext>` (the kinds of `options.save`; by default the
+            effect, unless a virtual camera is the destination); None records nothing.
+        virtual_camera: send the effect to a virtual camera (True: the first free device; a string: that device,
+            e.g. `/dev/video10`).
+        preview: show the effect in a window with the frames per second.
+
+    Raises:
+        DataError: no camera at `index`. SinkError: no virtual camera device, or no GUI for the preview.
     """
     options = resolve_options(options, segmenter)
-    kinds = video_outputs(options, f"camera {index}")
-    out = prepare_output_dir(output)
+    source = f"camera {index}"
+    kinds = video_outputs(options, source) if (options.save is not None or not virtual_camera) else ()
     capture = open_camera(index)
-    targets = [out / f"camera{index}{output_names(k, options.background, True)}" for k in kinds]
-    return run_capture(segmenter, capture, f"camera {index}", targets, options, progress, live=True)
+    sinks: dict[str, list[FrameSink]] = {}
+    targets: list[Path] = []
+    try:
+        width, height = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        check_pixels(source, width, height)
+        fps = capture.get(cv2.CAP_PROP_FPS)
+        fps = fps if fps and 0 < fps <= 240 else 30.0
+        if virtual_camera:
+            device = virtual_camera if isinstance(virtual_camera, str) else None
+            sinks.setdefault("effect", []).append(VirtualCameraSink(width, height, fps, device))
+        if preview:
+            sinks.setdefault("effect", []).append(PreviewSink(f"asbunet - {source}"))
+        if kinds and output is not None:
+            out = prepare_output_dir(output)
+            for kind in kinds:
+                target = out / f"camera{index}{output_names(kind, options.background, True)}"
+                targets.append(target)
+                sinks.setdefault(kind, []).append(
+                    RecordingSink(atomic.partial_path(target), width, height, fps, alpha=kind == "cutout")
+                )
+    except BaseException:
+        capture.release()
+        for group in sinks.values():
+            for sink in group:
+                sink.close()
+        raise
+    video = VideoSegmenter(segmenter, options)
+    count, seconds, interrupted = run_live(
+        video, camera_frames(capture, source), sinks, source, options.max_frames, progress
+    )
+    for target in targets:
+        partial = atomic.partial_path(target)
+        if count:
+            atomic.commit(partial, target)
+        else:
+            partial.unlink(missing_ok=True)
+    if count == 0:
+        raise DataError(f"{source}: delivered no frame")
+    return VideoResult(source, count, seconds, targets, interrupted)

@@ -15,9 +15,11 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from asbunet.inference.postprocess import binarize
 from asbunet.inference.preprocess import SIZE_MULTIPLE
 from asbunet.inference.runners import Runner
 from asbunet.inference.segmenter import Segmenter
+from asbunet.metrics import iou
 
 THRESHOLDS = tuple(round(0.3 + 0.05 * i, 2) for i in range(13))  # 0.30, 0.35, ..., 0.90
 
@@ -29,22 +31,20 @@ def threshold_sweep(
     thresholds: Sequence[float] = THRESHOLDS,
     progress: Callable | None = None,
 ) -> dict[float, float]:
-    """Mean person IoU over `images` of the mask `probability > t`, for every `t` in `thresholds`."""
+    """Mean person IoU over `images` of the mask `binarize(probability, t)` (`probability >= t`), for every `t` in
+    `thresholds`."""
     if len(images) != len(masks) or not images:
         raise ValueError(f"need as many masks as images, and at least one; got {len(images)} and {len(masks)}")
     keys = [float(t) for t in thresholds]
     if not keys or not all(0 <= t < 1 for t in keys):
         raise ValueError(f"thresholds must be a list of values in [0, 1), got {keys}")
-    cuts = np.asarray(keys, np.float32)  # (T,)
     ious = np.zeros((len(images), len(keys)))  # (N, T)
     items = range(len(images)) if progress is None else progress(range(len(images)))
     for i in items:
         prob = segmenter.predict(images[i])  # (H, W)
-        target = masks[i].astype(bool)
-        pred = prob[None] > cuts[:, None, None]  # (T, H, W)
-        inter = (pred & target).sum(axis=(1, 2))
-        union = (pred | target).sum(axis=(1, 2))
-        ious[i] = np.where(union == 0, 1.0, inter / np.maximum(union, 1))
+        target = masks[i].astype(bool)  # (H, W)
+        pred = np.stack([binarize(prob, t) for t in keys])  # (T, H, W)
+        ious[i] = iou(pred, np.broadcast_to(target, pred.shape), reduction="none")
     return dict(zip(keys, ious.mean(axis=0).tolist(), strict=True))
 
 

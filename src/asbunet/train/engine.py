@@ -34,6 +34,7 @@ from asbunet.data.dataset import (
     validation_scenes,
 )
 from asbunet.data.sources import open_source, split_indices
+from asbunet.inference.postprocess import binarize
 from asbunet.inference.runners import TorchRunner
 from asbunet.inference.segmenter import Segmenter
 from asbunet.inference.weights import TORCH_SUFFIXES, bundled_models, load_checkpoint, load_model
@@ -115,7 +116,7 @@ def evaluate_iou(model: nn.Module, pool: SamplePool, indices: list[int], input_s
     segmenter = Segmenter(TorchRunner(model), input_size)  # the same preprocessing as prediction
     ious, inter_sum, union_sum = [], 0, 0
     for i in indices:
-        pred = segmenter.predict(pool.images[i]) > 0.5
+        pred = binarize(segmenter.predict(pool.images[i]), 0.5)
         target = pool.masks[i].astype(bool)
         inter, union = int((pred & target).sum()), int((pred | target).sum())
         ious.append(1.0 if union == 0 else inter / union)

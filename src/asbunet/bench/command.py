@@ -1,0 +1,138 @@
+"""The command line of this room, each subparser beside its command: `asbunet bench`."""
+
+from __future__ import annotations
+
+from asbunet.export.command import add_calibration_arguments
+
+
+def cmd_bench(args) -> None:
+    from asbunet.bench.config import BenchConfig
+    from asbunet.bench.peers import fetch_peers
+    from asbunet.bench.report import write_outputs
+    from asbunet.bench.run import run_bench
+    from asbunet.models import list_models
+
+    def parse_size(text: str) -> tuple[int, int]:
+        h, _, w = text.lower().partition("x")
+        if not (h.isdigit() and w.isdigit()):
+            raise ValueError(f"--sizes takes HxW values such as 256x256 or 144x256, got {text!r}")
+        return int(h), int(w)
+
+    if args.fetch_peers:
+        print(f"peers: {', '.join(f'{k} ({v})' for k, v in fetch_peers(args.peers).items())}")
+    cfg = BenchConfig(
+        models=args.models or list_models(),
+        sizes=[parse_size(s) for s in args.sizes],
+        threads=args.threads,
+        runtimes=args.runtimes,
+        runs=args.runs,
+        warmup=args.warmup,
+        calibration=args.calibration,
+        calibration_count=args.calibration_count,
+        peers=args.peers,
+        accuracy=args.accuracy or (),
+        accuracy_metric=args.accuracy_metric,
+        profile=not args.no_profile,
+        profile_model=args.profile_model,
+        workdir=args.workdir,
+    )
+    for path in write_outputs(run_bench(cfg), args.output):
+        print(f"wrote {path}")
+
+
+def add_bench_parser(sub) -> None:
+    """The `bench` subcommand's arguments."""
+    p = sub.add_parser("bench", help="latency of every model and runtime vs matmul peaks and MediaPipe")
+    p.add_argument("--models", nargs="+", metavar="NAME", help="registry model names (default: all)")
+    p.add_argument(
+        "--sizes",
+        nargs="+",
+        default=["256x256", "144x256", "360x640"],
+        metavar="HxW",
+        help="input sizes (default 256x256 144x256 360x640)",
+    )
+    p.add_argument("--threads", nargs="+", type=int, default=[1, 2], help="thread counts (default 1 2)")
+    p.add_argument(
+        "--runtimes",
+        nargs="+",
+        default=["torch", "onnxruntime", "onnxruntime-int8"],
+        help="any of torch, onnxruntime, onnxruntime-int8 (default: all)",
+    )
+    p.add_argument("--runs", type=int, default=50, help="timed passes per row (default 50)")
+    p.add_argument("--warmup", type=int, default=10, help="untimed passes first (default 10)")
+    add_calibration_arguments(
+        p, "folders of real photos for the int8 calibration (default: random images, noted in the results)"
+    )
+    p.add_argument(
+        "--peers",
+        default="peers/mediapipe",
+        metavar="DIR",
+        help="folder with the MediaPipe .tflite files (default peers/mediapipe, the repository's copy)",
+    )
+    p.add_argument(
+        "--fetch-peers",
+        action="store_true",
+        help="pip download mediapipe==0.10.21 (kept in .cache/peers) and extract its two selfie models into --peers",
+    )
+    p.add_argument(
+        "--accuracy",
+        nargs="+",
+        metavar="SPEC",
+        help="NAME=summary.json from `asbunet evaluate`, or a JSON {model: accuracy}",
+    )
+    p.add_argument("--accuracy-metric", default="iou", help="metric read from evaluate summaries (default iou)")
+    p.add_argument("--no-profile", action="store_true", help="skip the per-operator profile and int8 ablation")
+    p.add_argument(
+        "--profile-model",
+        default="asbunet",
+        metavar="NAME",
+        help="model profiled at the first size with the most threads (default asbunet)",
+    )
+    p.add_argument("--workdir", help="keep the exported models here (default: a temporary folder)")
+    p.add_argument(
+        "--output",
+        default="out/bench",
+        help="folder for the results (default out/bench; the repository's committed results are in benchmarks/)",
+    )
+    p.set_defaults(func=cmd_bench)
+
+
+def cmd_bench_video(args) -> None:
+    from asbunet.bench.machine import describe_isa_of
+    from asbunet.bench.pipeline import PipelineConfig, report_markdown, run_pipeline_bench, write_report
+
+    cfg = PipelineConfig(
+        frames=args.frames,
+        clip=args.clip,
+        clip_frames=args.clip_frames,
+        models=args.models,
+        runs=args.runs,
+        threads=args.threads,
+        output=args.output,
+    )
+    report = run_pipeline_bench(cfg)
+    print(describe_isa_of(report["machine"]))
+    print(report_markdown(report))
+    for path in write_report(report, args.output):
+        print(f"wrote {path}")
+
+
+def add_bench_video_parser(sub) -> None:
+    """The `bench-video` subcommand's arguments."""
+    p = sub.add_parser(
+        "bench-video", help="frames per second of the whole video pipeline on a 720p clip, beside MediaPipe"
+    )
+    p.add_argument("--frames", metavar="DIR", help="images to make the 720p clip from (e.g. a davis_person sequence)")
+    p.add_argument("--clip", metavar="VIDEO", help="an existing video to run instead")
+    p.add_argument("--clip-frames", type=int, default=150, help="frames of the clip made from --frames (default 150)")
+    p.add_argument(
+        "--models",
+        nargs="+",
+        metavar="SPEC",
+        help="models (bundled name[:runtime], files, mediapipe_landscape; default: the bundled models and "
+        "mediapipe_landscape)",
+    )
+    p.add_argument("--runs", type=int, default=3, help="timed runs of the clip per model (default 3)")
+    p.add_argument("--threads", type=int, default=2, help="network threads (default 2)")
+    p.add_argument("--output", default="out/bench_video", help="folder for the clip and the results")
+    p.set_defaults(func=cmd_bench_video)

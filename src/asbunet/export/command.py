@@ -1,0 +1,144 @@
+"""The command line of this room, each subparser beside its command: `asbunet export`, `asbunet export-bundled`."""
+
+from __future__ import annotations
+
+import sys
+
+
+def cmd_export(args) -> None:
+    from pathlib import Path
+
+    from asbunet.export.calibration import calibration_files, load_images
+    from asbunet.export.checks import check_onnx
+    from asbunet.export.onnx import export_onnx
+    from asbunet.export.quantize import quantize_int8
+    from asbunet.export.tflite import export_tflite
+    from asbunet.inference.runners import INPUT_SIZE_KEY, THRESHOLD_KEY
+    from asbunet.inference.weights import load_model
+
+    if args.size and args.dynamic:
+        raise ValueError("give --size H W for a fixed-size model or --dynamic, not both")
+    loaded = load_model(args.model, runtime="torch")
+    if loaded.module is None:
+        raise ValueError(f"{args.model}: export needs a PyTorch model: a .pt, .safetensors file or a model name")
+    model, description, input_size, threshold = loaded.module, loaded.name, loaded.input_size, loaded.threshold
+    size = tuple(args.size) if args.size else (input_size, input_size)
+    folders = args.calibration
+    images = load_images(calibration_files(folders, args.calibration_count)) if folders else None
+    if args.int8 and not images:
+        raise ValueError("--int8 needs real calibration images: give --calibration DIR [DIR ...] (folders of photos)")
+    where = ", ".join(map(str, folders))
+    print(f"exporting {description}; real-image check: {f'{len(images)} images from {where}' if images else 'none'}")
+    result = export_onnx(
+        model,
+        args.output,
+        size=size,
+        dynamic=args.dynamic,
+        opset=args.opset,
+        images=images,
+        input_size=input_size,
+        metadata={THRESHOLD_KEY: f"{threshold:g}", INPUT_SIZE_KEY: str(input_size)},
+    )
+    print(result.summary())
+    if args.int8:
+        out = Path(args.output).with_name(Path(args.output).stem + "_int8.onnx")
+        q = quantize_int8(args.output, out, images, count=None, input_size=input_size)
+        random, real = check_onnx(model, out, size, images, input_size)
+        print(f"{q.summary()}\n  random input: {random}\n  real images:  {real}")
+    if args.tflite:
+        try:
+            tfl = export_tflite(model, Path(args.output).with_suffix(".tflite"), size=size, images=images)
+        except ImportError as err:
+            print(f"skipping TFLite: {err}")
+        else:
+            print(tfl.summary())
+
+
+def add_export_parser(sub) -> None:
+    """The `export` subcommand's arguments."""
+    p = sub.add_parser("export", help="ONNX (and int8, TFLite) export checked against PyTorch (docs/deployment.md)")
+    p.add_argument("model", help="registry model name, bundled model name or .pt checkpoint")
+    p.add_argument("--output", required=True, help="the .onnx file to write (int8: <stem>_int8.onnx beside it)")
+    p.add_argument(
+        "--size",
+        nargs=2,
+        type=int,
+        metavar=("H", "W"),
+        help="fixed input size (default: the model's input size, square)",
+    )
+    p.add_argument("--dynamic", action="store_true", help="dynamic batch, height and width instead of a fixed size")
+    p.add_argument("--opset", type=int, default=18, help="ONNX opset (default 18)")
+    p.add_argument("--int8", action="store_true", help="also write a post-training int8 model (onnxruntime, QDQ)")
+    add_calibration_arguments(
+        p,
+        "folders of real photos for the int8 calibration and the real-image check, shared equally (needed by --int8; "
+        "without it the export is checked on random input only)",
+    )
+    p.add_argument("--tflite", action="store_true", help="also write <stem>.tflite (needs litert-torch)")
+    p.set_defaults(func=cmd_export)
+
+
+def cmd_export_bundled(args) -> None:
+    from tqdm import tqdm
+
+    from asbunet.export.bundled import check_bundled_onnx, export_bundled
+    from asbunet.inference.weights import bundled_models
+
+    names = args.names or bundled_models()
+    if args.check:
+        problems = check_bundled_onnx(names)
+        for problem in problems:
+            print(f"asbunet export-bundled: {problem}", file=sys.stderr)
+        if problems:
+            print(f"asbunet export-bundled: run `asbunet export-bundled {' '.join(names)}`", file=sys.stderr)
+            raise SystemExit(1)
+        print(f"the ONNX files of {', '.join(names)} match the shipped weights")
+        return
+    for name in names:
+        progress = lambda it: tqdm(it, desc=f"{name}: int8 vs fp32", unit="img", leave=False)  # noqa: E731, B023
+        done = export_bundled(
+            name,
+            calibration=args.calibration,
+            validation=args.validation,
+            calibration_count=args.calibration_count,
+            threads=args.threads,
+            progress=progress,
+        )
+        print(done.summary())
+        print(f"wrote {done.fp32} and {done.int8}")
+
+
+def add_export_bundled_parser(sub) -> None:
+    """The `export-bundled` subcommand's arguments."""
+    p = sub.add_parser(
+        "export-bundled",
+        help="write the bundled models' ONNX files (fp32, int8) from their weights and choose the default runtime",
+    )
+    p.add_argument("names", nargs="*", metavar="NAME", help="bundled models (default: all)")
+    p.add_argument("--check", action="store_true", help="only check that the ONNX files match the weights")
+    add_calibration_arguments(
+        p,
+        "folders of photos for the int8 calibration (default: photos of the training split of the run that trained "
+        "the weights, from the training config in their metadata)",
+    )
+    p.add_argument(
+        "--validation",
+        nargs="+",
+        metavar="DATASET",
+        help="labelled data sets on which int8 is compared with fp32 (default: that run's validation split)",
+    )
+    p.add_argument("--threads", type=int, help="onnxruntime threads for the comparison (default: one per core)")
+    p.set_defaults(func=cmd_export_bundled)
+
+
+def add_calibration_arguments(p, folders_help: str) -> None:
+    """`--calibration DIR [DIR ...]` and `--calibration-count N`, the int8 calibration photos of `export`,
+    `export-bundled` and `bench`."""
+    p.add_argument("--calibration", nargs="+", metavar="DIR", help=folders_help)
+    p.add_argument(
+        "--calibration-count",
+        type=int,
+        default=32,
+        metavar="N",
+        help="photos to use, spread evenly over the folders (default 32; fewer give a warning)",
+    )

@@ -1,0 +1,79 @@
+"""The command line of this room, each subparser beside its command: `asbunet train`, `asbunet bundle`."""
+
+from __future__ import annotations
+
+
+def cmd_train(args) -> None:
+    from asbunet.train.config import load_config
+    from asbunet.train.engine import train
+
+    train(load_config(args.config, args.overrides), resume=args.resume, overwrite=args.overwrite)
+
+
+def add_train_parser(sub) -> None:
+    """The `train` subcommand's arguments."""
+    p = sub.add_parser("train", help="train a model from a YAML config (Section IV-B)")
+    p.add_argument("--config", required=True, help="YAML config, e.g. configs/paper.yaml")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue after the last completed epoch of last.pt in the output folder (refused when there is none)",
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="start a new run in an output folder that holds another run (last.pt, best.pt, metrics.csv), "
+        "replacing it; without it such a folder is refused",
+    )
+    p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. epochs=5 data.max_side=384")
+    p.set_defaults(func=cmd_train)
+
+
+def cmd_bundle(args) -> None:
+    import json
+    from pathlib import Path
+
+    from tqdm import tqdm
+
+    from asbunet.inference.weights import WEIGHTS_DIR
+    from asbunet.train.bundle import bundle_checkpoint
+    from asbunet.train.calibrate import best_threshold
+
+    progress = lambda it: tqdm(it, desc="choosing the threshold", unit="img", leave=False)  # noqa: E731
+    meta = bundle_checkpoint(args.checkpoint, args.output, args.threshold, args.input_size, progress)
+    calibration = json.loads(meta["threshold_calibration"])
+    for size, stored in calibration.get("sweeps", {}).items():
+        sweep = {float(t): iou for t, iou in stored.items()}
+        best = best_threshold(sweep)
+        print(
+            f"input size {size}: best mean IoU {sweep[best]:.4f} (threshold {best:g}) on the "
+            f"{calibration['images']} validation images, {sweep.get(0.5, float('nan')):.4f} at threshold 0.5"
+        )
+    print(
+        f"wrote {args.output} ({meta['architecture']}, input size {meta['input_size']}, threshold "
+        f"{meta['threshold']}, epoch {meta['epoch']})"
+    )
+    output = Path(args.output).resolve()
+    if output.parent == WEIGHTS_DIR.resolve():
+        print(f"its ONNX files are now stale: run `asbunet export-bundled {output.stem}` and commit all three files")
+
+
+def add_bundle_parser(sub) -> None:
+    """The `bundle` subcommand's arguments."""
+    p = sub.add_parser("bundle", help="turn a training checkpoint into a bundled safetensors model")
+    p.add_argument("checkpoint", help="best.pt or last.pt written by `asbunet train`")
+    p.add_argument("--output", required=True, help="e.g. src/asbunet/weights/asbunet_person.safetensors")
+    p.add_argument(
+        "--threshold",
+        type=float,
+        help="mask threshold to store (default: the best mean IoU on the run's validation split, 0.30-0.90)",
+    )
+    p.add_argument(
+        "--input-size",
+        type=int,
+        nargs="+",
+        metavar="N",
+        help="long side of the network input to store; several: the best on the validation split, chosen together "
+        "with the threshold (default: the training run's val_size)",
+    )
+    p.set_defaults(func=cmd_bundle)

@@ -1,0 +1,119 @@
+"""The package's layout stays as docs/architecture.md draws it: no import cycle between its modules (imports inside
+functions count, and so do the packages' `__init__` files), no module over 500 lines, one model loader, one threshold
+rule and no path outside the repository."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "src" / "asbunet"
+MAX_LINES = 500
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
+
+
+def imported_modules(path: Path, name: str | None = None) -> set[str]:
+    """The package's modules that `path` imports anywhere in its code, at module level or inside a function.
+
+    `from asbunet.x import y` names the module `asbunet.x.y` where that is a module, else `asbunet.x` (whose
+    `__init__` then runs); a relative import is resolved against the module's package.
+    """
+    found = set()
+    name = module_name(path) if name is None else name
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names if alias.name.split(".")[0] == "asbunet"}
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*anchor, base] if base else anchor)
+            if base.split(".")[0] != "asbunet":
+                continue
+            for alias in node.names:
+                full = f"{base}.{alias.name}"
+                found.add(full if full in MODULES else base)
+    return {m for m in found if m in MODULES and m != name}
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One cycle of `graph` as `[a, b, ..., a]`, or None."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    path: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        path.append(node)
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == 1:
+                return path[path.index(nxt) :] + [nxt]
+            if nxt not in state and (cycle := visit(nxt)):
+                return cycle
+        path.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state and (cycle := visit(node)):
+            return cycle
+    return None
+
+
+def test_the_cycle_finder_finds_cycles_through_function_level_imports(tmp_path):
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": set()}) is None
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    source = tmp_path / "mod.py"
+    source.write_text("def f():\n    from asbunet.inference import weights\n    import asbunet.metrics\n")
+    assert imported_modules(source, "asbunet.mod") == {"asbunet.inference.weights", "asbunet.metrics"}
+
+
+def test_no_import_cycle_between_the_package_modules():
+    graph = {name: imported_modules(path) for name, path in MODULES.items()}
+    assert graph["asbunet.inference.segmenter"] >= {"asbunet.inference.weights", "asbunet.inference.preprocess"}
+    cycle = find_cycle(graph)
+    assert cycle is None, f"import cycle: {' -> '.join(cycle)}"
+
+
+@pytest.mark.parametrize("name", sorted(MODULES))
+def test_no_module_over_500_lines(name):
+    lines = len(MODULES[name].read_text().splitlines())
+    assert lines <= MAX_LINES, f"{MODULES[name]} has {lines} lines; split it by meaning (one job per module)"
+
+
+def test_one_model_loader_one_threshold_rule_and_no_path_outside_the_repository():
+    sources = {name: path.read_text() for name, path in MODULES.items()}
+    loaders = [n for n, t in sources.items() if re.search(r"^def (load_model|load_segmenter|load_weights)\(", t, re.M)]
+    assert loaders == ["asbunet.inference.weights"]
+    outside = [n for n, t in sources.items() if "../shared" in t]
+    assert not outside, f"paths outside the repository in {outside}"
+    # masks come from `binarize` (probability >= threshold): no other code compares a value with a threshold
+    compared = sorted({n for n, path in MODULES.items() for c in threshold_comparisons(path)})
+    assert compared == ["asbunet.inference.postprocess"], compared
+
+
+def threshold_comparisons(path: Path) -> list[str]:
+    """The `>`, `>=`, `<`, `<=` comparisons of `path`'s code with a threshold (range checks `0 <= t <= 1` aside)."""
+    text = path.read_text()
+    found = []
+    for node in ast.walk(ast.parse(text)):
+        if (
+            isinstance(node, ast.Compare)
+            and len(node.ops) == 1
+            and isinstance(node.ops[0], (ast.Gt, ast.GtE, ast.Lt, ast.LtE))
+        ):
+            names = {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
+            names |= {n.attr for n in ast.walk(node) if isinstance(n, ast.Attribute)}
+            if any(name in ("threshold", "cuts", "thresholds") for name in names):
+                found.append(ast.get_source_segment(text, node))
+    return found
