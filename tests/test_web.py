@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 
 from asbunet import Segmenter
+from asbunet.segment.temporal import DEFAULT_SMOOTHER, create_smoother
 
 REPO = Path(__file__).resolve().parents[1]
 WEB = REPO / "web"
@@ -139,6 +140,25 @@ def test_page_processing_matches_segmenter(segment_page, size):
     assert np.abs(prob - expected).max() < 1e-5
     mask = np.frombuffer(base64.b64decode(out["mask"]), np.uint8).reshape(height, width).astype(bool)
     assert (mask != (expected >= segmenter.threshold)).sum() <= (np.abs(expected - 0.7) < 1e-5).sum()
+
+
+SMOOTHER_JS = """async ([frames, momentum, delta]) => {
+  const m = await import("./segment.js");
+  const smoother = new m.ConfidenceGatedSmoother(momentum, delta);
+  return frames.map((p) => Array.from(smoother.apply(Float32Array.from(p))));
+}"""
+
+
+def test_page_smoother_matches_the_video_pipeline(segment_page):
+    """web/segment.js smooths a sequence of probability maps as the video pipeline's default smoother does."""
+    name, params = DEFAULT_SMOOTHER
+    rng = np.random.default_rng(5)
+    frames = rng.uniform(0, 1, (6, 64)).astype(np.float32)
+    frames[3:, :32] = 1.0 - frames[3:, :32]  # large changes pass, small ones are averaged
+    out = np.array(segment_page.evaluate(SMOOTHER_JS, [frames.tolist(), params["momentum"], params["delta"]]))
+    smoother = create_smoother(name, **params)
+    expected = np.stack([smoother(f[None], None)[0] for f in frames])
+    assert np.abs(out - expected).max() < 1e-5
 
 
 @pytest.fixture(scope="module")

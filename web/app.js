@@ -7,7 +7,7 @@
 // web/bench.py read.
 
 import * as ort from "./vendor/ort/ort.wasm.min.mjs";
-import { TemporalSmoother, logitsToProbability, mask, networkSize, normalize, resizeRGB } from "./segment.js";
+import { ConfidenceGatedSmoother, logitsToProbability, mask, networkSize, normalize, resizeRGB } from "./segment.js";
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -295,9 +295,9 @@ async function main() {
   const select = $("model");
   for (const spec of manifest.models) select.add(new Option(spec.label, spec.id));
   select.addEventListener("change", () => selectModel(select.value).catch(fail));
-  const momentum = manifest.smoothing;
-  $("momentum").textContent = String(momentum);
-  smoother = new TemporalSmoother(momentum);
+  const { momentum, delta } = manifest.smoothing;
+  $("momentum").textContent = `momentum ${momentum}, delta ${delta}`;
+  smoother = new ConfidenceGatedSmoother(momentum, delta);
   if (params.get("smooth") === "0") $("smooth").checked = false;
   const mode = params.get("background");
   if (mode) document.querySelector(`input[name="background"][value="${mode}"]`).checked = true;

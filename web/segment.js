@@ -206,11 +206,17 @@ export function logitsToProbability(logits, h, w, height, width) {
   return prob;
 }
 
-/** Exponential moving average of probability maps (`asbunet.segment.video.TemporalSmoother`); momentum 0 is off. */
-export class TemporalSmoother {
-  constructor(momentum) {
+/**
+ * The video pipeline's default smoother (`asbunet.segment.temporal.ConfidenceGatedEMA`): a moving average whose
+ * memory fades where the probability changes, `s = p + w (s - p)` with `w = m (1 - min(1, |p - s| / delta))`;
+ * noise around a steady value is averaged away, a person arriving, leaving or moving is taken at once.
+ */
+export class ConfidenceGatedSmoother {
+  constructor(momentum, delta) {
     if (!(momentum >= 0 && momentum < 1)) throw new Error(`smoothing momentum must be in [0, 1), got ${momentum}`);
+    if (!(delta > 0 && delta <= 1)) throw new Error(`delta must be in (0, 1], got ${delta}`);
     this.momentum = momentum;
+    this.delta = delta;
     this.state = null;
   }
 
@@ -223,9 +229,12 @@ export class TemporalSmoother {
       this.state = Float32Array.from(prob);
     } else {
       const m = Math.fround(this.momentum);
-      const k = Math.fround(1 - this.momentum);
+      const inv = Math.fround(1 / this.delta);
       const s = this.state;
-      for (let i = 0; i < s.length; i++) s[i] = Math.fround(s[i] * m) + Math.fround(k * prob[i]);
+      for (let i = 0; i < s.length; i++) {
+        const trust = Math.min(Math.max(1 - Math.abs(prob[i] - s[i]) * inv, 0), 1);
+        s[i] = prob[i] + Math.fround(trust * m) * (s[i] - prob[i]);
+      }
     }
     return Float32Array.from(this.state);
   }

@@ -10,7 +10,7 @@ Set-up (`setup`, also `--setup-only`):
 3. The bundled ONNX files of the installed package (`weights/<name>.onnx`, fp32, and `weights/<name>.int8.onnx`) are
    copied to web/models/, and web/models/models.json is written from their metadata (input size, threshold, the
    int8-default decision) and the package's preprocessing constants (mean, std, size multiple) and default
-   temporal-smoothing momentum, so that the page mirrors `asbunet.Segmenter` without reading ONNX metadata itself.
+   temporal smoother, so that the page mirrors `asbunet.Segmenter` without reading ONNX metadata itself.
 
 Serving (`serve`): a threaded `http.server` over web/ that sends `Cross-Origin-Opener-Policy: same-origin` and
 `Cross-Origin-Embedder-Policy: require-corp`, which make the page cross-origin isolated, as onnxruntime-web's
@@ -161,7 +161,7 @@ def bundled_models() -> list[dict]:
 def write_models() -> list[dict]:
     """Copies the bundled ONNX files to web/models/ and writes web/models/models.json; returns its entries."""
     from asbunet.inference.preprocess import IMAGENET_MEAN, IMAGENET_STD, SIZE_MULTIPLE
-    from asbunet.segment.options import SegmentOptions
+    from asbunet.segment.temporal import DEFAULT_SMOOTHER
 
     models = bundled_models()
     for spec in models:
@@ -171,7 +171,7 @@ def write_models() -> list[dict]:
         "mean": list(IMAGENET_MEAN),
         "std": list(IMAGENET_STD),
         "size_multiple": SIZE_MULTIPLE,
-        "smoothing": SegmentOptions().smooth,
+        "smoothing": {"name": DEFAULT_SMOOTHER[0], **DEFAULT_SMOOTHER[1]},  # the video pipeline's default smoother
         "onnxruntime_web": installed_version("onnxruntime-web"),
     }
     (MODELS / "models.json").write_text(json.dumps(manifest, indent=2) + "\n")
