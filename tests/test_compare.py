@@ -60,7 +60,7 @@ def test_smoke_comparison_writes_tables_plot_and_json_with_the_papers_figures(sm
         assert row["latency_ms"] > 0 and row["params"] > 0
         assert (row["paper_accuracy"], row["paper_latency_ms"]) == PAPER_FIG6[model]
     assert rows["asbunet"]["latency_ratio"] == 1.0
-    assert report["latency"]["source"].startswith("asbunet.bench.run_bench")
+    assert report["latency"]["source"].startswith("asbunet.bench.run.run_bench")
     assert rows["mobilenetv2_unet_100"]["paper_latency_ratio"] == pytest.approx(12.98 / 7.46)
     md = (out / "results.md").read_text()
     for paper_figure in ("0.9244", "0.8976", "7.46", "12.98", "1,656,385", "1,057,013", "+0.96 to +2.68 points"):

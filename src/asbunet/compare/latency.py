@@ -18,12 +18,12 @@ from asbunet.models import create_model
 def measure_latency(models: Sequence[str], settings: BenchSettings) -> dict:
     """Latency of one forward pass of every model, all measured together in one run.
 
-    On the CPU this is `asbunet.run_bench` restricted to the PyTorch runtime, one size and one thread count:
+    On the CPU this is `asbunet.bench.run.run_bench` restricted to the PyTorch runtime, one size and one thread count:
     models from the registry with fixed random weights (latency does not depend on them), eval mode, channels-last,
     inference mode, `warmup` untimed passes, then the timed passes round-robin over the models (pass i of every
     model, then pass i + 1), so a change of load on the machine affects every model alike; the machine and its
     matmul peaks are measured in the same run. On a GPU (`device: cuda`, which `asbunet.bench` does not time) the
-    same conventions apply through `asbunet.time_round_robin`, each pass followed by a synchronization.
+    same conventions apply through `asbunet.bench.timing.time_round_robin`, each pass followed by a synchronization.
 
     Returns:
         The settings, the machine, the source of the figures and, per model, the median, 95th percentile and mean
@@ -50,7 +50,7 @@ def measure_latency(models: Sequence[str], settings: BenchSettings) -> dict:
             )
             timings = {r["model"]: r for r in report["rows"] if r["runtime"] == "torch"}
             machine = describe_machine(report["machine"])
-            source = "asbunet.run_bench (PyTorch runtime)"
+            source = "asbunet.bench.run.run_bench (PyTorch runtime)"
             peaks = report["peaks"]
         else:
             if not torch.cuda.is_available():
@@ -69,7 +69,7 @@ def measure_latency(models: Sequence[str], settings: BenchSettings) -> dict:
             machine = (
                 f"{torch.cuda.get_device_name()}, CUDA {torch.version.cuda}; host {describe_machine(machine_info())}"
             )
-            source = "asbunet.time_round_robin, synchronized CUDA passes"
+            source = "asbunet.bench.timing.time_round_robin, synchronized CUDA passes"
             peaks = None
     finally:
         torch.set_num_threads(previous_threads)

@@ -27,7 +27,7 @@ def cmd_export(args) -> None:
     images = load_images(calibration_files(folders, args.calibration_count)) if folders else None
     if args.int8 and not images:
         raise ValueError("--int8 needs real calibration images: give --calibration DIR [DIR ...] (folders of photos)")
-    where = ", ".join(map(str, folders))
+    where = ", ".join(map(str, folders or ()))
     print(f"exporting {description}; real-image check: {f'{len(images)} images from {where}' if images else 'none'}")
     result = export_onnx(
         model,

@@ -243,9 +243,17 @@ def _check_runtime(path: Path, runtime: str | None) -> None:
         )
 
 
+def _torch_runner(module: nn.Module, threads: int | None) -> TorchRunner:
+    """A runner on a copy of `module`: the runner converts its model to channels-last, and `LoadedModel.module` stays
+    the model as built (what `export_onnx` traces and `init_from` copies)."""
+    import copy
+
+    return TorchRunner(copy.deepcopy(module), threads)
+
+
 def _torch_model(module: nn.Module, name: str, source, size, threshold, architecture, options, threads) -> LoadedModel:
     size, threshold = model_settings(source, size, threshold)
-    return LoadedModel(TorchRunner(module, threads), name, size, threshold, module, architecture, options)
+    return LoadedModel(_torch_runner(module, threads), name, size, threshold, module, architecture, options)
 
 
 def _load_file(path: Path, threads: int | None) -> LoadedModel:
@@ -294,7 +302,9 @@ def _load_random(name: str, threads: int | None) -> LoadedModel:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         model = create_model(name).eval()
-    return LoadedModel(TorchRunner(model, threads), f"{name} (random weights, seed 0)", module=model, architecture=name)
+    return LoadedModel(
+        _torch_runner(model, threads), f"{name} (random weights, seed 0)", module=model, architecture=name
+    )
 
 
 def load_model(
