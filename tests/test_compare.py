@@ -11,8 +11,9 @@ import pytest
 import torch
 import yaml
 
+from asbunet.bench.config import LatencySettings
 from asbunet.cli import main
-from asbunet.compare.config import BenchSettings, CompareConfig, load_compare_config
+from asbunet.compare.config import CompareConfig, load_compare_config
 from asbunet.compare.latency import measure_latency
 from asbunet.compare.results import band_iou, claims
 from asbunet.compare.run import run_comparison
@@ -136,7 +137,10 @@ def test_only_must_name_models_of_the_config(tmp_path):
         ({"models": ["asbunet", "resnet_unet"]}, "unknown models"),
         ({"train": {"model": "asbunet"}}, "sets for every run"),
         ({"epochs": 3}, "training settings go under `train:`"),
-        ({"bench": {"size": [100, 100]}}, "multiples of 16"),
+        ({"latency": {"sizes": [[100, 100]]}}, "multiples of 16"),
+        ({"latency": {"sizes": [[64, 64]], "threads": [1, 2]}}, "one size and one thread count"),
+        ({"latency": {"repeats": 5}}, r"unknown latency keys \['repeats'\]; repeats is now runs"),
+        ({"bench": {"size": [64, 64]}}, r"unknown keys \['bench'\] \(the latency settings are now `latency:`"),
         ({"seeds": [0, 0]}, "distinct"),
         ({"checkpoint": "final"}, "checkpoint must be one of best, last"),
         ({"train": {"optimizer": "lamb"}}, "optimizer must be"),
@@ -205,12 +209,12 @@ def test_claims_weigh_the_spread_over_seeds_and_stay_pending_without_figures():
 
 
 def test_latency_is_measured_for_every_model_in_one_run():
-    settings = BenchSettings(size=(32, 32), threads=1, warmup=1, repeats=3)
+    settings = LatencySettings(sizes=[(32, 32)], threads=[1], warmup=1, runs=3)
     result = measure_latency(["asbunet_025", "asbunet_035"], settings)
     assert set(result["models"]) == {"asbunet_025", "asbunet_035"}
     for figures in result["models"].values():
         assert 0 < figures["median_ms"] <= figures["p95_ms"]
-    assert result["settings"]["size"] == [32, 32] and result["settings"]["dtype"] == "float32"
+    assert result["settings"]["sizes"] == [[32, 32]] and result["settings"]["dtype"] == "float32"
     assert str(os.cpu_count()) in result["machine"]
 
 

@@ -6,7 +6,7 @@ from asbunet.export.command import add_calibration_arguments
 
 
 def cmd_bench(args) -> None:
-    from asbunet.bench.config import BenchConfig
+    from asbunet.bench.config import BenchConfig, LatencySettings
     from asbunet.bench.peers import fetch_peers
     from asbunet.bench.report import write_outputs
     from asbunet.bench.run import run_bench
@@ -22,11 +22,10 @@ def cmd_bench(args) -> None:
         print(f"peers: {', '.join(f'{k} ({v})' for k, v in fetch_peers(args.peers).items())}")
     cfg = BenchConfig(
         models=args.models or list_models(),
-        sizes=[parse_size(s) for s in args.sizes],
-        threads=args.threads,
+        latency=LatencySettings(
+            sizes=[parse_size(s) for s in args.sizes], threads=args.threads, warmup=args.warmup, runs=args.runs
+        ),
         runtimes=args.runtimes,
-        runs=args.runs,
-        warmup=args.warmup,
         calibration=args.calibration,
         calibration_count=args.calibration_count,
         peers=args.peers,

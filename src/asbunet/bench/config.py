@@ -1,4 +1,5 @@
-"""What a benchmark run measures (`BenchConfig`): models, runtimes, input sizes, threads, runs, peers, calibration."""
+"""How latency is timed (`LatencySettings`, shared by `asbunet bench` and `asbunet compare`) and what a benchmark run
+measures (`BenchConfig`): models, runtimes, the latency settings, peers, calibration."""
 
 from __future__ import annotations
 
@@ -32,16 +33,53 @@ GENERAL_PEER = "mediapipe_general"
 PROFILE_MODEL = "asbunet"
 
 
+DEVICES = ("cpu", "cuda")
+
+
+@dataclass(frozen=True)
+class LatencySettings:
+    """How latency is timed: `(1, 3, H, W)` float32 images, eval and inference mode, pinned threads, `warmup` untimed
+    passes per candidate, then `runs` timed passes round-robin over the candidates (median and 95th percentile).
+
+    Args:
+        sizes: input sizes (H, W), at least 16 (the output stride); one measurement per size.
+        threads: thread counts; each measurement pins one.
+        warmup: untimed passes per candidate first.
+        runs: timed passes per candidate.
+        device: "cpu", or "cuda" (`asbunet compare` only: synchronized around every pass).
+    """
+
+    sizes: Sequence[tuple[int, int]] = DEFAULT_SIZES
+    threads: Sequence[int] = (1, 2)
+    warmup: int = 10
+    runs: int = 50
+    device: str = "cpu"
+
+    def __post_init__(self):
+        if isinstance(self.sizes, str) or not self.sizes or any(len(s) != 2 for s in self.sizes):
+            raise ValueError(f"sizes must be a non-empty list of [H, W] pairs, e.g. [[224, 224]], got {self.sizes!r}")
+        object.__setattr__(self, "sizes", tuple((int(h), int(w)) for h, w in self.sizes))
+        for h, w in self.sizes:
+            if h < 16 or w < 16:
+                raise ValueError(f"sizes must be at least 16x16 (the output stride), got {h}x{w}")
+        if isinstance(self.threads, int | str) or not self.threads or any(t < 1 for t in self.threads):
+            raise ValueError(f"threads must be a non-empty list of positive counts, e.g. [2], got {self.threads!r}")
+        object.__setattr__(self, "threads", tuple(int(t) for t in self.threads))
+        if self.runs < 1 or self.warmup < 0:
+            raise ValueError(f"runs must be >= 1 and warmup >= 0, got {self.runs} and {self.warmup}")
+        if self.device not in DEVICES:
+            raise ValueError(f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
+
+
 @dataclass
 class BenchConfig:
     """What `run_bench` measures.
 
     Args:
         models: registry names (`asbunet.list_models()`).
-        sizes: input sizes (H, W), at least 16 (other than multiples of 16 work: the decoder resizes to each skip).
-        threads: thread counts; each row pins one.
+        latency: sizes, thread counts, warm-up and timed passes of every row (other sizes than multiples of 16 work:
+            the decoder resizes to each skip); `run_bench` times the CPU only.
         runtimes: subset of `RUNTIMES`.
-        runs: timed passes per candidate; warmup: untimed passes first.
         calibration: folders of real images for the int8 calibration, shared equally (None: random images, noted
             in the report).
         calibration_count: images used for calibration (`asbunet.export.calibration.MIN_CALIBRATION_IMAGES` or more).
@@ -53,11 +91,8 @@ class BenchConfig:
     """
 
     models: Sequence[str] = field(default_factory=list_models)
-    sizes: Sequence[tuple[int, int]] = DEFAULT_SIZES
-    threads: Sequence[int] = (1, 2)
+    latency: LatencySettings = field(default_factory=LatencySettings)
     runtimes: Sequence[str] = RUNTIMES
-    runs: int = 50
-    warmup: int = 10
     calibration: str | Path | Sequence[str | Path] | None = None
     calibration_count: int = 32
     peers: str | Path | None = DEFAULT_PEERS_DIR
@@ -74,15 +109,13 @@ class BenchConfig:
         bad = [r for r in self.runtimes if r not in RUNTIMES]
         if bad or not self.runtimes:
             raise ValueError(f"runtimes must be among {list(RUNTIMES)}, got {list(self.runtimes)}")
-        for h, w in self.sizes:
-            if h < 16 or w < 16:
-                raise ValueError(f"sizes must be at least 16x16 (the output stride), got {h}x{w}")
-        if not self.threads or any(t < 1 for t in self.threads):
-            raise ValueError(f"threads must be positive, got {list(self.threads)}")
+        if self.latency.device != "cpu":
+            raise ValueError(
+                f"asbunet bench times the CPU only, got device {self.latency.device!r}; "
+                "GPU latency is measured by asbunet compare (latency device: cuda)"
+            )
         if self.profile and self.profile_model not in list_models():
             raise ValueError(f"unknown profile model {self.profile_model!r}; valid names: {', '.join(list_models())}")
-        if self.runs < 1 or self.warmup < 0:
-            raise ValueError(f"runs must be >= 1 and warmup >= 0, got {self.runs} and {self.warmup}")
 
 
 def size_text(size: tuple[int, int]) -> str:

@@ -63,8 +63,8 @@ def _conv_macs(path: Path, size: tuple[int, int]) -> dict[str, int]:
 
 def profile_report(cfg: BenchConfig, images: list[np.ndarray], peaks: dict, workdir: Path) -> dict:
     """Per-operator profile of `cfg.profile_model` (fp32 and int8) and the int8 ablation, at the first size."""
-    name, size, threads = cfg.profile_model, tuple(cfg.sizes[0]), max(cfg.threads)
-    runs = max(cfg.runs, 10)
+    name, size, threads = cfg.profile_model, cfg.latency.sizes[0], max(cfg.latency.threads)
+    runs = max(cfg.latency.runs, 10)
     model = build_model(name)
     macs = count_macs(model, size)
     floor_ms = 2 * macs / (peaks[threads]["int8"] * 1e9) * 1e3

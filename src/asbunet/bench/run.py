@@ -78,7 +78,7 @@ def run_bench(cfg: BenchConfig) -> dict:
     print("machine:", describe_machine(info), flush=True)
     print("instruction sets:", describe_isa(info["instruction_sets"]), flush=True)
     peaks = {}
-    for t in cfg.threads:
+    for t in cfg.latency.threads:
         peaks[t] = matmul_peaks(t)
         print(
             f"matmul {MATMUL_N}x{MATMUL_N}, {t} thread(s): fp32 {peaks[t]['fp32']:.0f} GFLOP/s, "
@@ -94,15 +94,15 @@ def run_bench(cfg: BenchConfig) -> dict:
     if cfg.peers is not None and not peers:
         print(f"no MediaPipe .tflite files in {cfg.peers}: run with --fetch-peers to download them", flush=True)
     rows: list[dict] = []
-    sizes = [size_text(size) for size in cfg.sizes]
+    sizes = [size_text(size) for size in cfg.latency.sizes]
     try:
         with tempfile.TemporaryDirectory(prefix="asbunet-bench-") as tmp:
             workdir = Path(cfg.workdir) if cfg.workdir is not None else Path(tmp)
             workdir.mkdir(parents=True, exist_ok=True)
-            peer_runners = {t: _peer_runners(peers, t) for t in cfg.threads}
-            for size in cfg.sizes:
+            peer_runners = {t: _peer_runners(peers, t) for t in cfg.latency.threads}
+            for size in cfg.latency.sizes:
                 prepared = _prepare_models(cfg, size, images, workdir)
-                for t in cfg.threads:
+                for t in cfg.latency.threads:
                     print(f"{size_text(size)}, {t} thread(s) on {describe_isa_of(info)}", flush=True)
                     torch.set_num_threads(t)
                     fns: dict[tuple[str, str], Callable[[], object]] = {}
@@ -115,7 +115,7 @@ def run_bench(cfg: BenchConfig) -> dict:
                     for name, runner in peer_runners[t].items():
                         if runner.size == tuple(size):
                             fns[(name, "tflite")] = peer_call(runner)
-                    for (name, runtime), timing in time_round_robin(fns, cfg.runs, cfg.warmup).items():
+                    for (name, runtime), timing in time_round_robin(fns, cfg.latency.runs, cfg.latency.warmup).items():
                         if runtime == "tflite":
                             row = _peer_row(name, peer_runners[t][name], t, timing)
                         else:
@@ -139,7 +139,7 @@ def run_bench(cfg: BenchConfig) -> dict:
                 alone = {name: peer_call(r) for name, r in runners.items() if size_text(r.size) not in sizes}
                 if alone:
                     print(f"peers at their own size, {t} thread(s) on {describe_isa_of(info)}", flush=True)
-                for name, timing in time_round_robin(alone, cfg.runs, cfg.warmup).items():
+                for name, timing in time_round_robin(alone, cfg.latency.runs, cfg.latency.warmup).items():
                     rows.append(_peer_row(name, runners[name], t, timing))
                     _print_row(rows[-1])
             profile = None
@@ -149,11 +149,11 @@ def run_bench(cfg: BenchConfig) -> dict:
     finally:
         torch.set_num_threads(previous_threads)
     settings = {
-        "runs": cfg.runs,
-        "warmup": cfg.warmup,
+        "runs": cfg.latency.runs,
+        "warmup": cfg.latency.warmup,
         "batch": 1,
         "sizes": sizes,
-        "threads": list(cfg.threads),
+        "threads": list(cfg.latency.threads),
         "runtimes": list(cfg.runtimes),
     }
     report = {

@@ -1,14 +1,15 @@
 """A comparison config (`CompareConfig`): the shared training recipe, the models and seeds, the test set and the latency
-settings (`BenchSettings`)."""
+settings (`asbunet.bench.config.LatencySettings`, the ones `asbunet bench` uses)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import yaml
 
+from asbunet.bench.config import LatencySettings
 from asbunet.models import list_models
 from asbunet.train.config import TrainConfig
 
@@ -57,36 +58,11 @@ CSV_FIELDS = (
 )
 
 
-@dataclass(frozen=True)
-class BenchSettings:
-    """How latency is measured (`measure_latency`): one `(1, 3, H, W)` float32 image, eval and inference mode,
-    pinned threads.
+RENAMED_LATENCY_KEYS = {"size": "sizes: [[H, W]]", "repeats": "runs"}  # the keys of the former `bench:` section
 
-    Args:
-        size: network input (H, W); multiples of 16.
-        threads: PyTorch CPU threads, pinned for the whole measurement.
-        warmup: untimed forward passes per model first.
-        repeats: timed forward passes per model; the median and the 95th percentile are reported.
-        device: "cpu", or "cuda" to time on the GPU (synchronized around every pass).
-    """
 
-    size: tuple[int, int] = (224, 224)
-    threads: int = 2
-    warmup: int = 10
-    repeats: int = 50
-    device: str = "cpu"
-
-    def __post_init__(self):
-        object.__setattr__(self, "size", tuple(int(s) for s in self.size))
-        if len(self.size) != 2 or any(s < 16 or s % 16 for s in self.size):
-            raise ValueError(f"bench.size must be [H, W], multiples of 16 (the output stride), got {list(self.size)}")
-        if self.threads < 1 or self.warmup < 0 or self.repeats < 1:
-            raise ValueError(
-                f"bench needs threads >= 1, warmup >= 0 and repeats >= 1, got {self.threads}, {self.warmup}, "
-                f"{self.repeats}"
-            )
-        if self.device not in ("cpu", "cuda"):
-            raise ValueError(f"bench.device must be 'cpu' or 'cuda', got {self.device!r}")
+def default_latency() -> LatencySettings:
+    return LatencySettings(sizes=[(224, 224)], threads=[2])
 
 
 @dataclass(frozen=True)
@@ -102,7 +78,8 @@ class CompareConfig:
         eval_size: long side of the network input at evaluation (aspect ratio kept).
         checkpoint: which checkpoint of each run is evaluated: "best" (best validation IoU) or "last".
         gallery: worst test images drawn per run (0 for none).
-        bench: latency settings.
+        latency: how latency is measured (`measure_latency`): one size (multiples of 16) and one thread count; the
+            median and the 95th percentile of `runs` passes are reported.
         output: folder of the runs and the results.
     """
 
@@ -113,7 +90,7 @@ class CompareConfig:
     eval_size: int = 224
     checkpoint: str = "best"
     gallery: int = 4
-    bench: BenchSettings = field(default_factory=BenchSettings)
+    latency: LatencySettings = field(default_factory=default_latency)
     output: str = "runs/compare"
 
     def __post_init__(self):
@@ -143,8 +120,16 @@ class CompareConfig:
             raise ValueError(f"checkpoint must be one of {', '.join(CHECKPOINTS)}, got {self.checkpoint!r}")
         if self.gallery < 0:
             raise ValueError(f"gallery must be >= 0 images, got {self.gallery}")
-        if isinstance(self.bench, dict):
-            object.__setattr__(self, "bench", BenchSettings(**self.bench))
+        if isinstance(self.latency, dict):
+            object.__setattr__(self, "latency", LatencySettings(**self.latency))
+        lat = self.latency
+        if len(lat.sizes) != 1 or len(lat.threads) != 1:
+            raise ValueError(
+                f"latency takes one size and one thread count, e.g. sizes: [[224, 224]] and threads: [2], got sizes "
+                f"{[list(s) for s in lat.sizes]} and threads {list(lat.threads)} (asbunet bench measures several)"
+            )
+        if any(s % 16 for s in lat.sizes[0]):
+            raise ValueError(f"latency sizes must be multiples of 16 (the output stride), got {list(lat.sizes[0])}")
 
     def train_config(self, model: str, seed: int) -> TrainConfig:
         """The training config of one run: the shared recipe with this model, seed and run folder."""
@@ -178,17 +163,23 @@ def load_compare_config(path: str | Path, output: str | Path | None = None) -> C
     unknown = set(values) - known
     if unknown:
         hint = " (training settings go under `train:`)" if unknown & set(TrainConfig.__dataclass_fields__) else ""
+        if "bench" in unknown:
+            hint = " (the latency settings are now `latency:`, with sizes, threads, warmup, runs and device)"
         raise ValueError(f"{path}: unknown keys {sorted(unknown)}{hint}; valid keys: {sorted(known)}")
     missing = {"train", "models", "test"} - set(values)
     if missing:
         raise ValueError(f"{path}: missing keys {sorted(missing)}")
     if output is not None:
         values["output"] = str(output)
-    bench = values.get("bench") or {}
-    if not isinstance(bench, dict):
-        raise ValueError(f"{path}: bench must be a mapping, e.g. {{size: [224, 224], threads: 2}}")
-    bench_known = {f.name for f in fields(BenchSettings)}
-    if set(bench) - bench_known:
-        raise ValueError(f"{path}: unknown bench keys {sorted(set(bench) - bench_known)}; valid: {sorted(bench_known)}")
-    values["bench"] = BenchSettings(**bench)
+    latency = values.get("latency") or {}
+    if not isinstance(latency, dict):
+        raise ValueError(f"{path}: latency must be a mapping, e.g. {{sizes: [[224, 224]], threads: [2]}}")
+    latency_known = {f.name for f in fields(LatencySettings)}
+    unknown = set(latency) - latency_known
+    if unknown:
+        renamed = "".join(
+            f"; {k} is now {RENAMED_LATENCY_KEYS[k]}" for k in sorted(unknown & set(RENAMED_LATENCY_KEYS))
+        )
+        raise ValueError(f"{path}: unknown latency keys {sorted(unknown)}{renamed}; valid: {sorted(latency_known)}")
+    values["latency"] = LatencySettings(**{**asdict(default_latency()), **latency})
     return CompareConfig(**values)

@@ -11,11 +11,12 @@ from pathlib import Path
 import torch
 
 from asbunet import atomic
-from asbunet.compare.config import BenchSettings, CompareConfig
+from asbunet.bench.config import LatencySettings
+from asbunet.compare.config import CompareConfig
 from asbunet.models import create_model
 
 
-def measure_latency(models: Sequence[str], settings: BenchSettings) -> dict:
+def measure_latency(models: Sequence[str], settings: LatencySettings) -> dict:
     """Latency of one forward pass of every model, all measured together in one run.
 
     On the CPU this is `asbunet.bench.run.run_bench` restricted to the PyTorch runtime, one size and one thread count:
@@ -24,6 +25,10 @@ def measure_latency(models: Sequence[str], settings: BenchSettings) -> dict:
     model, then pass i + 1), so a change of load on the machine affects every model alike; the machine and its
     matmul peaks are measured in the same run. On a GPU (`device: cuda`, which `asbunet.bench` does not time) the
     same conventions apply through `asbunet.bench.timing.time_round_robin`, each pass followed by a synchronization.
+
+    Args:
+        models: registry names.
+        settings: one size and one thread count (`CompareConfig` checks this).
 
     Returns:
         The settings, the machine, the source of the figures and, per model, the median, 95th percentile and mean
@@ -37,35 +42,23 @@ def measure_latency(models: Sequence[str], settings: BenchSettings) -> dict:
     previous_threads = torch.get_num_threads()
     try:
         if settings.device == "cpu":
-            report = run_bench(
-                BenchConfig(
-                    models=list(models),
-                    sizes=[settings.size],
-                    threads=[settings.threads],
-                    runtimes=["torch"],
-                    runs=settings.repeats,
-                    warmup=settings.warmup,
-                    profile=False,
-                )
-            )
+            report = run_bench(BenchConfig(models=list(models), latency=settings, runtimes=["torch"], profile=False))
             timings = {r["model"]: r for r in report["rows"] if r["runtime"] == "torch"}
             machine = describe_machine(report["machine"])
             source = "asbunet.bench.run.run_bench (PyTorch runtime)"
             peaks = report["peaks"]
         else:
             if not torch.cuda.is_available():
-                raise ValueError("bench.device is 'cuda' but PyTorch sees no GPU; use device: cpu")
-            torch.set_num_threads(settings.threads)
-            x = torch.randn(1, 3, *settings.size, device="cuda").contiguous(memory_format=torch.channels_last)
+                raise ValueError("latency device is 'cuda' but PyTorch sees no GPU; use device: cpu")
+            torch.set_num_threads(settings.threads[0])
+            x = torch.randn(1, 3, *settings.sizes[0], device="cuda").contiguous(memory_format=torch.channels_last)
             calls = {}
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(0)
                 for name in models:
                     net = create_model(name).eval().to("cuda", memory_format=torch.channels_last)
                     calls[name] = _cuda_call(net, x)
-            timings = {
-                name: asdict(t) for name, t in time_round_robin(calls, settings.repeats, settings.warmup).items()
-            }
+            timings = {name: asdict(t) for name, t in time_round_robin(calls, settings.runs, settings.warmup).items()}
             machine = (
                 f"{torch.cuda.get_device_name()}, CUDA {torch.version.cuda}; host {describe_machine(machine_info())}"
             )
@@ -91,9 +84,15 @@ def _cuda_call(net: torch.nn.Module, x: torch.Tensor):
     return call
 
 
-def bench_record(settings: BenchSettings) -> dict:
+def bench_record(settings: LatencySettings) -> dict:
     """The settings as `latency.json` records them."""
-    return {**asdict(settings), "size": list(settings.size), "dtype": "float32", "runtime": "pytorch eager"}
+    return {
+        **asdict(settings),
+        "sizes": [list(s) for s in settings.sizes],
+        "threads": list(settings.threads),
+        "dtype": "float32",
+        "runtime": "pytorch eager",
+    }
 
 
 def cached_latency(cfg: CompareConfig) -> dict | None:
@@ -102,7 +101,7 @@ def cached_latency(cfg: CompareConfig) -> dict | None:
     if not path.is_file():
         return None
     cached = json.loads(path.read_text())
-    if cached.get("settings") != bench_record(cfg.bench) or not set(cfg.models) <= set(cached.get("models", {})):
+    if cached.get("settings") != bench_record(cfg.latency) or not set(cfg.models) <= set(cached.get("models", {})):
         return None
     return cached
 
@@ -114,12 +113,13 @@ def latency(cfg: CompareConfig) -> dict:
     if cached is not None:
         return cached
     path = Path(cfg.output) / "latency.json"
+    (h, w), threads = cfg.latency.sizes[0], cfg.latency.threads[0]
     print(
-        f"compare: measuring latency of {len(cfg.models)} models at {cfg.bench.size[0]}x{cfg.bench.size[1]}, "
-        f"{cfg.bench.threads} thread(s), {cfg.bench.repeats} passes each",
+        f"compare: measuring latency of {len(cfg.models)} models at {h}x{w}, {threads} thread(s), "
+        f"{cfg.latency.runs} passes each",
         flush=True,
     )
-    measured = measure_latency(cfg.models, cfg.bench)
+    measured = measure_latency(cfg.models, cfg.latency)
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic.write_text(path, json.dumps(measured, indent=2) + "\n")
     return measured

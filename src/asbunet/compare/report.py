@@ -31,10 +31,10 @@ def format_markdown(
     """`results.md`: settings, the Fig. 6 and Fig. 7 tables with the paper's figures beside ours, and the claims."""
     t = cfg.train_config(cfg.models[0], cfg.seeds[0])
     shapes = ", ".join(f"{h}x{w}" for h, w in t.shapes)
-    b = cfg.bench
+    b = cfg.latency
     lat_line = (
-        f"one `(1, 3, {b.size[0]}, {b.size[1]})` float32 image, PyTorch eager, {b.device}, {b.threads} "
-        f"thread(s), median of {b.repeats} passes after {b.warmup} warm-up passes, all models in one run; "
+        f"one `(1, 3, {b.sizes[0][0]}, {b.sizes[0][1]})` float32 image, PyTorch eager, {b.device}, {b.threads[0]} "
+        f"thread(s), median of {b.runs} passes after {b.warmup} warm-up passes, all models in one run; "
         f"{latencies['machine']}"
         if latencies
         else "pending"
@@ -94,7 +94,7 @@ def format_markdown(
         "",
         "## Parameters and model size (Fig. 7)",
         "",
-        f"| model | params ours | paper | size MB ours | paper | GMACs at {b.size[0]}x{b.size[1]} |",
+        f"| model | params ours | paper | size MB ours | paper | GMACs at {b.sizes[0][0]}x{b.sizes[0][1]} |",
         "|---|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
@@ -145,7 +145,7 @@ def write_plot(rows: list[dict], path: Path, latencies: dict | None) -> None:
             )
     b = latencies["settings"] if latencies else None
     ours_title = (
-        f"ours: {b['device']}, {b['threads']} thread(s), {b['size'][0]}x{b['size'][1]}"
+        f"ours: {b['device']}, {b['threads'][0]} thread(s), {b['sizes'][0][0]}x{b['sizes'][0][1]}"
         if b
         else "ours: latency pending"
     )

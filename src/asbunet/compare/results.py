@@ -80,7 +80,7 @@ def model_row(cfg: CompareConfig, model: str, latencies: dict | None) -> dict:
         "paper_params": paper_params,
         "size_mb": fp32_size_bytes(net) / 1e6,
         "paper_size_mb": paper_mb,
-        "gmacs": count_macs(net, cfg.bench.size) / 1e9,
+        "gmacs": count_macs(net, cfg.latency.sizes[0]) / 1e9,
     }
 
 

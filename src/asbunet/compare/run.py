@@ -37,8 +37,8 @@ def run_comparison(
             f"--only names {unknown}, which the config does not compare; its models: {', '.join(cfg.models)}"
         )
     seeds = cfg.seeds if seeds is None else check_seeds(seeds)
-    if cfg.bench.device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("bench.device is 'cuda' but PyTorch sees no GPU: set bench.device to cpu, or run on a GPU")
+    if cfg.latency.device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("latency device is 'cuda' but PyTorch sees no GPU: set latency.device to cpu, or run on a GPU")
     from asbunet.data.io import DataError
     from asbunet.data.sources import open_source
 
