@@ -38,6 +38,7 @@ from asbunet.inference.postprocess import binarize
 from asbunet.inference.runners import TorchRunner
 from asbunet.inference.segmenter import Segmenter
 from asbunet.inference.weights import TORCH_SUFFIXES, bundled_models, load_checkpoint, load_model
+from asbunet.metrics import iou
 from asbunet.models import create_model
 from asbunet.train.checkpoint import FORMAT, atomic_save
 from asbunet.train.config import TrainConfig
@@ -114,14 +115,10 @@ def weights_digest(model: nn.Module) -> str:
 def evaluate_iou(model: nn.Module, pool: SamplePool, indices: list[int], input_size: int) -> tuple[float, float]:
     """Person IoU at threshold 0.5 on `pool[indices]`: mean over images and pooled over pixels."""
     segmenter = Segmenter(TorchRunner(model), input_size)  # the same preprocessing as prediction
-    ious, inter_sum, union_sum = [], 0, 0
-    for i in indices:
-        pred = binarize(segmenter.predict(pool.images[i]), 0.5)
-        target = pool.masks[i].astype(bool)
-        inter, union = int((pred & target).sum()), int((pred | target).sum())
-        ious.append(1.0 if union == 0 else inter / union)
-        inter_sum, union_sum = inter_sum + inter, union_sum + union
-    return float(np.mean(ious)), inter_sum / max(union_sum, 1)
+    preds = [binarize(segmenter.predict(pool.images[i]), 0.5).ravel() for i in indices]  # (H*W,) each
+    targets = [pool.masks[i].astype(bool).ravel() for i in indices]
+    mean = float(np.mean([iou(p[None], t[None]) for p, t in zip(preds, targets, strict=True)]))
+    return mean, iou(np.concatenate(preds)[None], np.concatenate(targets)[None])  # pooled: all pixels as one image
 
 
 def train_one_epoch(
