@@ -36,3 +36,17 @@ def test_probability_outside_the_main_region_is_zeroed_and_its_soft_edge_kept():
     out = keep_main_person(prob, threshold=0.5, margin=4)
     assert out[45, 80] == np.float32(0.9) and out[45, 80 + 17] == np.float32(0.3)
     assert out[20, 140] == 0 and out.dtype == np.float32
+
+
+def test_main_person_option_keeps_one_person_in_the_pipeline():
+    """`main_person=True` (`--main-person`) drops the person at the side in the frame API's output."""
+    from asbunet import Segmenter, VideoSegmenter
+
+    frame = np.full((90, 160, 3), 20, np.uint8)
+    frame[disc(90, 160, 45, 80, 25)] = 230  # the speaker, in the middle
+    frame[disc(90, 160, 20, 145, 10)] = 230  # someone passing behind, at the side
+    segmenter = Segmenter(lambda batch: (8 * batch.mean(axis=1, keepdims=True)).astype(np.float32), input_size=64)
+    both = VideoSegmenter(segmenter, threshold=0.5, refine=False).process(frame).mask
+    main = VideoSegmenter(segmenter, threshold=0.5, refine=False, main_person=True).process(frame).mask
+    assert both[45, 80] and both[20, 145]
+    assert main[45, 80] and not main[20, 145]
