@@ -157,7 +157,7 @@ def test_create_smoother_errors_list_choices():
 
 
 def test_default_smoother_is_a_smoother():
-    smoother = temporal.default_smoother(threshold=0.7)
+    smoother = temporal.smoother_for(threshold=0.7)
     parts = smoother.smoothers if isinstance(smoother, temporal.Chain) else (smoother,)
     names = temporal.DEFAULT_SMOOTHER[0].split("+")
     assert [type(p) for p in parts] == [temporal.SMOOTHERS[n] for n in names]

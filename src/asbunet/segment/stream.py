@@ -73,7 +73,6 @@ class VideoSegmenter:
             overrides["effect"] = effects.parse_background(background) if isinstance(background, str) else background
         self.options = resolve_options(replace(options, **overrides), self.segmenter)
         self.smoother = temporal.smoother_for(self.options.smoother, self.options.smooth, self.options.threshold)
-        self.frames = 0
         self.shape: tuple[int, int] | None = None
 
     def process(self, frame: np.ndarray) -> FrameResult:
@@ -83,7 +82,6 @@ class VideoSegmenter:
             self.reset()  # a new frame size starts a new stream
         self.shape = rgb.shape[:2]
         probability = postprocess(self.segmenter, rgb, self.options, self.smoother)
-        self.frames += 1
         return FrameResult(rgb, probability, self.options)
 
     def reset(self) -> None:

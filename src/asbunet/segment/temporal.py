@@ -442,12 +442,6 @@ def smoother_for(name: str = DEFAULT_SMOOTHER[0], momentum: float | None = None,
     return create_smoother(name, **with_threshold(name, params, threshold))
 
 
-def default_smoother(threshold: float = 0.5):
-    """The chosen smoother (`DEFAULT_SMOOTHER`); `threshold` is the model's, used only by `hysteresis`."""
-    name, params = DEFAULT_SMOOTHER
-    return create_smoother(name, **with_threshold(name, params, threshold))
-
-
 def with_threshold(name: str, params: dict, threshold: float) -> dict:
     """`params` plus the mask threshold for a `hysteresis` smoother (alone or in a chain) that does not set one."""
     if name == "hysteresis":
