@@ -33,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     export_command.add_export_bundled_parser(sub)
     bench_command.add_bench_parser(sub)
     bench_command.add_bench_video_parser(sub)
+    bench_command.add_bench_predict_parser(sub)
     return parser
 
 

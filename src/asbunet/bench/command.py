@@ -96,6 +96,12 @@ def add_bench_parser(sub) -> None:
     p.set_defaults(func=cmd_bench)
 
 
+def _print_and_write(report: dict, markdown, write, output: str) -> None:
+    print(markdown(report))
+    for path in write(report, output):
+        print(f"wrote {path}")
+
+
 def cmd_bench_video(args) -> None:
     from asbunet.bench.machine import describe_isa_of
     from asbunet.bench.pipeline import PipelineConfig, report_markdown, run_pipeline_bench, write_report
@@ -111,9 +117,7 @@ def cmd_bench_video(args) -> None:
     )
     report = run_pipeline_bench(cfg)
     print(describe_isa_of(report["machine"]))
-    print(report_markdown(report))
-    for path in write_report(report, args.output):
-        print(f"wrote {path}")
+    _print_and_write(report, report_markdown, write_report, args.output)
 
 
 def add_bench_video_parser(sub) -> None:
@@ -135,3 +139,41 @@ def add_bench_video_parser(sub) -> None:
     p.add_argument("--threads", type=int, default=2, help="network threads (default 2)")
     p.add_argument("--output", default="out/bench_video", help="folder for the clip and the results")
     p.set_defaults(func=cmd_bench_video)
+
+
+def cmd_bench_predict(args) -> None:
+    from asbunet.bench.predict import PredictBenchConfig, report_markdown, run_predict_bench, write_report
+
+    width, _, height = args.frame.lower().partition("x")
+    if not (width.isdigit() and height.isdigit()):
+        raise ValueError(f"--frame takes WxH such as 640x360, got {args.frame!r}")
+    cfg = PredictBenchConfig(
+        models=args.models,
+        image=args.image,
+        frame=(int(width), int(height)),
+        threads=args.threads,
+        runs=args.runs,
+        warmup=args.warmup,
+    )
+    _print_and_write(run_predict_bench(cfg), report_markdown, write_report, args.output)
+
+
+def add_bench_predict_parser(sub) -> None:
+    """The `bench-predict` subcommand's arguments."""
+    p = sub.add_parser(
+        "bench-predict", help="latency of a whole Segmenter.predict call on a video frame, beside MediaPipe"
+    )
+    p.add_argument(
+        "--models",
+        nargs="+",
+        metavar="SPEC",
+        help="models (bundled name[:runtime], files, mediapipe_general, mediapipe_landscape; default: every bundled "
+        "model on onnx-int8, onnx and torch, then both MediaPipe models)",
+    )
+    p.add_argument("--image", help="picture the frame is made from (default: seeded noise)")
+    p.add_argument("--frame", default="640x360", metavar="WxH", help="frame size (default 640x360)")
+    p.add_argument("--threads", nargs="+", type=int, default=[1, 2], help="thread counts (default 1 2)")
+    p.add_argument("--runs", type=int, default=100, help="timed calls per model and thread count (default 100)")
+    p.add_argument("--warmup", type=int, default=10, help="untimed calls first (default 10)")
+    p.add_argument("--output", default="out/bench_predict", help="folder for the results")
+    p.set_defaults(func=cmd_bench_predict)

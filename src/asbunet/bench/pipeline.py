@@ -189,10 +189,15 @@ def report_markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_report(report: dict, output: str | Path) -> list[Path]:
+def write_files(report: dict, markdown: str, output: str | Path, stem: str) -> list[Path]:
+    """Writes `<stem>.json` (the report) and `<stem>.md` (its table) into `output`, atomically."""
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)
-    paths = [out / "pipeline.json", out / "pipeline.md"]
+    paths = [out / f"{stem}.json", out / f"{stem}.md"]
     atomic.write_text(paths[0], json.dumps(report, indent=2) + "\n")
-    atomic.write_text(paths[1], report_markdown(report))
+    atomic.write_text(paths[1], markdown)
     return paths
+
+
+def write_report(report: dict, output: str | Path) -> list[Path]:
+    return write_files(report, report_markdown(report), output, "pipeline")

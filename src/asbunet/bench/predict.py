@@ -1,0 +1,121 @@
+"""Latency of the public API (`asbunet bench-predict`): one `Segmenter.predict` call on a video frame, from the RGB
+frame to the person probability at the frame's size, for each bundled model on each runtime and for MediaPipe Selfie
+Segmentation through the same class, the same run.
+
+A call is what a user's code pays per frame: resize (area interpolation when shrinking) and normalize, the network,
+resize of the logits back to the frame and the sigmoid. MediaPipe runs the same way at its own fixed size (the frame
+resized to 144x256 for landscape, 256x256 for general). Each thread count is a group of its own, timed round-robin
+(pass i of every model, then pass i + 1) after warm-up passes; the figures are medians, with the ratio to MediaPipe
+landscape in the same group.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from asbunet.bench.machine import describe_isa_of, describe_machine, machine_info
+from asbunet.bench.pipeline import load, write_files
+from asbunet.bench.timing import time_round_robin
+from asbunet.data.io import read_image
+from asbunet.inference.weights import bundled_models
+
+PEERS = ("mediapipe_general", "mediapipe_landscape")
+REFERENCE = "mediapipe_landscape"
+RUNTIMES = ("onnx-int8", "onnx", "torch")
+
+
+@dataclass
+class PredictBenchConfig:
+    """What `asbunet bench-predict` measures.
+
+    Args:
+        models: specs `name[:runtime]` (bundled names, files, the MediaPipe peers); None: every bundled model on
+            onnx-int8, onnx and torch, then both peers.
+        image: the frame's picture (resized to `frame`); None: a seeded noise picture.
+        frame: `(width, height)` of the frame a call gets.
+    """
+
+    models: list[str] | None = None
+    image: str | None = None
+    frame: tuple[int, int] = (640, 360)
+    threads: list[int] = field(default_factory=lambda: [1, 2])
+    runs: int = 100
+    warmup: int = 10
+
+
+def default_models() -> list[str]:
+    return [f"{name}:{runtime}" for name in bundled_models() for runtime in RUNTIMES] + list(PEERS)
+
+
+def make_frame(image: str | None, size: tuple[int, int]) -> np.ndarray:
+    """RGB uint8 `(height, width, 3)`: `image` resized to `size` `(width, height)`, or seeded noise."""
+    if image is None:
+        return np.random.default_rng(0).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+    return cv2.resize(read_image(image), size, interpolation=cv2.INTER_AREA)
+
+
+def run_predict_bench(cfg: PredictBenchConfig) -> dict:
+    """Times `predict` for every spec and thread count; returns the machine, the frame and one row per spec and
+    thread count (median, p95 and the ratio to MediaPipe landscape when it is among the specs)."""
+    specs = cfg.models or default_models()
+    frame = make_frame(cfg.image, cfg.frame)
+    rows = []
+    for threads in cfg.threads:
+        segmenters = {spec: load(spec, threads) for spec in specs}  # loaded per group: PyTorch's threads are global
+        calls = {spec: (lambda s=seg: s.predict(frame, warn=False)) for spec, seg in segmenters.items()}
+        timings = time_round_robin(calls, cfg.runs, cfg.warmup)
+        reference = timings.get(REFERENCE)
+        for spec, timing in timings.items():
+            seg = segmenters[spec]
+            h, w = seg.network_input(frame).shape[1:]
+            rows.append(
+                {
+                    "model": spec,
+                    "threads": threads,
+                    "network_input": f"{h}x{w}",
+                    "median_ms": timing.median_ms,
+                    "p95_ms": timing.p95_ms,
+                    "vs_reference": timing.median_ms / reference.median_ms if reference else None,
+                }
+            )
+    return {
+        "machine": machine_info(),
+        "frame": {"width": cfg.frame[0], "height": cfg.frame[1], "image": cfg.image or "seeded noise"},
+        "runs": cfg.runs,
+        "warmup": cfg.warmup,
+        "reference": REFERENCE if REFERENCE in specs else None,
+        "rows": rows,
+    }
+
+
+def report_markdown(report: dict) -> str:
+    """The table of `run_predict_bench`'s report, with the machine and its instruction sets."""
+    machine, frame = report["machine"], report["frame"]
+    ref = report["reference"]
+    lines = [
+        f"`Segmenter.predict` on a {frame['width']}x{frame['height']} RGB frame ({frame['image']}): resize and "
+        "normalize, network, logits back to the frame, sigmoid. Median and 95th percentile of "
+        f"{report['runs']} calls per model after {report['warmup']} warm-up calls, models round-robin within each "
+        "thread count" + (f"; ratio to `{ref}` in the same group." if ref else "."),
+        "",
+        f"Machine: {describe_machine(machine)}",
+        f"Instruction sets: {describe_isa_of(machine)}",
+        "",
+        "| model | threads | network input | median ms | p95 ms |" + (f" vs {ref} |" if ref else ""),
+        "|---|---:|---|---:|---:|" + ("---:|" if ref else ""),
+    ]
+    for r in report["rows"]:
+        ratio = f" {r['vs_reference']:.2f}x |" if ref else ""
+        lines.append(
+            f"| `{r['model']}` | {r['threads']} | {r['network_input']} | {r['median_ms']:.2f} | {r['p95_ms']:.2f} |"
+            + ratio
+        )
+    return "\n".join(lines) + "\n"
+
+
+def write_report(report: dict, output: str | Path) -> list[Path]:
+    return write_files(report, report_markdown(report), output, "predict")
