@@ -9,10 +9,11 @@ Accuracy: the validation data of the scene-trained models (`configs/person_scene
 photos composited over held-out person-free DAVIS frames, and those frames), IoU mean over images at threshold 0.5
 for the held-out photos and the composited scenes. No evaluation set is used. Latency: a whole `Segmenter.predict`
 call on a 640x360 frame (`asbunet.bench.predict`: resize, network, resize back, sigmoid), one thread, median of
-round-robin calls, the machine's instruction sets printed. Candidates: the fast model (`asbunet_035`, trained with
-`configs/person_fast.yaml`) and the shipped model at several input sizes on onnxruntime fp32 and int8, and MediaPipe
-Selfie Segmentation at its own sizes. Width 0.5 and 0.25 are timed with random weights (latency does not depend on
-the weights) to show where they would fall. Writes `accuracy.json`, `latency.json`, `tradeoff.md`, `tradeoff.png`.
+round-robin calls, the machine's instruction sets printed. Candidates: the fast model (`asbunet_035`, both
+chunks: `configs/person_fast.yaml`, `configs/person_fast_b.yaml`) and the shipped model at several input sizes on
+onnxruntime fp32 and int8, and MediaPipe Selfie Segmentation at its own sizes. Width 0.5 and 0.25 are timed with
+random weights (latency does not depend on the weights) to show where they would fall. Writes `accuracy.json`,
+`latency.json`, `tradeoff.md`, `tradeoff.png`.
 """
 
 from __future__ import annotations
@@ -36,15 +37,17 @@ sys.path.insert(0, str(Path(__file__).parent.parent))
 from validation import validation_parts  # noqa: E402
 
 HERE = Path(__file__).parent
-FAST = "runs/person_fast/best.pt"
+FAST = "experiments/fast_model/asbunet_person_fast.safetensors"
+FAST_B = "experiments/fast_model/asbunet_person_fast_b.safetensors"
 FRAME = (640, 360)
 
 
 def candidates(fast: str) -> dict[str, tuple[str, str | None, int | None]]:
     """Label -> (model spec, runtime, input size)."""
     out = {}
-    for size in (192, 256, 320):
-        out[f"asbunet_035 fast, {size}"] = (fast, None, size)
+    out["asbunet_035 fast, 256"] = (fast, None, 256)
+    for size in (256, 320):
+        out[f"asbunet_035 fast_b, {size}"] = (FAST_B, None, size)
     for size in (256, 320, 384):
         out[f"asbunet shipped int8, {size}"] = ("asbunet_person", "onnx-int8", size)
         out[f"asbunet shipped fp32, {size}"] = ("asbunet_person", "onnx", size)

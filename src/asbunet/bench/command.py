@@ -96,15 +96,17 @@ def add_bench_parser(sub) -> None:
     p.set_defaults(func=cmd_bench)
 
 
-def _print_and_write(report: dict, markdown, write, output: str) -> None:
-    print(markdown(report))
-    for path in write(report, output):
+def _print_and_write(report: dict, markdown: str, output: str, stem: str) -> None:
+    from asbunet.bench.outputs import write_files
+
+    print(markdown)
+    for path in write_files(report, markdown, output, stem):
         print(f"wrote {path}")
 
 
 def cmd_bench_video(args) -> None:
     from asbunet.bench.machine import describe_isa_of
-    from asbunet.bench.pipeline import PipelineConfig, report_markdown, run_pipeline_bench, write_report
+    from asbunet.bench.pipeline import PipelineConfig, report_markdown, run_pipeline_bench
 
     cfg = PipelineConfig(
         frames=args.frames,
@@ -117,7 +119,7 @@ def cmd_bench_video(args) -> None:
     )
     report = run_pipeline_bench(cfg)
     print(describe_isa_of(report["machine"]))
-    _print_and_write(report, report_markdown, write_report, args.output)
+    _print_and_write(report, report_markdown(report), args.output, "pipeline")
 
 
 def add_bench_video_parser(sub) -> None:
@@ -142,7 +144,7 @@ def add_bench_video_parser(sub) -> None:
 
 
 def cmd_bench_predict(args) -> None:
-    from asbunet.bench.predict import PredictBenchConfig, report_markdown, run_predict_bench, write_report
+    from asbunet.bench.predict import PredictBenchConfig, report_markdown, run_predict_bench
 
     width, _, height = args.frame.lower().partition("x")
     if not (width.isdigit() and height.isdigit()):
@@ -155,7 +157,8 @@ def cmd_bench_predict(args) -> None:
         runs=args.runs,
         warmup=args.warmup,
     )
-    _print_and_write(run_predict_bench(cfg), report_markdown, write_report, args.output)
+    report = run_predict_bench(cfg)
+    _print_and_write(report, report_markdown(report), args.output, "predict")
 
 
 def add_bench_predict_parser(sub) -> None:

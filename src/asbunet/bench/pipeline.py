@@ -9,7 +9,6 @@ runs' frames per second. A separate sequential pass times each stage alone, to s
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -20,6 +19,7 @@ import numpy as np
 
 from asbunet import atomic
 from asbunet.bench.machine import describe_isa_of, describe_machine, machine_info
+from asbunet.bench.outputs import segmenter_for
 from asbunet.data.io import IMAGE_SUFFIXES, DataError, read_image
 from asbunet.inference.segmenter import Segmenter
 from asbunet.inference.weights import bundled_models
@@ -87,11 +87,6 @@ def default_models() -> list[str]:
     return [*bundled_models(), PEER]
 
 
-def load(spec: str, threads: int) -> Segmenter:
-    name, _, runtime = spec.partition(":")
-    return Segmenter.from_pretrained(name, threads=threads, runtime=runtime or None)
-
-
 def stage_times(segmenter: Segmenter, clip: Path, options: SegmentOptions, frames: int = 30) -> dict[str, float]:
     """Median milliseconds per frame of each stage, run one after the other on one thread of control."""
     video = VideoSegmenter(segmenter, options)
@@ -143,7 +138,7 @@ def run_pipeline_bench(cfg: PipelineConfig) -> dict:
     with VideoReader(clip) as reader:
         size, count = (reader.width, reader.height), sum(1 for _ in reader)
     specs = cfg.models or default_models()
-    segmenters = {spec: load(spec, cfg.threads) for spec in specs}
+    segmenters = {spec: segmenter_for(spec, cfg.threads) for spec in specs}
     options = SegmentOptions(save=("effect",))
     results = {spec: PipelineResult(spec, []) for spec in specs}
     target = out / "pipeline_blur.mp4"
@@ -187,17 +182,3 @@ def report_markdown(report: dict) -> str:
         cells = " | ".join(f"{r['stages_ms'][s]:.1f}" for s in stages)
         lines.append(f"| `{r['model']}` | {r['fps']:.1f} | {cells} |")
     return "\n".join(lines) + "\n"
-
-
-def write_files(report: dict, markdown: str, output: str | Path, stem: str) -> list[Path]:
-    """Writes `<stem>.json` (the report) and `<stem>.md` (its table) into `output`, atomically."""
-    out = Path(output)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = [out / f"{stem}.json", out / f"{stem}.md"]
-    atomic.write_text(paths[0], json.dumps(report, indent=2) + "\n")
-    atomic.write_text(paths[1], markdown)
-    return paths
-
-
-def write_report(report: dict, output: str | Path) -> list[Path]:
-    return write_files(report, report_markdown(report), output, "pipeline")

@@ -12,13 +12,12 @@ landscape in the same group.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import cv2
 import numpy as np
 
 from asbunet.bench.machine import describe_isa_of, describe_machine, machine_info
-from asbunet.bench.pipeline import load, write_files
+from asbunet.bench.outputs import segmenter_for
 from asbunet.bench.timing import time_round_robin
 from asbunet.data.io import read_image
 from asbunet.inference.weights import bundled_models
@@ -65,7 +64,8 @@ def run_predict_bench(cfg: PredictBenchConfig) -> dict:
     frame = make_frame(cfg.image, cfg.frame)
     rows = []
     for threads in cfg.threads:
-        segmenters = {spec: load(spec, threads) for spec in specs}  # loaded per group: PyTorch's threads are global
+        # loaded per group: PyTorch's threads are global
+        segmenters = {spec: segmenter_for(spec, threads) for spec in specs}
         calls = {spec: (lambda s=seg: s.predict(frame, warn=False)) for spec, seg in segmenters.items()}
         timings = time_round_robin(calls, cfg.runs, cfg.warmup)
         reference = timings.get(REFERENCE)
@@ -115,7 +115,3 @@ def report_markdown(report: dict) -> str:
             + ratio
         )
     return "\n".join(lines) + "\n"
-
-
-def write_report(report: dict, output: str | Path) -> list[Path]:
-    return write_files(report, report_markdown(report), output, "predict")
