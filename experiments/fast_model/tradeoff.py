@@ -106,7 +106,10 @@ def part_plot() -> None:
     ref = lat["median_ms"]["MediaPipe landscape"]
     rows = [
         "Validation accuracy (IoU, threshold 0.5) against a whole `predict` on a 640x360 frame (one thread, median), "
-        f"{lat['isa']}. `PYTHONPATH=src python experiments/fast_model/tradeoff.py --part accuracy|latency|plot`.",
+        f"{lat['isa']}. `PYTHONPATH=src python experiments/fast_model/tradeoff.py --part accuracy|latency|plot`. "
+        "The `asbunet_035` and random-weight rows run on PyTorch fp32 (safetensors weights; the fast model's own "
+        "ONNX files are timed in `benchmarks/avx2/predict.md`), the shipped rows on onnxruntime; int8 rows show the "
+        "fp32 accuracy (int8 is within 0.02 IoU points of it, `benchmarks/avx2/README.md`).",
         "",
         "| candidate | predict ms | vs MediaPipe landscape | photos IoU | scenes IoU |",
         "|---|---:|---:|---:|---:|",
