@@ -49,6 +49,8 @@ class TrainConfig:
     warmup_steps: int = 0
     pos_weight: float | str = "auto"  # weighted BCE: float, or "auto" = background/person pixel ratio of the data
     dice_weight: float = 0.0  # optional soft-Dice term added to the weighted BCE
+    teacher: str | None = None  # knowledge distillation: a trained model whose probabilities are soft targets
+    distill_weight: float = 1.0  # weight of the soft-target BCE beside the labelled loss (with `teacher`)
     augment: dict = field(default_factory=dict)
     workers: int = 2
     threads: int = 2

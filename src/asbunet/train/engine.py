@@ -42,6 +42,7 @@ from asbunet.metrics import iou
 from asbunet.models import create_model
 from asbunet.train.checkpoint import FORMAT, atomic_save
 from asbunet.train.config import TrainConfig
+from asbunet.train.distill import Distiller
 
 METRICS_FIELDS = ["epoch", "step", "lr", "train_loss", "val_iou", "val_iou_pooled", "images_per_s", "epoch_s"]
 RUN_FILES = ("last.pt", "best.pt", "metrics.csv")  # a folder holding one of these holds a training run
@@ -122,9 +123,21 @@ def evaluate_iou(model: nn.Module, pool: SamplePool, indices: list[int], input_s
 
 
 def train_one_epoch(
-    model, loader, optimizer, scheduler, loss_fn, cfg: TrainConfig, epoch: int, device, rank: int, start_step: int
+    model,
+    loader,
+    optimizer,
+    scheduler,
+    loss_fn,
+    cfg: TrainConfig,
+    epoch: int,
+    device,
+    rank: int,
+    start_step: int,
+    distiller: Distiller | None = None,
 ) -> tuple[float, float, int]:
-    """One pass over the training data; returns (mean loss, images/s, optimizer steps done)."""
+    """One pass over the training data; returns (mean loss, images/s, optimizer steps done).
+
+    With a `distiller`, the loss adds its soft-target term to the labelled one."""
     model.train()
     losses, seen, steps, nonfinite = [], 0, 0, 0
     t0 = time.perf_counter()
@@ -138,6 +151,8 @@ def train_one_epoch(
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
             logits = model(x)  # (B, 1, H, W)
         loss = loss_fn(logits.float(), y)
+        if distiller is not None:
+            loss = loss + distiller(x, logits.float())
         optimizer.zero_grad(set_to_none=True)
         finite = torch.isfinite(loss.detach()).int()
         if dist.is_initialized():
@@ -308,6 +323,10 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False) -> di
     torch.manual_seed(cfg.seed)
     main = rank == 0
     log = print if main else (lambda *a, **k: None)
+    distiller = None  # loaded first: a bad teacher is refused before the data is read
+    if cfg.teacher:
+        distiller = Distiller(cfg.teacher, cfg.distill_weight, cfg.channels_last).to(device)
+        log(f"distilling from {cfg.teacher} (soft-target weight {cfg.distill_weight})")
 
     progress = (lambda it: tqdm(it, desc="loading data", leave=False)) if main else None
     pool, train_idx, val_pool, val_idx = load_data(cfg, progress)
@@ -387,7 +406,9 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False) -> di
             break
         batches.set_epoch(epoch)
         t0 = time.perf_counter()
-        loss, rate, done = train_one_epoch(net, loader, optimizer, scheduler, loss_fn, cfg, epoch, device, rank, step)
+        loss, rate, done = train_one_epoch(
+            net, loader, optimizer, scheduler, loss_fn, cfg, epoch, device, rank, step, distiller
+        )
         step += done
         if world > 1:
             sync_buffers(model)
