@@ -1,4 +1,4 @@
-"""The bundled model's ONNX files: they match the shipped weights, int8 keeps fp32's masks on this CPU, onnxruntime is
+"""The bundled models' ONNX files: they match the shipped weights, int8 keeps fp32's masks on this CPU, onnxruntime is
 the default runtime and the predict path never imports PyTorch."""
 
 from __future__ import annotations
@@ -23,15 +23,17 @@ from asbunet.inference import weights as weights_module
 from asbunet.inference.cpu import cpu_isa, describe_isa
 from asbunet.inference.runners import INT8_CHECK_KEY, INT8_DEFAULT_KEY, OnnxRunner
 from asbunet.inference.segmenter import Segmenter
-from asbunet.inference.weights import DEFAULT_MODEL, bundled_onnx_paths, bundled_path
+from asbunet.inference.weights import DEFAULT_MODEL, bundled_models, bundled_onnx_paths, bundled_path
 
 REPO = Path(__file__).resolve().parents[1]
 FIX = "the bundled ONNX files are stale: run `asbunet export-bundled` from the repository root and commit them"
 
 
-@pytest.fixture(scope="module")
-def runtimes() -> dict[str, Segmenter]:
-    return {runtime: Segmenter.from_pretrained(runtime=runtime, threads=2) for runtime in ("onnx", "onnx-int8")}
+@pytest.fixture(scope="module", params=bundled_models())
+def runtimes(request) -> dict:
+    """The fp32 and int8 ONNX segmenters of each bundled model, and its name under "name"."""
+    name = request.param
+    return {"name": name} | {r: Segmenter.from_pretrained(name, runtime=r, threads=2) for r in ("onnx", "onnx-int8")}
 
 
 def test_bundled_onnx_files_match_the_shipped_weights():
@@ -41,10 +43,11 @@ def test_bundled_onnx_files_match_the_shipped_weights():
     assert main(["export-bundled", "--check"]) == 0
 
 
-def test_int8_weights_keep_to_7_bits():
+@pytest.mark.parametrize("name", bundled_models())
+def test_int8_weights_keep_to_7_bits(name):
     """Weights within +-64 cannot saturate the 16-bit pair sums of u8 x s8 on AVX2 without VNNI (255 x 64 x 2 =
     32640 < 32767): the integer results are the same on every x86 CPU."""
-    model = onnx.load(str(bundled_onnx_paths(DEFAULT_MODEL)[1]))
+    model = onnx.load(str(bundled_onnx_paths(name)[1]))
     weights = [numpy_helper.to_array(t) for t in model.graph.initializer if t.data_type == onnx.TensorProto.INT8]
     assert len(weights) >= 40  # every convolution's weights
     assert max(int(np.abs(w.astype(np.int32)).max()) for w in weights) <= INT8_WEIGHT_LIMIT
@@ -68,21 +71,22 @@ def test_int8_masks_match_fp32_on_real_photos(runtimes, ccp_samples, shared_data
     assert np.mean(ious) >= 0.99 and min(ious) >= 0.95, f"mask IoU int8 vs fp32 {np.round(ious, 4)} on {where}"
 
 
-def test_default_runtime_is_the_one_the_export_chose():
-    fp32, int8 = bundled_onnx_paths(DEFAULT_MODEL)
+@pytest.mark.parametrize("name", bundled_models())
+def test_default_runtime_is_the_one_the_export_chose(name):
+    fp32, int8 = bundled_onnx_paths(name)
     meta = OnnxRunner(int8).metadata
     check = json.loads(meta[INT8_CHECK_KEY])
     assert check["images"] > 100 and check["iou_fp32"] > 0.85  # the run's validation split
     chosen = int8 if meta[INT8_DEFAULT_KEY] == "true" else fp32
     assert meta[INT8_DEFAULT_KEY] == ("true" if check["iou_int8"] >= check["iou_fp32"] - 0.003 else "false")
-    segmenter = Segmenter.from_pretrained()
+    segmenter = Segmenter.from_pretrained(name)
     assert segmenter.runner.path == chosen
-    assert segmenter.threshold == float(weights_module.read_safetensors(bundled_path(DEFAULT_MODEL))[1]["threshold"])
+    assert segmenter.threshold == float(weights_module.read_safetensors(bundled_path(name))[1]["threshold"])
 
 
 def test_onnx_fp32_predicts_like_torch(runtimes):
     image = read_image(REPO / "samples" / "images" / sorted(p.name for p in (REPO / "samples" / "images").iterdir())[0])
-    torch_seg = Segmenter.from_pretrained(runtime="torch", threads=2)
+    torch_seg = Segmenter.from_pretrained(runtimes["name"], runtime="torch", threads=2)
     assert torch_seg.input_size == runtimes["onnx"].input_size and torch_seg.threshold == runtimes["onnx"].threshold
     assert np.abs(torch_seg.predict(image) - runtimes["onnx"].predict(image)).max() < 1e-3
 

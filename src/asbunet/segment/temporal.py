@@ -397,7 +397,7 @@ SMOOTHERS = {
     "hysteresis": Hysteresis,
 }
 OLD_SMOOTHER = ("ema", {"momentum": 0.6})  # what `asbunet segment` smoothed with before
-# chosen by experiments/temporal/study.py (round 2) on synthetic clips by the per-clip rule of its README
+# chosen by experiments/temporal/study.py (rounds 2 and 3) on synthetic clips by the per-clip rule of its README
 # (experiments/temporal/grid.md); on davis_person it keeps IoU on every sequence and beats MediaPipe landscape's
 # flicker on tennis and dance-twirl but not on lucia (experiments/temporal/davis_person.md)
 DEFAULT_SMOOTHER = ("confidence", {"momentum": 0.95, "delta": 0.4})
