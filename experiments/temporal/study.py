@@ -4,7 +4,7 @@
     PYTHONPATH=src python experiments/temporal/study.py --part grid
     PYTHONPATH=src python experiments/temporal/study.py --part davis
 
-Part `grid` builds synthetic clips from the training data only (rounds 2 and 3; round 1's clips in the history):
+Part `grid` builds synthetic clips from the training data only (rounds 2 to 4; round 1's clips in the history):
 people of the training sets' held-out validation split (`configs/person_scenes.yaml`: pfcn_portrait/train + ccp/train,
 `val_fraction` 0.08, seed 0, as `asbunet.train.engine.load_data` splits them: 167 people), the `N_CLIPS` the model is
 least sure of (lowest IoU on their own photo; 14 of the 167 are below 0.85), cut out with their masks as alpha and
@@ -50,7 +50,7 @@ ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 DATA = ROOT.parent / "shared" / "data"
 CACHE = ROOT / "out" / "temporal"
-SEED = 1702  # the clips of rounds 2 and 3 (round 1: 17)
+SEED = 1702  # the clips of rounds 2 to 4 (round 1: 17)
 CLIP_HW = (360, 640)  # live-video size
 CLIP_FRAMES = 40
 N_CLIPS = 18
@@ -65,7 +65,8 @@ KEEP = {"margin_on": [0.0]}
 GRID = [
     ("frame_by_frame", {}),
     ("ema", {"momentum": [0.3, 0.6]}),
-    ("confidence", {"momentum": [0.85, 0.95], "delta": [0.2, 0.4]}),
+    # round 4: beyond round 3's choice, which sat at the grid's corner (the largest momentum and delta tried)
+    ("confidence", {"momentum": [0.85, 0.95, 0.97, 0.98], "delta": [0.2, 0.4, 0.6]}),
     ("flow", {"momentum": [0.85, 0.95], "delta": [0.2, 0.4]}),  # round 3: the same gate, the past warped by the flow
     ("motion", {"momentum": [0.7, 0.85], "tau": [10.0, 20.0]}),
     ("hold", {"momentum": [0.5, 0.7, 0.85], "tau": [None, 20.0]}),
@@ -457,7 +458,7 @@ def write_grid(rows, ref, chosen, result) -> None:
     paths = ", ".join(f"{k} {sum(c['path'] == k for c in result['clips'])}" for k in ("bounce", "enter", "leave"))
     own = [c["own_iou"] for c in result["clips"]]
     lines = [
-        "# Temporal smoothing: grid on synthetic clips (round 3)",
+        "# Temporal smoothing: grid on synthetic clips (round 4)",
         "",
         f"Written by `experiments/temporal/study.py --part grid`. Model {result['model']} (threshold "
         f"{result['threshold']}); pipeline: network -> smoother -> guided-filter refinement -> threshold. "
@@ -467,7 +468,8 @@ def write_grid(rows, ref, chosen, result) -> None:
         "warp of the person every frame, brightness flicker, sensor noise, motion blur (see the study's docstring; "
         "recipes in `chosen.json`). IoU: mean over frames; flicker: share of pixels whose mask changes between "
         "consecutive frames where the label does not, mean over pairs; flicker ratio: flicker / frame-by-frame "
-        "flicker on the same clip, mean over clips. Earlier rounds' grids: `round1/grid.md`, `round2/grid.md`.",
+        "flicker on the same clip, mean over clips. Earlier rounds' grids: `round1/grid.md`, `round2/grid.md`, "
+        "`round3/grid.md`.",
         "",
         f"Rule (README.md, fixed before this run): {result['rule']}. Chosen: "
         f"**{describe(chosen['smoother'], chosen['params'])}** (IoU {chosen['iou']:.4f}, "
@@ -541,11 +543,12 @@ def write_davis(rows, segmenter: Segmenter, chosen: dict) -> None:
         out.writerow(["sequence", "method", "iou", "flicker"])
         out.writerows([r[0], r[1], f"{r[2]:.4f}", f"{r[3]:.5f}"] for r in rows)
     lines = [
-        "# Temporal smoothing on davis_person (round 3)",
+        "# Temporal smoothing on davis_person (round 4)",
         "",
         "Written by `PYTHONPATH=src python experiments/temporal/study.py --part davis` (evaluation only: the smoother "
         "and its parameters were chosen on synthetic clips by the rule of `README.md`, `grid.md`; run once, nothing "
-        "tuned after it; earlier rounds: `round1/davis_person.md`, `round2/davis_person.md`). "
+        "tuned after it; earlier rounds: `round1/davis_person.md`, `round2/davis_person.md`, "
+        "`round3/davis_person.md`). "
         f"ASBU-Net rows: {segmenter.name}, pipeline network -> smoother -> guided-filter refinement -> threshold "
         f"{segmenter.threshold}; MediaPipe landscape: its probability at threshold 0.5, no refinement (as "
         "`asbunet evaluate --model mediapipe_landscape`). Masks at the frames' full resolution, before any video "
