@@ -488,9 +488,8 @@ def write_grid(rows, ref, chosen, result) -> None:
         "",
         "## Cost per 640x360 frame (smoother alone, median over a clip's frames, one OpenCV thread)",
         "",
-        f"CPU: {result['cpu']}. A training job shared this machine during the measurement (1-minute load average "
-        f"{result['load_average_1min']:.2f} on 2 CPUs), so these are upper bounds. Refinement and network are not "
-        "included.",
+        f"CPU: {result['cpu']}; 1-minute load average {result['load_average_1min']:.2f} on 2 CPUs at the measurement "
+        "(above 1, other work shared the machine and these are upper bounds). Refinement and network are not included.",
         "",
         "| smoother | ms per frame |",
         "|---|---|",

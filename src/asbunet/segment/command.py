@@ -77,7 +77,7 @@ def cmd_segment(args) -> None:
 def add_segment_parser(sub) -> None:
     """The `segment` subcommand's arguments."""
     from asbunet.segment.options import SegmentOptions
-    from asbunet.segment.temporal import SMOOTHERS
+    from asbunet.segment.temporal import DEFAULT_SMOOTHER, OLD_SMOOTHER, SMOOTHERS
 
     p = sub.add_parser("segment", help="person masks and effects for images, folders, videos or a camera")
     p.add_argument("inputs", nargs="*", metavar="INPUT", help="image or video files, folders, glob patterns")
@@ -122,8 +122,9 @@ def add_segment_parser(sub) -> None:
         "--smooth",
         type=float,
         metavar="M",
-        help="video: the smoother's weight of past frames in [0, 1), 0 = off (default: the smoother's own, 0.95 for "
-        "confidence, 0.6 for ema)",
+        help="video: the smoother's weight of past frames in [0, 1), 0 = off (default: the smoother's own, "
+        f"{DEFAULT_SMOOTHER[1]['momentum']} for {DEFAULT_SMOOTHER[0]}, {OLD_SMOOTHER[1]['momentum']} for "
+        f"{OLD_SMOOTHER[0]})",
     )
     p.add_argument("--main-person", action="store_true", help="keep only the main person (largest, most central)")
     p.add_argument("--camera", type=int, metavar="N", help="segment camera N live instead of INPUT files")

@@ -33,8 +33,8 @@ class SegmentOptions:
         refine: guided-filter refinement of the probability at output resolution.
         smoother: video only: how the probability is smoothed over time (`asbunet.segment.temporal.SMOOTHERS`);
             the default "confidence" averages where the probability barely changes and lets large changes through.
-        smooth: video only: the smoother's weight of the past frames in [0, 1); None = its chosen value (0.95 for
-            "confidence", 0.6 for "ema"), 0 = off.
+        smooth: video only: the smoother's weight of the past frames in [0, 1); None = its chosen value
+            (`temporal.DEFAULT_SMOOTHER` for "confidence", `temporal.OLD_SMOOTHER` for "ema"), 0 = off.
         max_frames: video only: stop after this many frames (`None` = all; a camera runs until interrupted).
         main_person: keep only the main person (`asbunet.segment.regions`): the largest connected person region,
             favouring the centre; everyone else is treated as background.

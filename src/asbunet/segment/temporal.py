@@ -397,10 +397,10 @@ SMOOTHERS = {
     "hysteresis": Hysteresis,
 }
 OLD_SMOOTHER = ("ema", {"momentum": 0.6})  # what `asbunet segment` smoothed with before
-# chosen by experiments/temporal/study.py (rounds 2 and 3) on synthetic clips by the per-clip rule of its README
-# (experiments/temporal/grid.md); on davis_person it keeps IoU on every sequence and beats MediaPipe landscape's
-# flicker on tennis and dance-twirl but not on lucia (experiments/temporal/davis_person.md)
-DEFAULT_SMOOTHER = ("confidence", {"momentum": 0.95, "delta": 0.4})
+# chosen by experiments/temporal/study.py (round 4) on synthetic clips by the per-clip rule of its README
+# (experiments/temporal/grid.md); on every davis_person sequence it keeps frame-by-frame IoU and flickers less than
+# MediaPipe landscape frame by frame (experiments/temporal/davis_person.md)
+DEFAULT_SMOOTHER = ("confidence", {"momentum": 0.85, "delta": 0.6})
 
 
 def create_smoother(name: str, **params):
