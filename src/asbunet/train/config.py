@@ -16,6 +16,7 @@ class DataConfig:
     train: list = field(default_factory=list)  # paths or mappings, see `asbunet.data.sources.open_source`
     val: list | None = None  # None: a seeded split of `train` (Section IV-A: 80/20)
     val_fraction: float = 0.2
+    train_repeat: list | None = None  # times each training sample of `train`'s entries is seen per epoch, one per entry
     max_side: int | None = 512  # images are downsized once at load time
     skip_bad: bool = False  # skip unusable samples (and list them) instead of stopping
     negatives: list = field(default_factory=list)  # person-free frames (hard negatives), training only
@@ -71,6 +72,14 @@ class TrainConfig:
             raise ValueError(f"schedule must be 'step' or 'cosine', got {self.schedule!r}")
         if not self.data.train:
             raise ValueError("data.train is empty: give at least one dataset")
+        repeat = self.data.train_repeat
+        if repeat is not None and (
+            len(repeat) != len(self.data.train) or not all(isinstance(r, int) and r >= 1 for r in repeat)
+        ):
+            raise ValueError(
+                f"data.train_repeat must give one whole number >= 1 per entry of data.train "
+                f"({len(self.data.train)}), got {repeat!r}"
+            )
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

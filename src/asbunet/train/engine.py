@@ -225,22 +225,28 @@ def load_data(cfg: TrainConfig, progress=None) -> tuple[SamplePool, list[int], S
     """`(pool, training indices, validation pool, validation indices)`.
 
     Validation is `data.val`, or the seeded split of `data.train` (Section IV-A: 80/20), the same for every run with
-    this config and seed. `data.negatives` and `data.extra` join the training indices only (negatives repeated
-    `data.negatives_repeat` times). With `data.val_backgrounds`, validation also holds `data.val_scenes` scenes of the
-    validation people composited onto those person-free frames, and the frames themselves as negatives.
+    this config and seed. `data.train_repeat` repeats the training samples of each `data.train` entry (oversampling a
+    harder set) without changing that split. `data.negatives` and `data.extra` join the training indices only
+    (negatives repeated `data.negatives_repeat` times). With `data.val_backgrounds`, validation also holds
+    `data.val_scenes` scenes of the validation people composited onto those person-free frames, and the frames
+    themselves as negatives.
     """
     d = cfg.data
 
     def load(specs, bar=None):
         return SamplePool([open_source(s) for s in specs], d.max_side, d.skip_bad, bar)
 
-    pool = load(d.train, progress)
+    sources = [open_source(s) for s in d.train]
+    pool = SamplePool(sources, d.max_side, d.skip_bad, progress)
     if d.val:
         val_pool = load(d.val)
         train_idx, val_idx = list(range(len(pool))), list(range(len(val_pool)))
     else:
         train_idx, val_idx = split_indices(len(pool), d.val_fraction, cfg.seed)
         val_pool = pool
+    if d.train_repeat:
+        entry = {str(sample.image): k for k, src in enumerate(sources) for sample in src.samples}
+        train_idx = [i for i in train_idx for _ in range(d.train_repeat[entry[pool.names[i]]])]
     if d.extra:
         train_idx += list(pool.extend(load(d.extra))) * d.extra_repeat
     if d.negatives:
