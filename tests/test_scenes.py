@@ -200,6 +200,21 @@ def test_load_data_keeps_the_split_and_adds_scenes(make_dataset, tmp_path):
     assert len(load_backgrounds(cfg)) == 3 and load_backgrounds(base) is None
 
 
+
+def test_train_repeat_oversamples_one_entry_and_keeps_the_split(make_dataset, tmp_path):
+    photos, streets = make_dataset("photos", n=10, size=(64, 48)), make_dataset("streets", n=5, size=(64, 48), seed=1)
+    data = {"train": [str(photos), str(streets)], "max_side": None, "val_fraction": 0.2}
+    pool, train_idx, _, val_idx = load_data(TrainConfig(data=data, output=str(tmp_path)))
+    _, repeated, _, repeated_val = load_data(TrainConfig(data={**data, "train_repeat": [1, 3]}, output=str(tmp_path)))
+    assert repeated_val == val_idx
+    for i in train_idx:
+        assert repeated.count(i) == (3 if "streets" in pool.names[i] else 1)
+    assert not set(repeated) & set(val_idx)
+    for bad in ([1], [1, 0], [1, 1.5]):
+        with pytest.raises(ValueError, match="train_repeat"):
+            TrainConfig(data={**data, "train_repeat": bad}, output=str(tmp_path))
+
+
 # ----------------------------------------------------------------------------------------------------- teachers
 
 
