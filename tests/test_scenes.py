@@ -200,7 +200,6 @@ def test_load_data_keeps_the_split_and_adds_scenes(make_dataset, tmp_path):
     assert len(load_backgrounds(cfg)) == 3 and load_backgrounds(base) is None
 
 
-
 def test_train_repeat_oversamples_one_entry_and_keeps_the_split(make_dataset, tmp_path):
     photos, streets = make_dataset("photos", n=10, size=(64, 48)), make_dataset("streets", n=5, size=(64, 48), seed=1)
     data = {"train": [str(photos), str(streets)], "max_side": None, "val_fraction": 0.2}
