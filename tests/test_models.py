@@ -234,6 +234,21 @@ def test_pools_give_the_output_stride(name, strides):
     assert [64 // f.shape[-1] for f in features] == strides
 
 
+def test_min_channels_floors_the_thin_layers_of_a_narrow_model():
+    def widths(model):
+        return [m.out_channels for m in model.modules() if isinstance(m, nn.Conv2d) and m.out_channels > 1]
+
+    narrow, floored = asbunet.create_model("asbunet_035"), asbunet.create_model("asbunet_035", min_channels=16)
+    assert min(widths(narrow)) == 8 and min(widths(floored)) == 16
+    assert [max(w, 16) for w in widths(narrow)] == widths(floored)  # only the layers below the floor change
+    assert count_parameters(floored) > count_parameters(narrow)
+    with torch.no_grad():
+        assert floored.eval()(_input(1, 3, 64, 96)).shape == (1, 1, 64, 96)
+    for bad in (0, 12):
+        with pytest.raises(ValueError, match="min_channels"):
+            asbunet.create_model("asbunet_035", min_channels=bad)
+
+
 @pytest.mark.parametrize("name", list(BASELINE_BACKBONES))
 def test_baseline_loads_backbone_weights(name, tmp_path):
     torch.manual_seed(1)

@@ -62,6 +62,7 @@ class ASBUNetConfig:
     activation: str = "relu"  # "relu" or "swish"
     output_stride: int = 16  # 16 or 8
     width_mult: float = 1.0
+    min_channels: int = 8  # floor of every scaled width (`width_mult` < 1): thin layers cost fixed time anyway
     num_classes: int = 1
     layers: tuple[ASBLayerSpec, ...] = FIG8_ASB_LAYERS
     decoder: tuple[DecoderStage, ...] = ASBUNET_DECODER
@@ -73,10 +74,13 @@ class ASBUNetConfig:
             raise ValueError(f"output_stride must be one of {sorted(POOL_AFTER)}, got {self.output_stride}")
         if self.width_mult <= 0:
             raise ValueError(f"width_mult must be positive, got {self.width_mult}")
+        if self.min_channels < 8 or self.min_channels % 8:
+            raise ValueError(f"min_channels must be a positive multiple of 8, got {self.min_channels}")
         get_activation(self.activation)
 
     def width(self, channels: int) -> int:
-        return channels if self.width_mult == 1.0 else make_divisible(channels * self.width_mult, 8)
+        """A layer's width: `channels` x `width_mult`, a multiple of 8, at least `min_channels`."""
+        return channels if self.width_mult == 1.0 else make_divisible(channels * self.width_mult, 8, self.min_channels)
 
 
 class ASBNetEncoder(nn.Module):
