@@ -62,7 +62,7 @@ class ASBUNetConfig:
     activation: str = "relu"  # "relu" or "swish"
     output_stride: int = 16  # 16 or 8
     width_mult: float = 1.0
-    min_channels: int = 8  # floor of every scaled width (`width_mult` < 1): thin layers cost fixed time anyway
+    min_channels: int = 8  # floor of every scaled width (with `width_mult` < 1)
     num_classes: int = 1
     layers: tuple[ASBLayerSpec, ...] = FIG8_ASB_LAYERS
     decoder: tuple[DecoderStage, ...] = ASBUNET_DECODER
