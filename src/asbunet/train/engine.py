@@ -236,8 +236,7 @@ def load_data(cfg: TrainConfig, progress=None) -> tuple[SamplePool, list[int], S
     def load(specs, bar=None):
         return SamplePool([open_source(s) for s in specs], d.max_side, d.skip_bad, bar)
 
-    sources = [open_source(s) for s in d.train]
-    pool = SamplePool(sources, d.max_side, d.skip_bad, progress)
+    pool = load(d.train, progress)
     if d.val:
         val_pool = load(d.val)
         train_idx, val_idx = list(range(len(pool))), list(range(len(val_pool)))
@@ -245,7 +244,7 @@ def load_data(cfg: TrainConfig, progress=None) -> tuple[SamplePool, list[int], S
         train_idx, val_idx = split_indices(len(pool), d.val_fraction, cfg.seed)
         val_pool = pool
     if d.train_repeat:
-        entry = {str(sample.image): k for k, src in enumerate(sources) for sample in src.samples}
+        entry = {str(sample.image): k for k, spec in enumerate(d.train) for sample in open_source(spec).samples}
         train_idx = [i for i in train_idx for _ in range(d.train_repeat[entry[pool.names[i]]])]
     if d.extra:
         train_idx += list(pool.extend(load(d.extra))) * d.extra_repeat
