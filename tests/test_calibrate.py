@@ -10,9 +10,12 @@ import numpy as np
 import pytest
 import torch
 from helpers import tiny_config, write_folder_dataset
+from safetensors.torch import save_file
 
 from asbunet import Segmenter
+from asbunet.cli import main
 from asbunet.evaluate.run import evaluate_model
+from asbunet.inference.refine import GuidedRefine
 from asbunet.inference.weights import load_checkpoint, load_model, read_safetensors
 from asbunet.segment.options import SegmentOptions, resolve_options
 from asbunet.train.bundle import bundle_checkpoint
@@ -189,3 +192,23 @@ def test_onnx_export_carries_the_threshold_and_input_size(trained, tmp_path, ccp
     bundle_checkpoint(run / "best.pt", tmp_path / "s.safetensors", threshold=0.7, input_sizes=[96])
     assert main(["export", str(tmp_path / "s.safetensors"), "--output", str(tmp_path / "s.onnx"), "--dynamic"]) == 0
     assert Segmenter.from_pretrained(tmp_path / "s.onnx").input_size == 96
+
+
+def test_bundle_stores_a_refine_setting_that_every_runtime_applies(trained, tmp_path):
+    _, run = trained
+    refine = GuidedRefine(radius=2, eps=1e-3, subsample=1)
+    out = tmp_path / "refined.safetensors"
+    meta = bundle_checkpoint(run / "best.pt", out, refine=refine)
+    assert meta["refine"] == refine.to_text()
+    assert load_model(out).refine == refine and Segmenter.from_pretrained(out).refine == refine
+    assert load_model(run / "best.pt").refine is None
+    assert main(["export", str(out), "--dynamic", "--output", str(tmp_path / "refined.onnx")]) in (0, None)
+    onnx = Segmenter.from_pretrained(tmp_path / "refined.onnx")
+    assert onnx.refine == refine and onnx.threshold == float(meta["threshold"])
+    image = np.random.default_rng(3).integers(0, 256, (40, 30, 3), dtype=np.uint8)
+    np.testing.assert_allclose(onnx.predict(image), Segmenter.from_pretrained(out).predict(image), atol=1e-4)
+
+    state, stored = read_safetensors(out)
+    save_file(state, str(tmp_path / "bad.safetensors"), metadata={**stored, "refine": "guided:radius=x"})
+    with pytest.raises(ValueError, match="bad.safetensors.*guided:radius=R"):
+        load_model(tmp_path / "bad.safetensors")

@@ -11,8 +11,8 @@ from tqdm import tqdm
 
 from asbunet.data.io import DataError
 from asbunet.data.sources import FolderSource, Source
-from asbunet.inference.postprocess import binarize, logits_to_probability
-from asbunet.inference.preprocess import prepare_at, to_rgb
+from asbunet.inference.postprocess import binarize
+from asbunet.inference.preprocess import normalize, resize_to, to_rgb
 from asbunet.inference.segmenter import Segmenter
 from asbunet.metrics import (
     BOUNDARY_DILATION_RATIO,
@@ -47,8 +47,8 @@ def predict_probability(segmenter: Segmenter, image: np.ndarray, resize: str = "
     if resize == "keep" or segmenter.fixed_size is not None:
         return segmenter.predict(image)
     rgb, s = to_rgb(image), segmenter.input_size
-    x = prepare_at(rgb, (s, s))[None]  # (1, 3, s, s)
-    return logits_to_probability(segmenter.runner(x)[0, 0], rgb.shape[0], rgb.shape[1])
+    small = resize_to(rgb, (s, s))
+    return segmenter.probability(rgb, small, segmenter.runner(normalize(small)[None])[0, 0])
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from asbunet.inference.runners import (
     INPUT_SIZE_KEY,
     INT8_CHECK_KEY,
     INT8_DEFAULT_KEY,
+    REFINE_KEY,
     THRESHOLD_KEY,
     WEIGHTS_DIGEST_KEY,
     OnnxRunner,
@@ -175,6 +176,7 @@ def export_bundled(
                 WEIGHTS_DIGEST_KEY: digest,
                 "asbunet.weights_file": weights.name,
                 "asbunet.architecture": meta["architecture"],
+                **({REFINE_KEY: meta["refine"]} if "refine" in meta else {}),
             },
         )
         if result.real is None or result.real.mask_iou < 0.999:
@@ -201,7 +203,7 @@ def export_bundled(
 
 def check_bundled_onnx(names: Sequence[str] | None = None) -> list[str]:
     """Problems of the bundled ONNX files: missing, or exported from other weights than the shipped safetensors file
-    (stored SHA-256, threshold or input size differ). Empty when all match."""
+    (stored SHA-256, threshold, input size or refine setting differ). Empty when all match."""
     problems = []
     for name in names or bundled_models():
         weights = bundled_path(name)
@@ -216,6 +218,7 @@ def check_bundled_onnx(names: Sequence[str] | None = None) -> list[str]:
                 WEIGHTS_DIGEST_KEY: digest,
                 THRESHOLD_KEY: f"{float(meta.get('threshold', 0.5)):g}",
                 INPUT_SIZE_KEY: str(meta.get("input_size", 256)),
+                REFINE_KEY: meta.get("refine"),
             }
             wrong = [k for k, v in expected.items() if stored.get(k) != v]
             if wrong:

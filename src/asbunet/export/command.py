@@ -13,7 +13,7 @@ def cmd_export(args) -> None:
     from asbunet.export.onnx import export_onnx
     from asbunet.export.quantize import quantize_int8
     from asbunet.export.tflite import export_tflite
-    from asbunet.inference.runners import INPUT_SIZE_KEY, THRESHOLD_KEY
+    from asbunet.inference.runners import INPUT_SIZE_KEY, REFINE_KEY, THRESHOLD_KEY
     from asbunet.inference.weights import load_model
 
     if args.size and args.dynamic:
@@ -37,7 +37,11 @@ def cmd_export(args) -> None:
         opset=args.opset,
         images=images,
         input_size=input_size,
-        metadata={THRESHOLD_KEY: f"{threshold:g}", INPUT_SIZE_KEY: str(input_size)},
+        metadata={
+            THRESHOLD_KEY: f"{threshold:g}",
+            INPUT_SIZE_KEY: str(input_size),
+            **({REFINE_KEY: loaded.refine.to_text()} if loaded.refine else {}),
+        },
     )
     print(result.summary())
     if args.int8:

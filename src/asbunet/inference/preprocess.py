@@ -17,11 +17,18 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
+_SCALE = [np.float32(1 / (255.0 * s)) for s in IMAGENET_STD]  # (x / 255 - mean) / std = x * scale + offset
+_OFFSET = [np.float32(-m / s) for m, s in zip(IMAGENET_MEAN, IMAGENET_STD, strict=True)]
+
+
 def normalize(image: np.ndarray) -> np.ndarray:
-    """RGB uint8 `(H, W, 3)` -> normalized float32 `(3, H, W)` (the preprocessing every model expects)."""
-    mean, std = np.asarray(IMAGENET_MEAN, np.float32), np.asarray(IMAGENET_STD, np.float32)
-    x = (image.astype(np.float32) / 255.0 - mean) / std  # (H, W, 3)
-    return np.ascontiguousarray(x.transpose(2, 0, 1))
+    """RGB uint8 `(H, W, 3)` -> normalized float32 `(3, H, W)` (the preprocessing every model expects):
+    `(x / 255 - mean) / std` per channel, written plane by plane."""
+    out = np.empty((3, *image.shape[:2]), np.float32)  # (3, H, W)
+    for c, plane in enumerate(cv2.split(image)):
+        np.multiply(plane, _SCALE[c], out=out[c])
+        out[c] += _OFFSET[c]
+    return out
 
 
 def network_size(height: int, width: int, input_size: int) -> tuple[int, int]:
@@ -72,20 +79,22 @@ def input_warning(image: np.ndarray) -> str | None:
             f"{w}x{h} image is under {SIZE_MULTIPLE} pixels on a side, too small to segment: the probability map "
             "says little about it"
         )
-    flat = image.reshape(h * w, -1)
-    if (flat.min(axis=0) == flat.max(axis=0)).all():
+    if not cv2.meanStdDev(image)[1].any():  # no channel varies
         return f"{w}x{h} image is a single colour, with nothing to segment: the probability map says little about it"
     return None
 
 
-def prepare_at(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """RGB uint8 `(H, W, 3)` -> normalized float32 `(3, h, w)` at exactly `size = (h, w)`.
-
-    Area interpolation where the image shrinks, bilinear where it grows.
-    """
+def resize_to(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """RGB uint8 `(H, W, 3)` -> RGB uint8 `(h, w, 3)` at exactly `size = (h, w)`: area interpolation where the image
+    shrinks, bilinear where it grows."""
     h, w = size
     interp = cv2.INTER_AREA if image.shape[0] > h or image.shape[1] > w else cv2.INTER_LINEAR
-    return normalize(cv2.resize(image, (w, h), interpolation=interp))
+    return cv2.resize(image, (w, h), interpolation=interp)
+
+
+def prepare_at(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """RGB uint8 `(H, W, 3)` -> normalized float32 `(3, h, w)` at exactly `size = (h, w)` (`resize_to`)."""
+    return normalize(resize_to(image, size))
 
 
 def prepare(image: np.ndarray, input_size: int) -> np.ndarray:

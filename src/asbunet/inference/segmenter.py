@@ -15,8 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from asbunet.inference.postprocess import binarize, check_threshold, logits_to_probability
-from asbunet.inference.preprocess import input_warning, prepare, prepare_at, to_rgb
+from asbunet.inference.postprocess import binarize, check_threshold, logits_to_probability, sigmoid
+from asbunet.inference.preprocess import input_warning, network_size, normalize, resize_to, to_rgb
+from asbunet.inference.refine import GuidedRefine
 from asbunet.inference.runners import Runner
 from asbunet.inference.weights import DEFAULT_MODEL, LoadedModel, load_model, model_settings
 
@@ -37,6 +38,8 @@ class Segmenter:
         fixed_size: `(h, w)` of a model that takes the whole image resized to one size, as MediaPipe feeds its
             models (keeping the aspect ratio first and resizing a second time to the model's size costs MediaPipe
             general 0.006 IoU on davis_person/tennis); None keeps the aspect ratio at `input_size`.
+        refine: how the probability is resized back to the image's size: None bilinearly, a `GuidedRefine` along
+            the image's edges (`asbunet.inference.refine`); a bundled model carries its own.
     """
 
     def __init__(
@@ -46,9 +49,10 @@ class Segmenter:
         name: str = "",
         threshold: float = 0.5,
         fixed_size: tuple[int, int] | None = None,
+        refine: GuidedRefine | None = None,
     ):
         self.runner, self.input_size, self.name = runner, input_size, name
-        self.threshold, self.fixed_size = check_threshold(threshold), fixed_size
+        self.threshold, self.fixed_size, self.refine = check_threshold(threshold), fixed_size, refine
 
     @classmethod
     def from_pretrained(
@@ -77,16 +81,29 @@ class Segmenter:
         a model of fixed size always runs at that size)."""
         size = loaded.input_size if input_size is None or loaded.fixed_size else input_size
         size, threshold = model_settings(loaded.name, size, loaded.threshold)
-        return cls(loaded.runner, size, loaded.name, threshold, loaded.fixed_size)
+        return cls(loaded.runner, size, loaded.name, threshold, loaded.fixed_size, loaded.refine)
+
+    def network_image(self, rgb: np.ndarray) -> np.ndarray:
+        """RGB uint8 `(H, W, 3)` -> the RGB uint8 image `(h, w, 3)` the network sees: long side `input_size`, aspect
+        ratio kept (`network_size`), or the model's fixed size."""
+        size = self.fixed_size or network_size(rgb.shape[0], rgb.shape[1], self.input_size)
+        return resize_to(rgb, size)
 
     def network_input(self, rgb: np.ndarray) -> np.ndarray:
         """RGB uint8 `(H, W, 3)` -> the normalized network input `(3, h, w)` of this model."""
-        return prepare(rgb, self.input_size) if self.fixed_size is None else prepare_at(rgb, self.fixed_size)
+        return normalize(self.network_image(rgb))
 
     def logits(self, image: np.ndarray) -> np.ndarray:
         """Network logits `(h, w)` at the network size for one image."""
         x = self.network_input(to_rgb(image))[None]  # (1, 3, h, w)
         return self.runner(x)[0, 0]
+
+    def probability(self, rgb: np.ndarray, small: np.ndarray, logits: np.ndarray) -> np.ndarray:
+        """Person probability `(H, W)` of `rgb` from the network's logits `(h, w)` on `small`, the image as the
+        network saw it: resized back bilinearly, or along the image's edges with `refine`."""
+        if self.refine is None:
+            return logits_to_probability(logits, rgb.shape[0], rgb.shape[1])
+        return self.refine(rgb, small, sigmoid(logits).astype(np.float32))
 
     def predict(self, image: np.ndarray, warn: bool = True) -> np.ndarray:
         """Person probability `(H, W)` float32 in [0, 1] of an RGB uint8 image `(H, W, 3)`.
@@ -98,7 +115,9 @@ class Segmenter:
         rgb = to_rgb(image)
         if warn and (problem := input_warning(rgb)):
             warnings.warn(problem, ImageWarning, stacklevel=2)
-        return logits_to_probability(self.logits(rgb), rgb.shape[0], rgb.shape[1])
+        small = self.network_image(rgb)
+        logits = self.runner(normalize(small)[None])[0, 0]  # (h, w)
+        return self.probability(rgb, small, logits)
 
     def mask(self, image: np.ndarray) -> np.ndarray:
         """Person mask `(H, W)` bool: `predict(image) >= threshold` (`binarize`)."""
@@ -110,7 +129,8 @@ class Segmenter:
     def predict_batch(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
         """`predict` for a list; images of the same network size run as one batch."""
         rgbs = [to_rgb(im) for im in images]
-        prepared = [self.network_input(im) for im in rgbs]
+        smalls = [self.network_image(im) for im in rgbs]
+        prepared = [normalize(small) for small in smalls]
         out: list[np.ndarray | None] = [None] * len(rgbs)
         groups: dict[tuple[int, int], list[int]] = {}
         for i, x in enumerate(prepared):
@@ -118,5 +138,5 @@ class Segmenter:
         for idx in groups.values():
             logits = self.runner(np.stack([prepared[i] for i in idx]))  # (b, 1, h, w)
             for k, i in enumerate(idx):
-                out[i] = logits_to_probability(logits[k, 0], rgbs[i].shape[0], rgbs[i].shape[1])
+                out[i] = self.probability(rgbs[i], smalls[i], logits[k, 0])
         return out

@@ -21,8 +21,10 @@ from typing import TYPE_CHECKING
 
 from asbunet.inference.peers import DEFAULT_PEERS_DIR, PEERS, peer_path
 from asbunet.inference.peers import THRESHOLD as PEER_THRESHOLD
+from asbunet.inference.refine import GuidedRefine
 from asbunet.inference.runners import (
     INT8_DEFAULT_KEY,
+    REFINE_KEY,
     WEIGHTS_DIGEST_KEY,
     OnnxRunner,
     Runner,
@@ -57,6 +59,7 @@ class LoadedModel:
         architecture: the model name of `asbunet.list_models()` behind `module`.
         options: the keyword options of `create_model` that built `module`.
         fixed_size: `(h, w)` of a model that takes the whole image at one size (the MediaPipe peers), else None.
+        refine: the edge-aware resizing stored with it (`asbunet bundle --refine`), else None (bilinear).
     """
 
     runner: Runner
@@ -67,6 +70,7 @@ class LoadedModel:
     architecture: str | None = None
     options: dict = field(default_factory=dict)
     fixed_size: tuple[int, int] | None = None
+    refine: GuidedRefine | None = None
 
 
 def file_sha256(path: str | Path) -> str:
@@ -109,6 +113,16 @@ def model_settings(source: str | Path, input_size, threshold) -> tuple[int, floa
             "out of range"
         )
     return size, value
+
+
+def stored_refine(source: str | Path, text: str | None) -> GuidedRefine | None:
+    """The `GuidedRefine` stored with a model as text, None when none is; `ValueError` naming `source` when unusable."""
+    if text is None:
+        return None
+    try:
+        return GuidedRefine.from_text(text)
+    except ValueError as err:
+        raise ValueError(f"{source}: {err}") from None
 
 
 # ---------------------------------------------------------------------------------------------- files of weights
@@ -260,7 +274,9 @@ def _load_file(path: Path, threads: int | None) -> LoadedModel:
     if path.suffix == ".onnx":
         runner = OnnxRunner(path, threads=threads)
         size, threshold = model_settings(path, runner.input_size or DEFAULT_INPUT_SIZE, runner.threshold)
-        return LoadedModel(runner, str(path), size, threshold)
+        return LoadedModel(
+            runner, str(path), size, threshold, refine=stored_refine(path, runner.metadata.get(REFINE_KEY))
+        )
     if path.suffix == ".tflite":
         runner = TfliteRunner(path, threads=threads)
         return LoadedModel(runner, str(path), runner.input_size)
@@ -268,7 +284,8 @@ def _load_file(path: Path, threads: int | None) -> LoadedModel:
         state, meta = read_safetensors(path)
         model = build_model(meta["architecture"], {}, state, path)
         size, threshold = meta.get("input_size", DEFAULT_INPUT_SIZE), meta.get("threshold", DEFAULT_THRESHOLD)
-        return _torch_model(model, str(path), path, size, threshold, meta["architecture"], {}, threads)
+        loaded = _torch_model(model, str(path), path, size, threshold, meta["architecture"], {}, threads)
+        return replace(loaded, refine=stored_refine(path, meta.get("refine")))
     ckpt = load_checkpoint(path)
     model = model_from_checkpoint(ckpt, path)
     size, threshold = ckpt.get("input_size", DEFAULT_INPUT_SIZE), ckpt.get("threshold", DEFAULT_THRESHOLD)
@@ -348,7 +365,8 @@ def load_model(
         runner = load_bundled_onnx(name, runtime, threads)
         label = "int8" if runner.path.name.endswith(".int8.onnx") else "fp32"
         size, threshold = model_settings(name, runner.input_size or DEFAULT_INPUT_SIZE, runner.threshold)
-        return LoadedModel(runner, f"{name} (onnxruntime {label})", size, threshold)
+        refine = stored_refine(runner.path, runner.metadata.get(REFINE_KEY))
+        return LoadedModel(runner, f"{name} (onnxruntime {label})", size, threshold, refine=refine)
     if name in PEERS:
         return _load_peer(name, peers, threads)
     from asbunet.models import list_models  # PyTorch, imported only past the bundled models

@@ -15,9 +15,8 @@ from pathlib import Path
 from safetensors.torch import save_file
 
 from asbunet.atomic import replacing
-from asbunet.inference.runners import (
-    TorchRunner,
-)
+from asbunet.inference.refine import GuidedRefine
+from asbunet.inference.runners import TorchRunner
 from asbunet.inference.weights import (
     load_checkpoint,
     model_from_checkpoint,
@@ -27,10 +26,15 @@ from asbunet.train.config import TrainConfig
 
 
 def calibrate_checkpoint(
-    ckpt: dict, input_sizes: Sequence[int], thresholds: Sequence[float] = THRESHOLDS, progress=None
+    ckpt: dict,
+    input_sizes: Sequence[int],
+    thresholds: Sequence[float] = THRESHOLDS,
+    progress=None,
+    refine: GuidedRefine | None = None,
 ) -> dict:
     """Sweeps input size and mask threshold on the validation split of the run that wrote `ckpt` (its own config and
-    seed); returns the sweeps and the best `input_size` and `threshold`."""
+    seed), the probability resized back with `refine` where given; returns the sweeps and the best `input_size` and
+    `threshold`."""
     from asbunet.train.engine import load_data
 
     cfg = TrainConfig(**ckpt["config"])
@@ -44,7 +48,7 @@ def calibrate_checkpoint(
         ) from None
     images, masks = [pool.images[i] for i in indices], [pool.masks[i] for i in indices]
     sweeps = size_threshold_sweep(
-        TorchRunner(model_from_checkpoint(ckpt)), input_sizes, images, masks, thresholds, progress
+        TorchRunner(model_from_checkpoint(ckpt)), input_sizes, images, masks, thresholds, progress, refine
     )
     input_size, threshold = best_setting(sweeps)
     return {
@@ -62,6 +66,7 @@ def bundle_checkpoint(
     threshold: float | None = None,
     input_sizes: Sequence[int] | None = None,
     progress=None,
+    refine: GuidedRefine | None = None,
 ) -> dict:
     """Writes the weights of `checkpoint` to a safetensors file with the metadata `Segmenter` needs.
 
@@ -72,6 +77,8 @@ def bundle_checkpoint(
         input_sizes: candidate long sides of the network input; several are compared on the validation split.
             None keeps the training run's validation size.
         progress: optional wrapper for the calibration loop (e.g. `tqdm`).
+        refine: the edge-aware resizing to store with the model (`asbunet.inference.refine`); the threshold and input
+            size are then chosen with it.
     """
     ckpt = load_checkpoint(checkpoint)
     if ckpt.get("model_options"):
@@ -83,7 +90,7 @@ def bundle_checkpoint(
         calibration = {"threshold": threshold, "input_size": sizes[0], "by": "hand"}
     else:
         thresholds = THRESHOLDS if threshold is None else (threshold,)
-        calibration = calibrate_checkpoint(ckpt, sizes, thresholds, progress)
+        calibration = calibrate_checkpoint(ckpt, sizes, thresholds, progress, refine)
     meta = {
         "architecture": ckpt["model"],
         "input_size": str(calibration["input_size"]),
@@ -93,6 +100,8 @@ def bundle_checkpoint(
         "metrics": json.dumps(ckpt.get("metrics", {})),
         "config": json.dumps(ckpt.get("config", {})),
     }
+    if refine is not None:
+        meta["refine"] = refine.to_text()
     state = {k: v.contiguous() for k, v in ckpt["state_dict"].items()}
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)

@@ -17,6 +17,7 @@ import numpy as np
 
 from asbunet.inference.postprocess import binarize
 from asbunet.inference.preprocess import SIZE_MULTIPLE
+from asbunet.inference.refine import GuidedRefine
 from asbunet.inference.runners import Runner
 from asbunet.inference.segmenter import Segmenter
 from asbunet.metrics import iou
@@ -60,14 +61,16 @@ def size_threshold_sweep(
     masks: Sequence[np.ndarray],
     thresholds: Sequence[float] = THRESHOLDS,
     progress: Callable | None = None,
+    refine: GuidedRefine | None = None,
 ) -> dict[int, dict[float, float]]:
-    """`threshold_sweep` of `runner` at every long side in `input_sizes`: `{input_size: {threshold: mean IoU}}`."""
+    """`threshold_sweep` of `runner` at every long side in `input_sizes`: `{input_size: {threshold: mean IoU}}`, the
+    probability resized back with `refine` where given (`Segmenter`)."""
     sizes = [int(s) for s in input_sizes]
     if not sizes or any(s < SIZE_MULTIPLE or s % SIZE_MULTIPLE for s in sizes):
         raise ValueError(
             f"input sizes must be multiples of {SIZE_MULTIPLE} (the output stride), got {list(input_sizes)}"
         )
-    return {s: threshold_sweep(Segmenter(runner, s), images, masks, thresholds, progress) for s in sizes}
+    return {s: threshold_sweep(Segmenter(runner, s, refine=refine), images, masks, thresholds, progress) for s in sizes}
 
 
 def best_setting(sweeps: dict[int, dict[float, float]]) -> tuple[int, float]:

@@ -40,7 +40,10 @@ def cmd_bundle(args) -> None:
     from asbunet.train.calibrate import best_threshold
 
     progress = lambda it: tqdm(it, desc="choosing the threshold", unit="img", leave=False)  # noqa: E731
-    meta = bundle_checkpoint(args.checkpoint, args.output, args.threshold, args.input_size, progress)
+    from asbunet.inference.refine import GuidedRefine
+
+    refine = GuidedRefine.from_text(args.refine) if args.refine else None
+    meta = bundle_checkpoint(args.checkpoint, args.output, args.threshold, args.input_size, progress, refine)
     calibration = json.loads(meta["threshold_calibration"])
     for size, stored in calibration.get("sweeps", {}).items():
         sweep = {float(t): iou for t, iou in stored.items()}
@@ -51,7 +54,7 @@ def cmd_bundle(args) -> None:
         )
     print(
         f"wrote {args.output} ({meta['architecture']}, input size {meta['input_size']}, threshold "
-        f"{meta['threshold']}, epoch {meta['epoch']})"
+        f"{meta['threshold']}, epoch {meta['epoch']}{', refine ' + meta['refine'] if 'refine' in meta else ''})"
     )
     output = Path(args.output).resolve()
     if output.parent == WEIGHTS_DIR.resolve():
@@ -75,5 +78,11 @@ def add_bundle_parser(sub) -> None:
         metavar="N",
         help="long side of the network input to store; several: the best on the validation split, chosen together "
         "with the threshold (default: the training run's val_size)",
+    )
+    p.add_argument(
+        "--refine",
+        metavar="guided:radius=R,eps=E,subsample=S",
+        help="resize the probability back along the image's edges with this colour guided filter "
+        "(asbunet.inference.refine; docs/model.md), stored with the model; the threshold is chosen with it",
     )
     p.set_defaults(func=cmd_bundle)

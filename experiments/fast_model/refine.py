@@ -1,0 +1,100 @@
+"""Choosing the edge-aware resizing of the fast model (`asbunet.inference.refine.GuidedRefine`) on validation photos.
+
+    PYTHONPATH=src python experiments/fast_model/refine.py WEIGHTS [--output FILE.md]
+
+The fast model sees a 640x360 frame at 176x320 and a 3:4 portrait at 320x240; its probability is resized back to the
+image's own size. This scores, on the held-out photos of `configs/person_fast_f.yaml` (pfcn_portrait/train and
+ccp/train, the split `asbunet train` holds out) read at their full size, the bilinear resizing against colour guided
+filters of several radii and regularizations, each at several thresholds, and prints the setting with the best mean
+IoU over the photos. No evaluation set is read. The network runs once per photo (PyTorch, `--input-size`, 320 by
+default).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from asbunet.data.sources import open_source
+from asbunet.inference.postprocess import binarize
+from asbunet.inference.preprocess import normalize
+from asbunet.inference.refine import GuidedRefine
+from asbunet.inference.segmenter import Segmenter
+from asbunet.inference.weights import load_model
+from asbunet.metrics import iou
+from asbunet.train.config import load_config
+from asbunet.train.engine import load_data
+
+CONFIG = "configs/person_fast_f.yaml"
+THRESHOLDS = (0.4, 0.45, 0.5, 0.55, 0.6, 0.65)
+RADII, EPSILONS, SUBSAMPLE = (2, 3, 4, 6), (1e-4, 3e-4, 1e-3, 3e-3), 2
+
+
+def held_out_photos(config: str) -> list[tuple[str, object, int]]:
+    """`(set name, source, index)` of the photos `asbunet train` holds out for validation under `config`
+    (`asbunet.train.engine.load_data`), to be read again at their full size."""
+    cfg = load_config(config)
+    _, _, pool, indices = load_data(cfg)
+    where = {
+        str(sample.image): (Path(spec).parent.name, source, i)
+        for spec in cfg.data.train
+        for source in [open_source(spec)]
+        for i, sample in enumerate(source.samples)
+    }
+    return [where[str(pool.names[i])] for i in indices if str(pool.names[i]) in where]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("weights", help="a bundled .safetensors file of the fast model")
+    parser.add_argument("--input-size", type=int, default=320, help="long side of the network input (default 320)")
+    parser.add_argument("--output", help="write the table here (markdown)")
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    segmenter = Segmenter.from_loaded(load_model(args.weights, runtime="torch"), args.input_size)
+    settings = {"bilinear": None} | {
+        f"guided r={r} eps={e:g}": GuidedRefine(r, e, SUBSAMPLE) for r, e in itertools.product(RADII, EPSILONS)
+    }
+    scores: dict[tuple[str, float], dict[str, list[float]]] = {}
+    for name, source, i in tqdm(held_out_photos(CONFIG), desc="validation photos", unit="img"):
+        image, label = source.load(i)
+        small = segmenter.network_image(image)
+        logits = segmenter.runner(normalize(small)[None])[0, 0]  # (h, w)
+        for setting, refine in settings.items():
+            segmenter.refine = refine
+            probability = segmenter.probability(image, small, logits)
+            for t in THRESHOLDS:
+                per_set = scores.setdefault((setting, t), {})
+                per_set.setdefault(name, []).append(iou(binarize(probability, t), label.astype(bool)))
+    rows = {key: {k: float(np.mean(v)) for k, v in per_set.items()} for key, per_set in scores.items()}
+    for key, per_set in scores.items():
+        rows[key]["all photos"] = float(np.mean([x for v in per_set.values() for x in v]))
+    best = {s: max((t for (name, t) in rows if name == s), key=lambda t: rows[s, t]["all photos"]) for s in settings}
+    columns = list(next(iter(rows.values())))
+    chosen = max(settings, key=lambda s: rows[s, best[s]]["all photos"])
+    count = sum(len(v) for v in next(iter(scores.values())).values())
+    lines = [
+        f"Held-out photos of `{CONFIG}` ({count}), full size, `{args.weights}` at input {args.input_size}, PyTorch: "
+        f"`PYTHONPATH=src python experiments/fast_model/refine.py {args.weights} --input-size {args.input_size}`. "
+        "Mean IoU at each setting's best "
+        f"threshold of {', '.join(map(str, THRESHOLDS))}; guided filters fitted at 1/{SUBSAMPLE} of the network size.",
+        "",
+        "| resizing back | threshold | " + " | ".join(columns) + " |",
+        "|---|---:|" + "---:|" * len(columns),
+    ]
+    for s in settings:
+        lines.append(f"| {s} | {best[s]:g} | " + " | ".join(f"{rows[s, best[s]][c]:.4f}" for c in columns) + " |")
+    lines += ["", f"Best: {chosen} (`{settings[chosen].to_text() if settings[chosen] else 'bilinear'}`)."]
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if args.output:
+        Path(args.output).write_text(text)
+
+
+if __name__ == "__main__":
+    main()
