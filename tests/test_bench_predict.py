@@ -1,12 +1,20 @@
 """`asbunet bench-predict`: a whole `Segmenter.predict` call timed per model and thread count, beside MediaPipe."""
 
 import json
+import os
+from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
-from asbunet.bench.predict import default_models, make_frame
+from asbunet import Segmenter
+from asbunet.bench.predict import default_models, make_frame, mediapipe_predict
 from asbunet.cli import main
+from asbunet.data.io import read_image
+from asbunet.metrics import iou
+
+SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 
 
 def test_frame_is_made_at_the_asked_size(tmp_path):
@@ -39,3 +47,13 @@ def test_cli_times_each_model_per_thread_count_against_mediapipe_landscape(tmp_p
 def test_cli_refuses_a_bad_frame_size(tmp_path, capsys):
     assert main(["bench-predict", "--frame", "640", "--output", str(tmp_path)]) == 2
     assert "--frame takes WxH such as 640x360, got '640'" in capsys.readouterr().err
+
+
+def test_mediapipe_is_timed_as_its_own_pipeline_runs_it():
+    segmenter = Segmenter.from_pretrained("mediapipe_landscape", threads=1)
+    frame = cv2.resize(read_image(SAMPLES / "images" / sorted(os.listdir(SAMPLES / "images"))[0]), (320, 180))
+    own = mediapipe_predict(segmenter.runner, frame)
+    assert own.shape == (180, 320) and own.dtype == np.float32 and 0 <= own.min() and own.max() <= 1
+    # the same network as behind `Segmenter` (which resizes its logits back instead of its probability)
+    assert iou(own >= 0.5, segmenter.predict(frame) >= 0.5) > 0.97
+    assert np.abs(own - segmenter.predict(frame)).mean() < 0.02

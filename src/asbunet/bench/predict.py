@@ -3,8 +3,11 @@ frame to the person probability at the frame's size, for each bundled model on e
 Segmentation through the same class, the same run.
 
 A call is what a user's code pays per frame: resize (area interpolation when shrinking) and normalize, the network,
-resize of the logits back to the frame and the sigmoid. MediaPipe runs the same way at its own fixed size (the frame
-resized to 144x256 for landscape, 256x256 for general). Each thread count is a group of its own, timed round-robin
+and the probability back at the frame's size (the logits resized and the sigmoid, or the model's guided refinement).
+MediaPipe is timed as its own pipeline runs it (`mediapipe_predict`): the frame resized to the model's fixed size with
+area interpolation (144x256 for landscape, 256x256 for general), RGB scaled to [0, 1], the network, the probability
+resized back bilinearly; none of the conversions that let it run behind `Segmenter`. Each thread count is a group of
+its own, timed round-robin
 (pass i of every model, then pass i + 1) after warm-up passes; the figures are medians, with the ratio to MediaPipe
 landscape in the same group.
 """
@@ -20,6 +23,7 @@ from asbunet.bench.machine import describe_isa_of, describe_machine, machine_inf
 from asbunet.bench.outputs import segmenter_for
 from asbunet.bench.timing import time_round_robin
 from asbunet.data.io import read_image
+from asbunet.inference.runners import TfliteRunner
 from asbunet.inference.weights import bundled_models
 
 PEERS = ("mediapipe_general", "mediapipe_landscape")
@@ -57,6 +61,22 @@ def make_frame(image: str | None, size: tuple[int, int]) -> np.ndarray:
     return cv2.resize(read_image(image), size, interpolation=cv2.INTER_AREA)
 
 
+def mediapipe_predict(runner: TfliteRunner, frame: np.ndarray) -> np.ndarray:
+    """MediaPipe's whole predict call on an RGB uint8 frame `(H, W, 3)`: resize to the model's size with area
+    interpolation, RGB / 255, the network (NHWC, probability out), the probability `(H, W)` resized back bilinearly."""
+    h, w = runner.size
+    small = cv2.resize(frame, (w, h), interpolation=cv2.INTER_AREA)  # (h, w, 3)
+    probability = runner.invoke((small.astype(np.float32) * np.float32(1 / 255))[None])  # (1, h, w, 1)
+    return cv2.resize(probability[0, ..., 0], (frame.shape[1], frame.shape[0]), interpolation=cv2.INTER_LINEAR)
+
+
+def predict_call(spec: str, segmenter, frame: np.ndarray):
+    """The timed call of one spec: `mediapipe_predict` for the MediaPipe models, `Segmenter.predict` for the rest."""
+    if spec in PEERS:
+        return lambda: mediapipe_predict(segmenter.runner, frame)
+    return lambda: segmenter.predict(frame, warn=False)
+
+
 def run_predict_bench(cfg: PredictBenchConfig) -> dict:
     """Times `predict` for every spec and thread count; returns the machine, the frame and one row per spec and
     thread count (median, p95 and the ratio to MediaPipe landscape when it is among the specs)."""
@@ -66,7 +86,7 @@ def run_predict_bench(cfg: PredictBenchConfig) -> dict:
     for threads in cfg.threads:
         # loaded per group: PyTorch's threads are global
         segmenters = {spec: segmenter_for(spec, threads) for spec in specs}
-        calls = {spec: (lambda s=seg: s.predict(frame, warn=False)) for spec, seg in segmenters.items()}
+        calls = {spec: predict_call(spec, seg, frame) for spec, seg in segmenters.items()}
         timings = time_round_robin(calls, cfg.runs, cfg.warmup)
         reference = timings.get(REFERENCE)
         for spec, timing in timings.items():
@@ -98,7 +118,8 @@ def report_markdown(report: dict) -> str:
     ref = report["reference"]
     lines = [
         f"`Segmenter.predict` on a {frame['width']}x{frame['height']} RGB frame ({frame['image']}): resize and "
-        "normalize, network, logits back to the frame, sigmoid. Median and 95th percentile of "
+        "normalize, network, probability back at the frame's size; MediaPipe's own pipeline for its models (resize "
+        "with area interpolation, RGB / 255, network, probability resized back). Median and 95th percentile of "
         f"{report['runs']} calls per model after {report['warmup']} warm-up calls, models round-robin within each "
         "thread count" + (f"; ratio to `{ref}` in the same group." if ref else "."),
         "",
