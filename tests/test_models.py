@@ -61,7 +61,7 @@ PARAM_BUDGET = {
     "efficientnet_unet_b2": (2_075_728, 0.10),
 }
 # Variants the paper does not list: output stride 8 and the width multipliers must stay below the paper's model.
-SMALLER_THAN_ASBUNET = {"asbunet_os8", "asbunet_050", "asbunet_035", "asbunet_025"}
+SMALLER_THAN_ASBUNET = {"asbunet_os8", "asbunet_050", "asbunet_035", "asbunet_035_s4", "asbunet_025"}
 
 BASELINE_BACKBONES = {
     "mobilenetv2_unet_100": lambda: tvm.mobilenet_v2(weights=None, width_mult=1.0),
@@ -393,3 +393,15 @@ if __name__ == "__main__":
     if sys.argv[1:] != ["--update-golden"]:
         sys.exit("usage: python tests/test_models.py --update-golden")
     write_golden()
+
+
+def test_decoder_stride_4_drops_the_stride_2_block_and_predicts_at_stride_4():
+    full, s4 = asbunet.create_model("asbunet_035").eval(), asbunet.create_model("asbunet_035_s4").eval()
+    assert len(s4.decoder.blocks) == len(full.decoder.blocks) - 1
+    assert len(s4.decoder.skip_convs) == len(full.decoder.skip_convs) - 1
+    x = _input(1, 3, 64, 96)
+    features = s4.encoder(x)
+    assert s4.head(s4.decoder(features)).shape[-2:] == (16, 24)  # (H/4, W/4) before the resize to the input
+    assert s4(x).shape == (1, 1, 64, 96)
+    with pytest.raises(ValueError, match="decoder_stride must be 2 or 4"):
+        asbunet.create_model("asbunet_035", decoder_stride=8)

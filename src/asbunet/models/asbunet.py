@@ -63,6 +63,7 @@ class ASBUNetConfig:
     output_stride: int = 16  # 16 or 8
     width_mult: float = 1.0
     min_channels: int = 8  # floor of every scaled width (with `width_mult` < 1)
+    decoder_stride: int = 2  # where the decoder stops and the head predicts: 2 (Section III-D) or 4
     num_classes: int = 1
     layers: tuple[ASBLayerSpec, ...] = FIG8_ASB_LAYERS
     decoder: tuple[DecoderStage, ...] = ASBUNET_DECODER
@@ -74,6 +75,8 @@ class ASBUNetConfig:
             raise ValueError(f"output_stride must be one of {sorted(POOL_AFTER)}, got {self.output_stride}")
         if self.width_mult <= 0:
             raise ValueError(f"width_mult must be positive, got {self.width_mult}")
+        if self.decoder_stride not in (2, 4):
+            raise ValueError(f"decoder_stride must be 2 or 4, got {self.decoder_stride}")
         if self.min_channels < 8 or self.min_channels % 8:
             raise ValueError(f"min_channels must be a positive multiple of 8, got {self.min_channels}")
         get_activation(self.activation)
@@ -125,6 +128,7 @@ class ASBUNet(EncoderDecoder):
         act = get_activation(cfg.activation)
         encoder = ASBNetEncoder(cfg)
         stages = tuple(s.scaled(cfg.width) for s in cfg.decoder)
-        super().__init__(encoder, stages, cfg.width(cfg.head_channels), cfg.num_classes, act)
+        first_skip = {2: 0, 4: 1}[cfg.decoder_stride]
+        super().__init__(encoder, stages, cfg.width(cfg.head_channels), cfg.num_classes, act, first_skip)
         self.cfg = cfg
         init_weights_kaiming(self)

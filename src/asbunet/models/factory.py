@@ -39,6 +39,12 @@ def asbunet_035(**overrides) -> ASBUNet:
     return _asbunet(**{"width_mult": 0.35, **overrides})
 
 
+def asbunet_035_s4(**overrides) -> ASBUNet:
+    """`asbunet_035` whose decoder stops at stride 4 (no stride-2 block): for upsampling along the image's edges
+    (`asbunet.inference.refine`)."""
+    return _asbunet(**{"width_mult": 0.35, "decoder_stride": 4, **overrides})
+
+
 def asbunet_025(**overrides) -> ASBUNet:
     """Width multiplier 0.25 on every encoder and decoder layer."""
     return _asbunet(**{"width_mult": 0.25, **overrides})
@@ -50,6 +56,7 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
     "asbunet_os8": asbunet_os8,
     "asbunet_050": asbunet_050,
     "asbunet_035": asbunet_035,
+    "asbunet_035_s4": asbunet_035_s4,
     "asbunet_025": asbunet_025,
     **baselines.MODELS,
 }

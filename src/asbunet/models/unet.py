@@ -99,21 +99,30 @@ class LongConnectBlock(nn.Module):
 
 
 class UNetDecoder(nn.Module):
-    """1x1 skip convolutions and one long-connect block per skip, deepest first."""
+    """1x1 skip convolutions and one long-connect block per skip, deepest first.
+
+    `first_skip` drops the shallowest skips: with 1 the decoder stops at the second encoder feature's stride (4 for
+    the ASB-Net encoder) instead of the first's (2), and its last, most costly block is not built.
+    """
 
     def __init__(
         self,
         encoder_channels: Sequence[int],
         stages: Sequence[DecoderStage],
         act_layer: Callable[..., nn.Module],
+        first_skip: int = 0,
     ):
         super().__init__()
         n_skips = len(encoder_channels) - 1
         if len(stages) < n_skips:
             raise ValueError(f"the encoder has {n_skips} skip connections but the decoder only {len(stages)} stages")
-        stages = list(stages)[:n_skips]
+        if not 0 <= first_skip < n_skips:
+            raise ValueError(f"first_skip must be in [0, {n_skips - 1}] for this encoder, got {first_skip}")
+        self.first_skip = first_skip
+        stages = list(stages)[first_skip:n_skips]
         self.skip_convs = nn.ModuleList(
-            ConvNormAct(c, s.skip, 1, act_layer=act_layer) for c, s in zip(encoder_channels[:-1], stages, strict=True)
+            ConvNormAct(c, s.skip, 1, act_layer=act_layer)
+            for c, s in zip(encoder_channels[first_skip:-1], stages, strict=True)
         )
         blocks = []
         deep = encoder_channels[-1]
@@ -124,7 +133,7 @@ class UNetDecoder(nn.Module):
         self.out_channels = deep
 
     def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
-        skips = [conv(f) for conv, f in zip(self.skip_convs, features[:-1], strict=True)]  # stride-ordered
+        skips = [conv(f) for conv, f in zip(self.skip_convs, features[self.first_skip : -1], strict=True)]
         x = features[-1]  # (B, C, H/os, W/os)
         for block, skip in zip(self.blocks, reversed(skips), strict=True):
             x = block(x, skip)  # (B, 3 * expand, Hs, Ws) at the skip's stride
@@ -151,10 +160,11 @@ class EncoderDecoder(nn.Module):
         head_channels: int,
         num_classes: int,
         act_layer: Callable[..., nn.Module],
+        first_skip: int = 0,
     ):
         super().__init__()
         self.encoder = encoder
-        self.decoder = UNetDecoder(encoder.out_channels, stages, act_layer)
+        self.decoder = UNetDecoder(encoder.out_channels, stages, act_layer, first_skip)
         self.head = SegmentationHead(self.decoder.out_channels, head_channels, num_classes, act_layer)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -164,5 +174,5 @@ class EncoderDecoder(nn.Module):
                 "add a batch dimension with x[None] or convert the image to 3 channels"
             )
         features = self.encoder(x)  # stride-ordered list
-        logits = self.head(self.decoder(features))  # (B, K, H/2, W/2)
+        logits = self.head(self.decoder(features))  # (B, K, H/2, W/2), or H/4 with `first_skip=1`
         return resize_to(logits, x.shape[-2:])  # (B, K, H, W)
