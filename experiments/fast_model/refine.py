@@ -32,7 +32,7 @@ from asbunet.train.engine import load_data
 
 CONFIG = "configs/person_fast_f.yaml"
 THRESHOLDS = (0.4, 0.45, 0.5, 0.55, 0.6, 0.65)
-RADII, EPSILONS, SUBSAMPLE = (2, 3, 4, 6), (1e-4, 3e-4, 1e-3, 3e-3), 2
+RADII, EPSILONS = (2, 3, 4, 6), (1e-4, 3e-4, 1e-3, 3e-3)
 
 
 def held_out_photos(config: str) -> list[tuple[str, object, int]]:
@@ -53,12 +53,16 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("weights", help="a bundled .safetensors file of the fast model")
     parser.add_argument("--input-size", type=int, default=320, help="long side of the network input (default 320)")
+    parser.add_argument(
+        "--subsample", type=int, nargs="+", default=[2], help="the filters' subsample factors to try (default 2)"
+    )
     parser.add_argument("--output", help="write the table here (markdown)")
     args = parser.parse_args()
     torch.set_num_threads(2)
     segmenter = Segmenter.from_loaded(load_model(args.weights, runtime="torch"), args.input_size)
     settings = {"bilinear": None} | {
-        f"guided r={r} eps={e:g}": GuidedRefine(r, e, SUBSAMPLE) for r, e in itertools.product(RADII, EPSILONS)
+        f"guided r={r} eps={e:g} subsample={s}": GuidedRefine(r, e, s)
+        for s, r, e in itertools.product(args.subsample, RADII, EPSILONS)
     }
     scores: dict[tuple[str, float], dict[str, list[float]]] = {}
     for name, source, i in tqdm(held_out_photos(CONFIG), desc="validation photos", unit="img"):
@@ -80,9 +84,10 @@ def main() -> None:
     count = sum(len(v) for v in next(iter(scores.values())).values())
     lines = [
         f"Held-out photos of `{CONFIG}` ({count}), full size, `{args.weights}` at input {args.input_size}, PyTorch: "
-        f"`PYTHONPATH=src python experiments/fast_model/refine.py {args.weights} --input-size {args.input_size}`. "
+        f"`PYTHONPATH=src python experiments/fast_model/refine.py {args.weights} --input-size {args.input_size} "
+        f"--subsample {' '.join(map(str, args.subsample))}`. "
         "Mean IoU at each setting's best "
-        f"threshold of {', '.join(map(str, THRESHOLDS))}; guided filters fitted at 1/{SUBSAMPLE} of the network size.",
+        f"threshold of {', '.join(map(str, THRESHOLDS))}; guided filters fitted at 1/subsample of the network size.",
         "",
         "| resizing back | threshold | " + " | ".join(columns) + " |",
         "|---|---:|" + "---:|" * len(columns),
