@@ -1,6 +1,9 @@
-"""The validation data of the scene-trained models, split into its three kinds, for the experiment scripts."""
+"""The validation data of the scene-trained models, split into its three kinds, and the report writer, for the
+experiment scripts."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from asbunet.train.config import load_config
 from asbunet.train.engine import load_data
@@ -21,3 +24,11 @@ def validation_parts(config: str) -> tuple[list, list, list]:
         else:
             photos.append(item)
     return photos, scenes, frames
+
+
+def emit(lines: list[str], output: str | None) -> None:
+    """Prints a markdown report and writes it to `output` when one is given."""
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if output:
+        Path(output).write_text(text)

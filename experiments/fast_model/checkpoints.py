@@ -30,7 +30,7 @@ from asbunet.models import create_model
 sys.path.insert(0, str(Path(__file__).parent.parent))
 sys.path.insert(0, str(Path(__file__).parent.parent / "soup"))
 from soup import mix  # noqa: E402
-from validation import validation_parts  # noqa: E402
+from validation import emit, validation_parts  # noqa: E402
 
 CONFIG, ARCHITECTURE, INPUT_SIZE, THRESHOLDS = "configs/person_fast_e.yaml", "asbunet_035", 320, (0.5, 0.6)
 
@@ -87,10 +87,7 @@ def main() -> None:
         "|---|" + "---:|" * len(columns),
     ]
     lines += [f"| `{spec}` | " + " | ".join(f"{v:.4f}" for v in r.values()) + " |" for spec, r in rows.items()]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.output:
-        Path(args.output).write_text(text)
+    emit(lines, args.output)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +30,9 @@ from asbunet.inference.weights import load_model
 from asbunet.metrics import iou
 from asbunet.train.config import load_config
 from asbunet.train.engine import load_data
+
+sys.path.insert(0, str(Path(__file__).parent.parent))
+from validation import emit  # noqa: E402
 
 CONFIG = "configs/person_fast_f.yaml"
 THRESHOLDS = (0.4, 0.45, 0.5, 0.55, 0.6, 0.65)
@@ -51,7 +55,7 @@ def held_out_photos(config: str) -> list[tuple[str, object, int]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("weights", help="a bundled .safetensors file of the fast model")
+    parser.add_argument("weights", help="the fast model: a .safetensors file of `asbunet bundle` or a .pt checkpoint")
     parser.add_argument("--input-size", type=int, default=320, help="long side of the network input (default 320)")
     parser.add_argument(
         "--subsample", type=int, nargs="+", default=[2], help="the filters' subsample factors to try (default 2)"
@@ -95,10 +99,7 @@ def main() -> None:
     for s in settings:
         lines.append(f"| {s} | {best[s]:g} | " + " | ".join(f"{rows[s, best[s]][c]:.4f}" for c in columns) + " |")
     lines += ["", f"Best: {chosen} (`{settings[chosen].to_text() if settings[chosen] else 'bilinear'}`)."]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.output:
-        Path(args.output).write_text(text)
+    emit(lines, args.output)
 
 
 if __name__ == "__main__":
