@@ -1,15 +1,14 @@
 """Latency of the public API (`asbunet bench-predict`): one `Segmenter.predict` call on a video frame, from the RGB
-frame to the person probability at the frame's size, for each bundled model on each runtime and for MediaPipe Selfie
-Segmentation through the same class, the same run.
+frame to the person probability at the frame's size, for each bundled model on each runtime, and MediaPipe Selfie
+Segmentation's own whole predict, the same run.
 
 A call is what a user's code pays per frame: resize (area interpolation when shrinking) and normalize, the network,
 and the probability back at the frame's size (the logits resized and the sigmoid, or the model's guided refinement).
 MediaPipe is timed as its own pipeline runs it (`mediapipe_predict`): the frame resized to the model's fixed size with
 area interpolation (144x256 for landscape, 256x256 for general), RGB scaled to [0, 1], the network, the probability
 resized back bilinearly; none of the conversions that let it run behind `Segmenter`. Each thread count is a group of
-its own, timed round-robin
-(pass i of every model, then pass i + 1) after warm-up passes; the figures are medians, with the ratio to MediaPipe
-landscape in the same group.
+its own, timed round-robin (pass i of every model, then pass i + 1) after warm-up passes; the figures are medians,
+with the ratio to MediaPipe landscape in the same group.
 """
 
 from __future__ import annotations

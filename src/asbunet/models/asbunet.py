@@ -128,7 +128,7 @@ class ASBUNet(EncoderDecoder):
         act = get_activation(cfg.activation)
         encoder = ASBNetEncoder(cfg)
         stages = tuple(s.scaled(cfg.width) for s in cfg.decoder)
-        first_skip = {2: 0, 4: 1}[cfg.decoder_stride]
+        first_skip = encoder.strides.index(cfg.decoder_stride)  # the shallowest skip the decoder reads
         super().__init__(encoder, stages, cfg.width(cfg.head_channels), cfg.num_classes, act, first_skip)
         self.cfg = cfg
         init_weights_kaiming(self)
