@@ -132,8 +132,10 @@ def test_photometric_options_change_the_image_and_keep_it_visible(option):
     mask = np.zeros((64, 64), np.uint8)
     plain = AugmentConfig(flip=0, noise=0, gamma=0, shadow=0, color=0)
     on = AugmentConfig(**{**plain.__dict__, option: 1.0})
+    transform = photometric(on)
+    transform.set_random_seed(0)  # a motion-blur kernel can, rarely, leave the image as it is
     base = denormalize(torch.from_numpy(photometric(plain)(image=image, mask=mask)["image"].transpose(2, 0, 1)))
-    out = denormalize(torch.from_numpy(photometric(on)(image=image, mask=mask)["image"].transpose(2, 0, 1)))
+    out = denormalize(torch.from_numpy(transform(image=image, mask=mask)["image"].transpose(2, 0, 1)))
     assert not np.array_equal(base, out)
     assert out.mean() > 0.2 * base.mean()  # never a black frame: low light keeps at least a quarter of the light
 
