@@ -63,7 +63,8 @@ class ASBUNetConfig:
     output_stride: int = 16  # 16 or 8
     width_mult: float = 1.0
     min_channels: int = 8  # floor of every scaled width (with `width_mult` < 1)
-    decoder_stride: int = 2  # where the decoder stops and the head predicts: 2 (Section III-D) or 4
+    decoder_stride: int = 2  # where the decoder stops: 2 (Section III-D) or 4
+    subpixel_head: bool = False  # with decoder_stride 4: the head predicts at stride 2 from conv1 (SubPixelHead)
     num_classes: int = 1
     layers: tuple[ASBLayerSpec, ...] = FIG8_ASB_LAYERS
     decoder: tuple[DecoderStage, ...] = ASBUNET_DECODER
@@ -77,6 +78,8 @@ class ASBUNetConfig:
             raise ValueError(f"width_mult must be positive, got {self.width_mult}")
         if self.decoder_stride not in (2, 4):
             raise ValueError(f"decoder_stride must be 2 or 4, got {self.decoder_stride}")
+        if self.subpixel_head and self.decoder_stride == 2:
+            raise ValueError("subpixel_head needs decoder_stride 4 (with 2 the head already predicts at stride 2)")
         if self.min_channels < 8 or self.min_channels % 8:
             raise ValueError(f"min_channels must be a positive multiple of 8, got {self.min_channels}")
         get_activation(self.activation)
@@ -129,6 +132,7 @@ class ASBUNet(EncoderDecoder):
         encoder = ASBNetEncoder(cfg)
         stages = tuple(s.scaled(cfg.width) for s in cfg.decoder)
         first_skip = encoder.strides.index(cfg.decoder_stride)  # the shallowest skip the decoder reads
-        super().__init__(encoder, stages, cfg.width(cfg.head_channels), cfg.num_classes, act, first_skip)
+        head = cfg.width(cfg.head_channels)
+        super().__init__(encoder, stages, head, cfg.num_classes, act, first_skip, cfg.subpixel_head)
         self.cfg = cfg
         init_weights_kaiming(self)

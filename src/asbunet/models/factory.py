@@ -45,6 +45,11 @@ def asbunet_035_s4(**overrides) -> ASBUNet:
     return _asbunet(**{"width_mult": 0.35, "decoder_stride": 4, **overrides})
 
 
+def asbunet_035_s4_subpixel(**overrides) -> ASBUNet:
+    """`asbunet_035_s4` whose head predicts at stride 2 from the decoder and conv1's features (`SubPixelHead`)."""
+    return _asbunet(**{"width_mult": 0.35, "decoder_stride": 4, "subpixel_head": True, **overrides})
+
+
 def asbunet_025(**overrides) -> ASBUNet:
     """Width multiplier 0.25 on every encoder and decoder layer."""
     return _asbunet(**{"width_mult": 0.25, **overrides})
@@ -57,6 +62,7 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
     "asbunet_050": asbunet_050,
     "asbunet_035": asbunet_035,
     "asbunet_035_s4": asbunet_035_s4,
+    "asbunet_035_s4_subpixel": asbunet_035_s4_subpixel,
     "asbunet_025": asbunet_025,
     **baselines.MODELS,
 }

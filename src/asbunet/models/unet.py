@@ -150,8 +150,42 @@ class SegmentationHead(nn.Sequential):
         )
 
 
+class SubPixelHead(nn.Module):
+    """A head that predicts at twice the decoder's resolution (sub-pixel convolution, Shi et al. 2016, ESPCN).
+
+    `SegmentationHead`'s 1x1 convolution on the decoder output, plus a 2x2 stride-2 convolution on the encoder feature
+    at half the decoder's stride (a linear map of each 2x2 cell, as a 1x1 convolution on the pixel-unshuffled feature
+    would be, without its transposes), summed before the norm; the 3x3 convolution then gives 4 logits per cell, one
+    per sub-pixel, which pixel shuffle lays out at the finer stride. It gives a decoder stopped at stride 4 the
+    stride-2 detail of conv1 for a fraction of the cost of a stride-2 decoder block.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        detail_channels: int,
+        mid_channels: int,
+        num_classes: int,
+        act_layer: Callable[..., nn.Module],
+    ):
+        super().__init__()
+        self.proj = ConvNormAct(in_channels, mid_channels, 1, act_layer=act_layer)
+        self.fold = nn.Conv2d(detail_channels, mid_channels, 2, stride=2, bias=False)
+        self.out = nn.Conv2d(mid_channels, 4 * num_classes, 3, padding=1, bias=True)
+
+    def forward(self, x: torch.Tensor, detail: torch.Tensor) -> torch.Tensor:
+        conv, norm, act = self.proj
+        x = conv(x)  # (B, mid, Hs, Ws)
+        y = act(norm(x + self.fold(detail)[..., : x.shape[-2], : x.shape[-1]]))  # detail: (B, Cd, 2 Hs, 2 Ws)
+        return nn.functional.pixel_shuffle(self.out(y), 2)  # (B, K, 2 Hs, 2 Ws) from (B, 4 K, Hs, Ws)
+
+
 class EncoderDecoder(nn.Module):
-    """Encoder -> U-Net decoder -> head -> bilinear resize to the input size. Returns logits `(B, K, H, W)`."""
+    """Encoder -> U-Net decoder -> head -> bilinear resize to the input size. Returns logits `(B, K, H, W)`.
+
+    With `subpixel_head` (needs `first_skip` >= 1) the head also reads the encoder feature just shallower than the
+    decoder's last skip and predicts at its stride (`SubPixelHead`).
+    """
 
     def __init__(
         self,
@@ -161,11 +195,19 @@ class EncoderDecoder(nn.Module):
         num_classes: int,
         act_layer: Callable[..., nn.Module],
         first_skip: int = 0,
+        subpixel_head: bool = False,
     ):
         super().__init__()
+        if subpixel_head and first_skip < 1:
+            raise ValueError("subpixel_head needs a decoder that stops before the shallowest encoder feature")
         self.encoder = encoder
         self.decoder = UNetDecoder(encoder.out_channels, stages, act_layer, first_skip)
-        self.head = SegmentationHead(self.decoder.out_channels, head_channels, num_classes, act_layer)
+        self.detail = first_skip - 1 if subpixel_head else None  # index of the feature the head reads
+        if self.detail is None:
+            self.head = SegmentationHead(self.decoder.out_channels, head_channels, num_classes, act_layer)
+        else:
+            detail_channels = encoder.out_channels[self.detail]
+            self.head = SubPixelHead(self.decoder.out_channels, detail_channels, head_channels, num_classes, act_layer)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.ndim != 4 or x.shape[1] != 3:
@@ -174,5 +216,9 @@ class EncoderDecoder(nn.Module):
                 "add a batch dimension with x[None] or convert the image to 3 channels"
             )
         features = self.encoder(x)  # stride-ordered list
-        logits = self.head(self.decoder(features))  # (B, K, H/2, W/2), or H/4 with `first_skip=1`
+        decoded = self.decoder(features)  # (B, C, H/2, W/2), or H/4 with `first_skip=1`
+        if self.detail is None:
+            logits = self.head(decoded)  # (B, K, H/2, W/2), or H/4 with `first_skip=1`
+        else:
+            logits = self.head(decoded, features[self.detail])  # (B, K, H/2, W/2) with `first_skip=1`
         return resize_to(logits, x.shape[-2:])  # (B, K, H, W)
