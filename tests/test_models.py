@@ -61,7 +61,14 @@ PARAM_BUDGET = {
     "efficientnet_unet_b2": (2_075_728, 0.10),
 }
 # Variants the paper does not list: output stride 8 and the width multipliers must stay below the paper's model.
-SMALLER_THAN_ASBUNET = {"asbunet_os8", "asbunet_050", "asbunet_035", "asbunet_035_s4", "asbunet_025"}
+SMALLER_THAN_ASBUNET = {
+    "asbunet_os8",
+    "asbunet_050",
+    "asbunet_035",
+    "asbunet_035_s4",
+    "asbunet_035_s4_subpixel",
+    "asbunet_025",
+}
 
 BASELINE_BACKBONES = {
     "mobilenetv2_unet_100": lambda: tvm.mobilenet_v2(weights=None, width_mult=1.0),
@@ -405,3 +412,25 @@ def test_decoder_stride_4_drops_the_stride_2_block_and_predicts_at_stride_4():
     assert s4(x).shape == (1, 1, 64, 96)
     with pytest.raises(ValueError, match="decoder_stride must be 2 or 4"):
         asbunet.create_model("asbunet_035", decoder_stride=8)
+
+
+def test_subpixel_head_predicts_at_stride_2_from_conv1_and_starts_as_the_stride_4_model():
+    sp = asbunet.create_model("asbunet_035_s4_subpixel").eval()
+    x = _input(1, 3, 64, 96)
+    features = sp.encoder(x)
+    assert sp.head(sp.decoder(features), features[0]).shape[-2:] == (32, 48)  # (H/2, W/2) before the resize
+    assert sp(x).shape == (1, 1, 64, 96)
+    # With the conv1 weights at zero and one 3x3 filter per sub-pixel copied, it is the stride-4 head, upsampled
+    # nearest: the starting point `experiments/fast_model/subpixel_init.py` builds.
+    s4 = asbunet.create_model("asbunet_035_s4").eval()
+    state = {k: v for k, v in s4.state_dict().items() if not k.startswith("head.")}
+    state |= {"head.proj.0.weight": s4.head[0][0].weight, "head.fold.weight": torch.zeros_like(sp.head.fold.weight)}
+    state |= {f"head.proj.1.{k}": v for k, v in s4.head[0][1].state_dict().items()}
+    state |= {"head.out.weight": s4.head[1].weight.repeat(4, 1, 1, 1), "head.out.bias": s4.head[1].bias.repeat(4)}
+    sp.load_state_dict(state)
+    with torch.no_grad():
+        coarse = s4.head(s4.decoder(s4.encoder(x)))  # (1, 1, 16, 24)
+        fine = sp.head(sp.decoder(sp.encoder(x)), sp.encoder(x)[0])  # (1, 1, 32, 48)
+    torch.testing.assert_close(fine, coarse.repeat_interleave(2, -2).repeat_interleave(2, -1), atol=1e-4, rtol=1e-4)
+    with pytest.raises(ValueError, match="subpixel_head needs decoder_stride 4"):
+        asbunet.create_model("asbunet_035", subpixel_head=True)

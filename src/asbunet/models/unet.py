@@ -175,8 +175,10 @@ class SubPixelHead(nn.Module):
 
     def forward(self, x: torch.Tensor, detail: torch.Tensor) -> torch.Tensor:
         conv, norm, act = self.proj
-        x = conv(x)  # (B, mid, Hs, Ws)
-        y = act(norm(x + self.fold(detail)[..., : x.shape[-2], : x.shape[-1]]))  # detail: (B, Cd, 2 Hs, 2 Ws)
+        # One zero row and column at the far edges: on odd sizes the 2x2 cells then cover the grid the encoder's
+        # 3x3 stride-2 max pool made, ceil(n / 2) cells a side.
+        folded = self.fold(nn.functional.pad(detail, (0, 1, 0, 1)))  # (B, mid, Hs, Ws) from (B, Cd, ~2 Hs, ~2 Ws)
+        y = act(norm(conv(x) + folded))  # (B, mid, Hs, Ws)
         return nn.functional.pixel_shuffle(self.out(y), 2)  # (B, K, 2 Hs, 2 Ws) from (B, 4 K, Hs, Ws)
 
 
