@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from asbunet.inference.postprocess import logits_to_probability
-from asbunet.inference.preprocess import IMAGENET_MEAN, IMAGENET_STD, input_warning, normalize
+from asbunet.inference.preprocess import IMAGENET_MEAN, IMAGENET_STD, input_warning, normalize, resize_to
 from asbunet.inference.refine import GuidedRefine
 from asbunet.inference.runners import TorchRunner
 from asbunet.inference.segmenter import Segmenter
@@ -93,3 +93,24 @@ def test_single_colour_check_sees_one_differing_pixel_in_a_large_image():
     assert "single colour" in input_warning(image)
     image[1199, 1599, 1] = 201
     assert input_warning(image) is None
+
+
+@pytest.mark.parametrize(
+    ("frame", "size"),
+    [((360, 640), (176, 320)), ((1080, 1920), (176, 320)), ((720, 1280), (240, 432)), ((359, 641), (176, 320))],
+)
+def test_resize_to_shrinks_like_area_interpolation(frame, size):
+    rng = np.random.default_rng(3)
+    image = cv2.GaussianBlur(rng.integers(0, 256, (*frame, 3), dtype=np.uint8), (0, 0), 2)  # some structure
+    area = cv2.resize(image, size[::-1], interpolation=cv2.INTER_AREA).astype(np.float32)
+    out = resize_to(image, size)
+    assert out.shape == (*size, 3) and out.dtype == np.uint8
+    assert np.abs(out - area).mean() < 2.0  # close to one area resize (one bilinear resize: 3.0 from 1920x1080)
+
+
+def test_resize_to_by_an_integer_factor_is_exactly_area_interpolation_and_grows_bilinearly():
+    image = np.random.default_rng(4).integers(0, 256, (360, 640, 3), dtype=np.uint8)
+    np.testing.assert_array_equal(
+        resize_to(image, (180, 320)), cv2.resize(image, (320, 180), interpolation=cv2.INTER_AREA)
+    )
+    np.testing.assert_array_equal(resize_to(image, (400, 700)), cv2.resize(image, (700, 400)))
