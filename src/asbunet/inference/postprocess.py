@@ -13,14 +13,21 @@ import numpy as np
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
-    """Logits -> probabilities, clipped at +-30 so that no overflow warning is raised."""
-    return 1.0 / (1.0 + np.exp(-np.clip(x, -30, 30)))
+    """Logits -> probabilities float32, clipped at +-30 so that no overflow warning is raised; one new array, every
+    step in place in it."""
+    out = np.empty(np.shape(x), np.float32)
+    np.clip(x, -30, 30, out=out, casting="same_kind")
+    np.negative(out, out=out)
+    np.exp(out, out=out)
+    out += 1
+    np.reciprocal(out, out=out)
+    return out
 
 
 def logits_to_probability(logits: np.ndarray, height: int, width: int) -> np.ndarray:
     """Network logits `(h, w)` -> person probability `(height, width)` float32 in [0, 1]."""
     logits = cv2.resize(logits.astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR)
-    return sigmoid(logits).astype(np.float32)
+    return sigmoid(logits)
 
 
 def check_threshold(threshold: float) -> float:

@@ -13,6 +13,7 @@ a model (`asbunet bundle --refine`); a model without them resizes the probabilit
 from __future__ import annotations
 
 import re
+import threading
 from dataclasses import dataclass
 
 import cv2
@@ -103,9 +104,23 @@ class GuidedRefine:
     def __call__(self, rgb: np.ndarray, small_rgb: np.ndarray, small_probability: np.ndarray) -> np.ndarray:
         """Person probability `(H, W)` float32 in [0, 1] of the RGB uint8 image `rgb (H, W, 3)`, from the network's
         probability `(h, w)` on `small_rgb (h, w, 3)`, the image as the network saw it."""
-        size = rgb.shape[1], rgb.shape[0]
+        height, width = rgb.shape[:2]
         *a, b = self.coefficients(small_rgb, small_probability)
-        probability = cv2.resize(b, size)  # (H, W)
-        for a_channel, channel in zip(a, cv2.split(rgb), strict=True):
-            cv2.accumulateProduct(cv2.resize(a_channel, size), channel.astype(np.float32), probability)
+        probability = cv2.resize(b, (width, height))  # (H, W)
+        a_full, channel = _scratch(height, width)  # reused full-size planes: fresh ones cost page faults per frame
+        for c, a_channel in enumerate(a):
+            cv2.resize(a_channel, (width, height), dst=a_full)
+            np.copyto(channel, rgb[..., c])  # uint8 -> float32
+            cv2.accumulateProduct(a_full, channel, probability)
         return np.clip(probability, 0.0, 1.0, out=probability)
+
+
+_SCRATCH = threading.local()
+
+
+def _scratch(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Two float32 planes `(height, width)` kept for this thread, reallocated when the size changes."""
+    planes = getattr(_SCRATCH, "planes", None)
+    if planes is None or planes[0].shape != (height, width):
+        planes = _SCRATCH.planes = (np.empty((height, width), np.float32), np.empty((height, width), np.float32))
+    return planes

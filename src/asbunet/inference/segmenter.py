@@ -103,7 +103,7 @@ class Segmenter:
         network saw it: resized back bilinearly, or along the image's edges with `refine`."""
         if self.refine is None:
             return logits_to_probability(logits, rgb.shape[0], rgb.shape[1])
-        return self.refine(rgb, small, sigmoid(logits).astype(np.float32))
+        return self.refine(rgb, small, sigmoid(logits))
 
     def predict(self, image: np.ndarray, warn: bool = True) -> np.ndarray:
         """Person probability `(H, W)` float32 in [0, 1] of an RGB uint8 image `(H, W, 3)`.
