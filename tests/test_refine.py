@@ -108,9 +108,10 @@ def test_resize_to_shrinks_like_area_interpolation(frame, size):
     assert np.abs(out - area).mean() < 2.0  # close to one area resize (one bilinear resize: 3.0 from 1920x1080)
 
 
-def test_resize_to_by_an_integer_factor_is_exactly_area_interpolation_and_grows_bilinearly():
+def test_resize_to_is_exactly_area_interpolation_but_just_above_an_integer_factor_and_grows_bilinearly():
     image = np.random.default_rng(4).integers(0, 256, (360, 640, 3), dtype=np.uint8)
-    np.testing.assert_array_equal(
-        resize_to(image, (180, 320)), cv2.resize(image, (320, 180), interpolation=cv2.INTER_AREA)
-    )
+    for size in [(180, 320), (240, 432), (300, 400)]:  # an integer factor, factors far from integers
+        np.testing.assert_array_equal(
+            resize_to(image, size), cv2.resize(image, size[::-1], interpolation=cv2.INTER_AREA)
+        )
     np.testing.assert_array_equal(resize_to(image, (400, 700)), cv2.resize(image, (700, 400)))
