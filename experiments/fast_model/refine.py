@@ -53,12 +53,28 @@ def held_out_photos(config: str) -> list[tuple[str, object, int]]:
     return [where[str(pool.names[i])] for i in indices if str(pool.names[i]) in where]
 
 
+def cost(refine: GuidedRefine | None) -> tuple[int, int, int]:
+    """Orders settings by their cost per frame: bilinear first, then fewer pixels to fit on, then smaller windows."""
+    return (0, 0, 0) if refine is None else (1, -refine.subsample, refine.radius)
+
+
+def describe(refine: GuidedRefine | None) -> str:
+    return refine.to_text() if refine else "bilinear"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("weights", help="the fast model: a .safetensors file of `asbunet bundle` or a .pt checkpoint")
     parser.add_argument("--input-size", type=int, default=320, help="long side of the network input (default 320)")
     parser.add_argument(
         "--subsample", type=int, nargs="+", default=[2], help="the filters' subsample factors to try (default 2)"
+    )
+    parser.add_argument(
+        "--tolerance",
+        type=float,
+        default=0.0,
+        help="also name the cheapest setting (bilinear, then the largest subsample, then the smallest radius) whose "
+        "mean IoU is within this of the best (default 0: the best only)",
     )
     parser.add_argument("--output", help="write the table here (markdown)")
     args = parser.parse_args()
@@ -89,8 +105,9 @@ def main() -> None:
     lines = [
         f"Held-out photos of `{CONFIG}` ({count}), full size, `{args.weights}` at input {args.input_size}, PyTorch: "
         f"`PYTHONPATH=src python experiments/fast_model/refine.py {args.weights} --input-size {args.input_size} "
-        f"--subsample {' '.join(map(str, args.subsample))}`. "
-        "Mean IoU at each setting's best "
+        f"--subsample {' '.join(map(str, args.subsample))}"
+        + (f" --tolerance {args.tolerance:g}`. " if args.tolerance > 0 else "`. ")
+        + "Mean IoU at each setting's best "
         f"threshold of {', '.join(map(str, THRESHOLDS))}; guided filters fitted at 1/subsample of the network size.",
         "",
         "| resizing back | threshold | " + " | ".join(columns) + " |",
@@ -98,7 +115,12 @@ def main() -> None:
     ]
     for s in settings:
         lines.append(f"| {s} | {best[s]:g} | " + " | ".join(f"{rows[s, best[s]][c]:.4f}" for c in columns) + " |")
-    lines += ["", f"Best: {chosen} (`{settings[chosen].to_text() if settings[chosen] else 'bilinear'}`)."]
+    lines += ["", f"Best: {chosen} (`{describe(settings[chosen])}`)."]
+    if args.tolerance > 0:
+        floor = rows[chosen, best[chosen]]["all photos"] - args.tolerance
+        near = [s for s in settings if rows[s, best[s]]["all photos"] >= floor]
+        cheapest = min(near, key=lambda s: cost(settings[s]))
+        lines.append(f"Cheapest within {args.tolerance:g} of the best: {cheapest} (`{describe(settings[cheapest])}`).")
     emit(lines, args.output)
 
 
