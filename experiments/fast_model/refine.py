@@ -1,6 +1,7 @@
 """Choosing the edge-aware resizing of the fast model (`asbunet.inference.refine.GuidedRefine`) on validation photos.
 
-    PYTHONPATH=src python experiments/fast_model/refine.py WEIGHTS [--output FILE.md]
+    PYTHONPATH=src python experiments/fast_model/refine.py WEIGHTS [--input-size N] [--subsample S ...] [--tolerance T]
+        [--output FILE.md]
 
 The fast model sees a 640x360 frame at 176x320 and a 3:4 portrait at 320x240; its probability is resized back to the
 image's own size. This scores, on the held-out photos of `configs/person_fast_f.yaml` (pfcn_portrait/train and
