@@ -9,14 +9,16 @@ block's wider output, keeps its fresh initialization, and its last 3x3 convoluti
 
 from __future__ import annotations
 
-import argparse
 import json
+import sys
+from pathlib import Path
 
 import torch
-from safetensors.torch import save_file
 
-from asbunet.inference.weights import read_safetensors
 from asbunet.models import create_model
+
+sys.path.insert(0, str(Path(__file__).parent))
+from starting_weights import convert  # noqa: E402
 
 
 def s4_state(source: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], list[str]]:
@@ -36,25 +38,11 @@ def s4_state(source: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], 
     return state, fresh
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("source", help="a bundled asbunet_035 .safetensors file")
-    parser.add_argument("output")
-    args = parser.parse_args()
-    source, meta = read_safetensors(args.source)
-    if meta["architecture"] != "asbunet_035":
-        raise SystemExit(f"{args.source}: architecture {meta['architecture']}, expected asbunet_035")
+def build(source: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     state, fresh = s4_state(source)
     print(f"copied {len(state) - len(fresh)} tensors, fresh: {', '.join(fresh)}")
-    meta = {
-        "architecture": "asbunet_035_s4",
-        "input_size": meta["input_size"],
-        "threshold": "0.5",
-        "source": args.source,
-        "fresh": json.dumps(fresh),
-    }
-    save_file({k: v.contiguous() for k, v in state.items()}, args.output, metadata=meta)
+    return state, {"fresh": json.dumps(fresh)}
 
 
 if __name__ == "__main__":
-    main()
+    convert("asbunet_035", "asbunet_035_s4", build)

@@ -9,13 +9,15 @@ starts as the source with its stride-4 logits repeated over each 2x2 cell (neare
 
 from __future__ import annotations
 
-import argparse
+import sys
+from pathlib import Path
 
 import torch
-from safetensors.torch import save_file
 
-from asbunet.inference.weights import read_safetensors
 from asbunet.models import create_model
+
+sys.path.insert(0, str(Path(__file__).parent))
+from starting_weights import convert  # noqa: E402
 
 RENAMED = {"head.proj.": "head.0.", "head.out.": "head.1."}  # SubPixelHead's layers -> SegmentationHead's
 
@@ -36,18 +38,5 @@ def subpixel_state(source: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return state
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("source", help="a bundled asbunet_035_s4 .safetensors file")
-    parser.add_argument("output")
-    args = parser.parse_args()
-    source, meta = read_safetensors(args.source)
-    if meta["architecture"] != "asbunet_035_s4":
-        raise SystemExit(f"{args.source}: architecture {meta['architecture']}, expected asbunet_035_s4")
-    state = subpixel_state(source)
-    meta = {"architecture": "asbunet_035_s4_subpixel", "input_size": meta["input_size"], "threshold": "0.5"}
-    save_file({k: v.contiguous() for k, v in state.items()}, args.output, metadata={**meta, "source": args.source})
-
-
 if __name__ == "__main__":
-    main()
+    convert("asbunet_035_s4", "asbunet_035_s4_subpixel", lambda source: (subpixel_state(source), {}))
