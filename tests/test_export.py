@@ -24,9 +24,11 @@ from asbunet.export.rewrites import merge_parallel_convs
 from asbunet.export.tflite import export_tflite
 from asbunet.inference.cpu import cpu_isa, describe_isa
 from asbunet.inference.preprocess import prepare, prepare_at
+from asbunet.inference.refine import GuidedRefine
 from asbunet.inference.runners import OnnxRunner, TorchRunner
 from asbunet.inference.segmenter import Segmenter
 from asbunet.inference.weights import load_checkpoint, model_from_checkpoint
+from asbunet.metrics import iou
 from asbunet.train.config import TrainConfig
 from asbunet.train.engine import train
 
@@ -253,6 +255,25 @@ def test_missing_corrupt_and_wrong_onnx_files_give_clear_errors(tmp_path, tiny_o
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("refine", [None, GuidedRefine(2, 1e-4, 4), GuidedRefine(3, 1e-4, 1)], ids=str)
+def test_head_stride_export_leaves_the_resize_to_the_segmenter(trained_tiny, tiny_onnx, photos, tmp_path, refine):
+    path = export_onnx(trained_tiny, tmp_path / "head.onnx", size=(128, 128), dynamic=True, head_stride=True).path
+    x = prepare(photos[0], 128)[None]  # (1, 3, h, w)
+    with torch.no_grad():
+        ref = trained_tiny.head_logits(torch.from_numpy(x)).numpy()
+    out = OnnxRunner(path)(x)
+    assert out.shape == ref.shape == (1, 1, x.shape[2] // 2, x.shape[3] // 2)
+    assert np.abs(out - ref).max() <= FP32_RELATIVE_TOLERANCE * max(1.0, np.abs(ref).max())
+    full, head = (Segmenter(OnnxRunner(p, threads=1), 128, refine=refine) for p in (tiny_onnx[0], path))
+    for image in photos[:4]:
+        a, b = full.predict(image), head.predict(image)
+        assert a.shape == b.shape == image.shape[:2]
+        # the same logits, resized once (here) instead of twice (in the network, then back to the image)
+        assert np.abs(a - b).mean() < 0.01 and iou(a >= 0.5, b >= 0.5) > 0.97
+    with pytest.raises(ValueError, match="no head_logits"):
+        export_onnx(nn.Conv2d(3, 1, 1), tmp_path / "conv.onnx", size=(16, 16), head_stride=True)
+
+
 def test_cli_export_prints_the_differences(tmp_path, capsys, ccp_samples):
     code = main(
         [

@@ -10,7 +10,7 @@ def cmd_export(args) -> None:
 
     from asbunet.export.calibration import calibration_files, load_images
     from asbunet.export.checks import check_onnx
-    from asbunet.export.onnx import export_onnx
+    from asbunet.export.onnx import HeadLogits, export_onnx
     from asbunet.export.quantize import quantize_int8
     from asbunet.export.tflite import export_tflite
     from asbunet.inference.runners import INPUT_SIZE_KEY, REFINE_KEY, THRESHOLD_KEY
@@ -42,12 +42,14 @@ def cmd_export(args) -> None:
             INPUT_SIZE_KEY: str(input_size),
             **({REFINE_KEY: loaded.refine.to_text()} if loaded.refine else {}),
         },
+        head_stride=args.head_stride,
     )
     print(result.summary())
     if args.int8:
         out = Path(args.output).with_name(Path(args.output).stem + "_int8.onnx")
         q = quantize_int8(args.output, out, images, count=None, input_size=input_size)
-        random, real = check_onnx(model, out, size, images, input_size)
+        written = HeadLogits(model) if args.head_stride else model  # what the ONNX files compute
+        random, real = check_onnx(written, out, size, images, input_size)
         print(f"{q.summary()}\n  random input: {random}\n  real images:  {real}")
     if args.tflite:
         try:
@@ -77,6 +79,12 @@ def add_export_parser(sub) -> None:
         p,
         "folders of real photos for the int8 calibration and the real-image check, shared equally (needed by --int8; "
         "without it the export is checked on random input only)",
+    )
+    p.add_argument(
+        "--head-stride",
+        action="store_true",
+        help="write the logits at the network's output stride, without its last resize to the input size (Segmenter "
+        "resizes them back to the image itself; ONNX files only)",
     )
     p.add_argument("--tflite", action="store_true", help="also write <stem>.tflite (needs litert-torch)")
     p.set_defaults(func=cmd_export)

@@ -21,6 +21,23 @@ DEFAULT_OPSET = 18
 INPUT_NAME, OUTPUT_NAME = "image", "logits"
 
 
+class HeadLogits(nn.Module):
+    """A model of the package without its last layer, the bilinear resize of the logits to the input size: logits
+    `(B, 1, h, w)` at the head's stride (`EncoderDecoder.head_logits`). `Segmenter` resizes them back to the image
+    itself, so the network's own full-size resize (and the sigmoid over four times the pixels) is saved."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        if not hasattr(model, "head_logits"):
+            raise ValueError(
+                f"{type(model).__name__} has no head_logits: only encoder-decoder models export at the head's stride"
+            )
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model.head_logits(x)  # (B, 1, H/s, W/s)
+
+
 def set_metadata(path: str | Path, meta: dict[str, str]) -> None:
     """Adds or replaces `key: value` strings in the metadata of an ONNX file (rewritten atomically)."""
     proto = onnx.load(str(path))
@@ -39,6 +56,7 @@ def export_onnx(
     input_size: int = 256,
     merge_branches: bool = True,
     metadata: dict[str, str] | None = None,
+    head_stride: bool = False,
 ) -> ExportResult:
     """Exports `model` to ONNX and checks onnxruntime against PyTorch.
 
@@ -56,10 +74,11 @@ def export_onnx(
         merge_branches: merge parallel convolutions that read the same tensor with the same kernel, stride and
             dilation into one convolution (exact; `merge_parallel_convs`).
         metadata: extra `key: value` strings stored in the file.
+        head_stride: write the logits at the head's stride, without the model's last resize (`HeadLogits`).
     """
     path = Path(path)
     size = check_size(size)
-    model = model.eval()
+    model = (HeadLogits(model) if head_stride else model).eval()
     x = torch.from_numpy(random_batch(size))
     kwargs: dict = {}
     if dynamic:
@@ -93,7 +112,10 @@ def export_onnx(
             notes["merged parallel convolutions"] = merge_parallel_convs(proto)
         meta = {
             "asbunet.input": "float32 (B, 3, H, W), RGB normalized like asbunet.inference.preprocess.normalize",
-            "asbunet.output": "float32 (B, 1, H, W) person logits (sigmoid gives the probability)",
+            "asbunet.output": "float32 (B, 1, H, W) person logits (sigmoid gives the probability)"
+            if not head_stride
+            else "float32 (B, 1, h, w) person logits at the network's output stride (resized to (H, W), the sigmoid "
+            "gives the probability)",
             **(metadata or {}),
         }
         add_metadata(proto, meta)

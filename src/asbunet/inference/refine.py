@@ -71,12 +71,17 @@ class GuidedRefine:
     def coefficients(self, small_rgb: np.ndarray, small_probability: np.ndarray) -> list[np.ndarray]:
         """Per-pixel linear maps from RGB uint8 to probability, `p = a . rgb + b`: the four planes `(h', w')` float32
         of `(a_r, a_g, a_b)` (He et al., eqs. 14-16, for RGB in [0, 1], scaled by 1/255) and `b`, each averaged over
-        the windows covering a pixel (eq. 16)."""
+        the windows covering a pixel (eq. 16). The probability may be smaller than `small_rgb` (logits at the
+        network's output stride, `asbunet export --head-stride`): it is resized to the fitting size like the image."""
+        h, w = small_rgb.shape[:2]
+        size = (max(1, w // self.subsample), max(1, h // self.subsample))  # (w', h')
         if self.subsample > 1:
-            h, w = small_probability.shape
-            size = (max(1, w // self.subsample), max(1, h // self.subsample))
             small_rgb = cv2.resize(small_rgb, size, interpolation=cv2.INTER_AREA)
-            small_probability = cv2.resize(small_probability, size, interpolation=cv2.INTER_AREA)
+        if small_probability.shape != (size[1], size[0]):
+            grows = small_probability.shape[0] < size[1]
+            small_probability = cv2.resize(
+                small_probability, size, interpolation=cv2.INTER_LINEAR if grows else cv2.INTER_AREA
+            )
         r, eps = self.radius, np.float32(self.eps)
         p = np.ascontiguousarray(small_probability, dtype=np.float32)  # (h', w')
         channels = [c.astype(np.float32) * np.float32(1 / 255) for c in cv2.split(small_rgb)]  # 3 x (h', w') in [0, 1]
@@ -103,7 +108,7 @@ class GuidedRefine:
 
     def __call__(self, rgb: np.ndarray, small_rgb: np.ndarray, small_probability: np.ndarray) -> np.ndarray:
         """Person probability `(H, W)` float32 in [0, 1] of the RGB uint8 image `rgb (H, W, 3)`, from the network's
-        probability `(h, w)` on `small_rgb (h, w, 3)`, the image as the network saw it."""
+        probability `(h, w)` (or at its output stride) on `small_rgb (h, w, 3)`, the image as the network saw it."""
         height, width = rgb.shape[:2]
         *a, b = self.coefficients(small_rgb, small_probability)
         probability = cv2.resize(b, (width, height))  # (H, W)

@@ -94,13 +94,15 @@ class Segmenter:
         return normalize(self.network_image(rgb))
 
     def logits(self, image: np.ndarray) -> np.ndarray:
-        """Network logits `(h, w)` at the network size for one image."""
+        """Network logits `(h, w)` at the network size (or at its output stride, `asbunet export --head-stride`) for
+        one image."""
         x = self.network_input(to_rgb(image))[None]  # (1, 3, h, w)
         return self.runner(x)[0, 0]
 
     def probability(self, rgb: np.ndarray, small: np.ndarray, logits: np.ndarray) -> np.ndarray:
         """Person probability `(H, W)` of `rgb` from the network's logits `(h, w)` on `small`, the image as the
-        network saw it: resized back bilinearly, or along the image's edges with `refine`."""
+        network saw it (or at the network's output stride): resized back bilinearly, or along the image's edges with
+        `refine`."""
         if self.refine is None:
             return logits_to_probability(logits, rgb.shape[0], rgb.shape[1])
         return self.refine(rgb, small, sigmoid(logits))

@@ -211,7 +211,9 @@ class EncoderDecoder(nn.Module):
             detail_channels = encoder.out_channels[self.detail]
             self.head = SubPixelHead(self.decoder.out_channels, detail_channels, head_channels, num_classes, act_layer)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def head_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits at the head's own stride, before the resize to the input size: `(B, K, H/2, W/2)` (H/4 for a
+        decoder stopped at stride 4 without `subpixel_head`). What `asbunet export --head-stride` writes."""
         if x.ndim != 4 or x.shape[1] != 3:
             raise ValueError(
                 f"expected a batch of RGB images shaped (B, 3, H, W), got {tuple(x.shape)}; "
@@ -220,7 +222,8 @@ class EncoderDecoder(nn.Module):
         features = self.encoder(x)  # stride-ordered list
         decoded = self.decoder(features)  # (B, C, H/2, W/2), or H/4 with `first_skip=1`
         if self.detail is None:
-            logits = self.head(decoded)  # (B, K, H/2, W/2), or H/4 with `first_skip=1`
-        else:
-            logits = self.head(decoded, features[self.detail])  # (B, K, H/2, W/2) with `first_skip=1`
-        return resize_to(logits, x.shape[-2:])  # (B, K, H, W)
+            return self.head(decoded)  # (B, K, H/2, W/2), or H/4 with `first_skip=1`
+        return self.head(decoded, features[self.detail])  # (B, K, H/2, W/2) with `first_skip=1`
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return resize_to(self.head_logits(x), x.shape[-2:])  # (B, K, H, W)
