@@ -255,8 +255,7 @@ def test_missing_corrupt_and_wrong_onnx_files_give_clear_errors(tmp_path, tiny_o
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("refine", [None, GuidedRefine(2, 1e-4, 4), GuidedRefine(3, 1e-4, 1)], ids=str)
-def test_head_stride_export_leaves_the_resize_to_the_segmenter(trained_tiny, tiny_onnx, photos, tmp_path, refine):
+def test_head_stride_export_leaves_the_resize_to_the_segmenter(trained_tiny, tiny_onnx, photos, tmp_path):
     path = export_onnx(trained_tiny, tmp_path / "head.onnx", size=(128, 128), dynamic=True, head_stride=True).path
     x = prepare(photos[0], 128)[None]  # (1, 3, h, w)
     with torch.no_grad():
@@ -264,12 +263,14 @@ def test_head_stride_export_leaves_the_resize_to_the_segmenter(trained_tiny, tin
     out = OnnxRunner(path)(x)
     assert out.shape == ref.shape == (1, 1, x.shape[2] // 2, x.shape[3] // 2)
     assert np.abs(out - ref).max() <= FP32_RELATIVE_TOLERANCE * max(1.0, np.abs(ref).max())
-    full, head = (Segmenter(OnnxRunner(p, threads=1), 128, refine=refine) for p in (tiny_onnx[0], path))
-    for image in photos[:4]:
-        a, b = full.predict(image), head.predict(image)
-        assert a.shape == b.shape == image.shape[:2]
-        # the same logits, resized once (here) instead of twice (in the network, then back to the image)
-        assert np.abs(a - b).mean() < 0.01 and iou(a >= 0.5, b >= 0.5) > 0.97
+    full_runner, head_runner = OnnxRunner(tiny_onnx[0], threads=1), OnnxRunner(path, threads=1)
+    for refine in [None, GuidedRefine(2, 1e-4, 4), GuidedRefine(3, 1e-4, 1)]:
+        full, head = (Segmenter(r, 128, refine=refine) for r in (full_runner, head_runner))
+        for image in photos[:4]:
+            a, b = full.predict(image), head.predict(image)
+            assert a.shape == b.shape == image.shape[:2]
+            # the same logits, resized once (here) instead of twice (in the network, then back to the image)
+            assert np.abs(a - b).mean() < 0.01 and iou(a >= 0.5, b >= 0.5) > 0.97, refine
     with pytest.raises(ValueError, match="no head_logits"):
         export_onnx(nn.Conv2d(3, 1, 1), tmp_path / "conv.onnx", size=(16, 16), head_stride=True)
 
