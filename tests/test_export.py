@@ -254,7 +254,6 @@ def test_missing_corrupt_and_wrong_onnx_files_give_clear_errors(tmp_path, tiny_o
         runner(np.zeros((3, 32, 32), np.float32))
 
 
-@pytest.mark.slow
 def test_head_stride_export_leaves_the_resize_to_the_segmenter(trained_tiny, tiny_onnx, photos, tmp_path):
     path = export_onnx(trained_tiny, tmp_path / "head.onnx", size=(128, 128), dynamic=True, head_stride=True).path
     x = prepare(photos[0], 128)[None]  # (1, 3, h, w)
@@ -275,6 +274,7 @@ def test_head_stride_export_leaves_the_resize_to_the_segmenter(trained_tiny, tin
         export_onnx(nn.Conv2d(3, 1, 1), tmp_path / "conv.onnx", size=(16, 16), head_stride=True)
 
 
+@pytest.mark.slow
 def test_cli_export_prints_the_differences(tmp_path, capsys, ccp_samples):
     code = main(
         [

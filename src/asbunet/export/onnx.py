@@ -3,6 +3,7 @@ mode), and the metadata the package stores in its ONNX files."""
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -78,6 +79,9 @@ def export_onnx(
     """
     path = Path(path)
     size = check_size(size)
+    # A copy in the default memory format: a channels-last model (as `TorchRunner` and training leave it) exports
+    # with strides that pin the batch and the sizes, and dynamic shapes then fail.
+    model = copy.deepcopy(model).to(memory_format=torch.contiguous_format)
     model = (HeadLogits(model) if head_stride else model).eval()
     x = torch.from_numpy(random_batch(size))
     kwargs: dict = {}
