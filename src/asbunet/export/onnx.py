@@ -62,8 +62,8 @@ def export_onnx(
     """Exports `model` to ONNX and checks onnxruntime against PyTorch.
 
     Args:
-        model: any model of the package (returns logits `(B, 1, H, W)`); it is put in eval mode, which folds every
-            BatchNorm into its convolution.
+        model: any model of the package (returns logits `(B, 1, H, W)`); a copy of it is exported in eval mode,
+            which folds every BatchNorm into its convolution, and the model itself is left as it is.
         path: the `.onnx` file to write.
         size: `(H, W)` of a fixed-size model (also the size of the random check input).
         dynamic: export with dynamic batch, height and width instead (onnxruntime plans fixed sizes better:
