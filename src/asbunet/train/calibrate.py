@@ -20,7 +20,7 @@ from asbunet.inference.preprocess import SIZE_MULTIPLE
 from asbunet.inference.refine import GuidedRefine
 from asbunet.inference.runners import Runner
 from asbunet.inference.segmenter import Segmenter
-from asbunet.metrics import iou
+from asbunet.metrics import selection_iou
 
 THRESHOLDS = tuple(round(0.3 + 0.05 * i, 2) for i in range(13))  # 0.30, 0.35, ..., 0.90
 
@@ -33,7 +33,7 @@ def threshold_sweep(
     progress: Callable | None = None,
 ) -> dict[float, float]:
     """Mean person IoU over `images` of the mask `binarize(probability, t)` (`probability >= t`), for every `t` in
-    `thresholds`."""
+    `thresholds`; person-free images score the share of pixels left background (`selection_iou`)."""
     if len(images) != len(masks) or not images:
         raise ValueError(f"need as many masks as images, and at least one; got {len(images)} and {len(masks)}")
     keys = [float(t) for t in thresholds]
@@ -45,7 +45,7 @@ def threshold_sweep(
         prob = segmenter.predict(images[i])  # (H, W)
         target = masks[i].astype(bool)  # (H, W)
         pred = np.stack([binarize(prob, t) for t in keys])  # (T, H, W)
-        ious[i] = iou(pred, np.broadcast_to(target, pred.shape), reduction="none")
+        ious[i] = selection_iou(pred, np.broadcast_to(target, pred.shape), reduction="none")
     return dict(zip(keys, ious.mean(axis=0).tolist(), strict=True))
 
 

@@ -50,6 +50,8 @@ class TrainConfig:
     warmup_steps: int = 0
     pos_weight: float | str = "auto"  # weighted BCE: float, or "auto" = background/person pixel ratio of the data
     dice_weight: float = 0.0  # optional soft-Dice term added to the weighted BCE
+    boundary_weight: float = 0.0  # extra BCE weight on the pixels near the label's edges (`SegmentationLoss`)
+    boundary_band: int = 3  # half-width in pixels of that band
     teacher: str | None = None  # knowledge distillation: a trained model whose probabilities are soft targets
     distill_weight: float = 1.0  # weight of the soft-target BCE beside the labelled loss (with `teacher`)
     augment: dict = field(default_factory=dict)

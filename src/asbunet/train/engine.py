@@ -38,7 +38,7 @@ from asbunet.inference.postprocess import binarize
 from asbunet.inference.runners import TorchRunner
 from asbunet.inference.segmenter import Segmenter
 from asbunet.inference.weights import TORCH_SUFFIXES, bundled_models, load_checkpoint, load_model
-from asbunet.metrics import iou
+from asbunet.metrics import iou, selection_iou
 from asbunet.models import create_model
 from asbunet.train.checkpoint import FORMAT, atomic_save
 from asbunet.train.config import TrainConfig
@@ -87,15 +87,38 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
 
 
 class SegmentationLoss(nn.Module):
-    """Weighted binary cross-entropy (Section IV-B), plus an optional soft-Dice term."""
+    """Weighted binary cross-entropy (Section IV-B), plus an optional soft-Dice term and an optional extra weight on
+    the pixels near the label's edges.
 
-    def __init__(self, pos_weight: float, dice_weight: float = 0.0):
+    `boundary_weight` adds that much weight to the cross-entropy of every pixel within `boundary_band` pixels of a
+    person/background edge of the label (dilated minus eroded label, as the ignore band of Section IV-C), as
+    boundary losses for portrait segmentation do (PortraitNet, Zhang et al. 2019): thin limbs and outlines carry most
+    of a full-body photo's errors and few of its pixels.
+    """
+
+    def __init__(
+        self, pos_weight: float, dice_weight: float = 0.0, boundary_weight: float = 0.0, boundary_band: int = 3
+    ):
         super().__init__()
+        if boundary_weight < 0 or boundary_band < 1:
+            raise ValueError(
+                f"boundary_weight must be >= 0 and boundary_band >= 1, got {boundary_weight}, {boundary_band}"
+            )
         self.register_buffer("pos_weight", torch.tensor([pos_weight]))
-        self.dice_weight = dice_weight
+        self.dice_weight, self.boundary_weight, self.boundary_band = dice_weight, boundary_weight, boundary_band
+
+    def edge_band(self, target: torch.Tensor) -> torch.Tensor:
+        """1 on the pixels within `boundary_band` of an edge of `target` (B, 1, H, W), else 0."""
+        k = 2 * self.boundary_band + 1
+        dilated = nn.functional.max_pool2d(target, k, stride=1, padding=self.boundary_band)
+        eroded = -nn.functional.max_pool2d(-target, k, stride=1, padding=self.boundary_band)
+        return dilated - eroded  # (B, 1, H, W)
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        loss = nn.functional.binary_cross_entropy_with_logits(logits, target, pos_weight=self.pos_weight)
+        weight = None
+        if self.boundary_weight:
+            weight = 1 + self.boundary_weight * self.edge_band(target)  # (B, 1, H, W)
+        loss = nn.functional.binary_cross_entropy_with_logits(logits, target, weight=weight, pos_weight=self.pos_weight)
         if self.dice_weight:
             p = torch.sigmoid(logits)  # (B, 1, H, W)
             inter = (p * target).sum((1, 2, 3))
@@ -114,12 +137,14 @@ def weights_digest(model: nn.Module) -> str:
 
 
 def evaluate_iou(model: nn.Module, pool: SamplePool, indices: list[int], input_size: int) -> tuple[float, float]:
-    """Person IoU at threshold 0.5 on `pool[indices]`: mean over images and pooled over pixels."""
+    """Person IoU at threshold 0.5 on `pool[indices]`: mean over images (`selection_iou`: person-free frames score
+    the share of pixels left background) and pooled over pixels."""
     segmenter = Segmenter(TorchRunner(model), input_size)  # the same preprocessing as prediction
-    preds = [binarize(segmenter.predict(pool.images[i]), 0.5).ravel() for i in indices]  # (H*W,) each
-    targets = [pool.masks[i].astype(bool).ravel() for i in indices]
-    mean = float(np.mean([iou(p[None], t[None]) for p, t in zip(preds, targets, strict=True)]))
-    return mean, iou(np.concatenate(preds)[None], np.concatenate(targets)[None])  # pooled: all pixels as one image
+    preds = [binarize(segmenter.predict(pool.images[i]), 0.5) for i in indices]  # (H, W) each
+    targets = [pool.masks[i].astype(bool) for i in indices]
+    mean = float(np.mean([selection_iou(p[None], t[None]) for p, t in zip(preds, targets, strict=True)]))
+    pooled = iou(np.concatenate([p.ravel() for p in preds])[None], np.concatenate([t.ravel() for t in targets])[None])
+    return mean, pooled  # pooled: all pixels as one image
 
 
 def train_one_epoch(
@@ -373,7 +398,7 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False) -> di
         model = model.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(model, cfg)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, cfg, steps_per_epoch, total_steps))
-    loss_fn = SegmentationLoss(float(pos_weight), cfg.dice_weight).to(device)
+    loss_fn = SegmentationLoss(float(pos_weight), cfg.dice_weight, cfg.boundary_weight, cfg.boundary_band).to(device)
 
     start_epoch, step, best = 1, 0, -1.0
     last_path, best_path = out / "last.pt", out / "best.pt"
