@@ -44,6 +44,15 @@ def test_sweep_finds_the_threshold_that_matches_the_labels():
         assert all(v < 1.0 for t, v in sweep.items() if abs(t - cut) > 0.01)
 
 
+def test_sweep_scores_person_free_images_by_their_false_pixels():
+    segmenter = Segmenter(ramp_runner, input_size=64)
+    image, empty = np.zeros((32, 64, 3), np.uint8), np.zeros((32, 64), np.uint8)
+    prob = segmenter.predict(image)
+    sweep = threshold_sweep(segmenter, [image], [empty])
+    for t, score in sweep.items():
+        assert score == pytest.approx(1 - (prob >= t).mean())  # not 0 for every threshold that leaves a pixel on
+
+
 def test_ties_go_to_the_threshold_closest_to_one_half():
     assert best_threshold({0.3: 0.9, 0.45: 0.95, 0.6: 0.95, 0.7: 0.8}) == 0.45
     assert best_threshold({0.5: 0.9, 0.55: 0.9}) == 0.5

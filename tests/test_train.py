@@ -190,6 +190,25 @@ def test_non_finite_losses_stop_the_run(make_dataset, tmp_path, monkeypatch):
     assert not (out / "last.pt").exists()
 
 
+def test_boundary_weight_makes_errors_at_the_label_edges_cost_more():
+    target = torch.zeros(1, 1, 32, 32)
+    target[..., 8:24, 8:24] = 1
+    loss = SegmentationLoss(pos_weight=1.0, boundary_weight=4.0, boundary_band=2)
+    band = loss.edge_band(target)
+    assert band[0, 0, 16, 16] == 0 and band[0, 0, 0, 0] == 0  # deep inside, far outside
+    assert [int(band[0, 0, row, 16]) for row in range(4, 12)] == [0, 0, 1, 1, 1, 1, 0, 0]  # 2 pixels either side
+    right = torch.where(target > 0, 10.0, -10.0)  # confident and right everywhere
+    at_edge, far = right.clone(), right.clone()
+    at_edge[..., 7, 16] = 10.0  # one false pixel just outside the person
+    far[..., 0, 16] = 10.0  # one false pixel in a corner
+    plain = SegmentationLoss(pos_weight=1.0)
+    assert plain(at_edge, target) == pytest.approx(plain(far, target).item())
+    assert loss(at_edge, target) > 4 * loss(far, target)
+    assert SegmentationLoss(1.0, boundary_weight=0.0)(at_edge, target) == pytest.approx(plain(at_edge, target).item())
+    with pytest.raises(ValueError, match="boundary_weight"):
+        SegmentationLoss(1.0, boundary_weight=-1.0)
+
+
 def test_isolated_non_finite_losses_are_skipped(make_dataset, tmp_path, monkeypatch):
     real_forward, calls = SegmentationLoss.forward, []
 
