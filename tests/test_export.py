@@ -25,7 +25,7 @@ from asbunet.export.tflite import export_tflite
 from asbunet.inference.cpu import cpu_isa, describe_isa
 from asbunet.inference.preprocess import prepare, prepare_at
 from asbunet.inference.refine import GuidedRefine
-from asbunet.inference.runners import OnnxRunner, TorchRunner
+from asbunet.inference.runners import HEAD_STRIDE_KEY, OnnxRunner, TorchRunner
 from asbunet.inference.segmenter import Segmenter
 from asbunet.inference.weights import load_checkpoint, model_from_checkpoint
 from asbunet.metrics import iou
@@ -263,6 +263,7 @@ def test_head_stride_export_leaves_the_resize_to_the_segmenter(trained_tiny, tin
     assert out.shape == ref.shape == (1, 1, x.shape[2] // 2, x.shape[3] // 2)
     assert np.abs(out - ref).max() <= FP32_RELATIVE_TOLERANCE * max(1.0, np.abs(ref).max())
     full_runner, head_runner = OnnxRunner(tiny_onnx[0], threads=1), OnnxRunner(path, threads=1)
+    assert head_runner.metadata.get(HEAD_STRIDE_KEY) == "true" and HEAD_STRIDE_KEY not in full_runner.metadata
     for refine in [None, GuidedRefine(2, 1e-4, 4), GuidedRefine(3, 1e-4, 1)]:
         full, head = (Segmenter(r, 128, refine=refine) for r in (full_runner, head_runner))
         for image in photos[:4]:

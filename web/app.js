@@ -222,9 +222,10 @@ async function step() {
       const networkStart = performance.now();
       const result = await session.run({ [session.inputNames[0]]: tensor });
       const networkMs = performance.now() - networkStart;
-      const logits = result[session.outputNames[0]].data;
+      const output = result[session.outputNames[0]]; // (1, 1, h, w), or smaller from an `--head-stride` export
+      const [oh, ow] = output.dims.slice(-2);
       const postStart = performance.now();
-      let prob = logitsToProbability(logits, h, w, height, width);
+      let prob = logitsToProbability(output.data, oh, ow, height, width);
       if ($("smooth").checked) prob = smoother.apply(prob);
       else smoother.reset();
       const binary = mask(prob, spec.threshold);

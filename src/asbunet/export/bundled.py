@@ -17,6 +17,7 @@ from asbunet.atomic import replacing
 from asbunet.data.sources import open_source, split_indices
 from asbunet.inference.cpu import cpu_isa, cpu_name, describe_isa
 from asbunet.inference.runners import (
+    HEAD_STRIDE_KEY,
     INPUT_SIZE_KEY,
     INT8_CHECK_KEY,
     INT8_DEFAULT_KEY,
@@ -133,6 +134,10 @@ def export_bundled(
     """Writes `weights/<name>.onnx` (fp32, dynamic size) and `weights/<name>.int8.onnx` from the bundled safetensors
     weights, with the weights' SHA-256, input size and threshold in their metadata, and decides the default runtime.
 
+    A model that carries an edge-aware refinement (`refine` in its metadata) is exported with its logits at the
+    network's output stride (`export_onnx(head_stride=True)`): the refinement resizes the probability to the image
+    itself, so the network's last resize would be wasted work (`with_head_stride`).
+
     Args:
         name: a bundled model (`asbunet.inference.weights.bundled_models()`).
         calibration: folders of photos for the int8 calibration; None: `calibration_count` photos spread over the
@@ -170,6 +175,7 @@ def export_bundled(
             dynamic=True,
             images=images[:8],
             input_size=input_size,
+            head_stride=with_head_stride(meta),
             metadata={
                 THRESHOLD_KEY: f"{threshold:g}",
                 INPUT_SIZE_KEY: str(input_size),
@@ -201,9 +207,15 @@ def export_bundled(
     return BundledExport(name, fp32_path, int8_path, digest, check, int8_default, result.summary(), q.summary())
 
 
+def with_head_stride(meta: dict) -> bool:
+    """Whether a bundled model's ONNX files end at the network's output stride: those of models that carry a
+    refinement (`asbunet.inference.refine`), which resizes the probability to the image itself."""
+    return "refine" in meta
+
+
 def check_bundled_onnx(names: Sequence[str] | None = None) -> list[str]:
     """Problems of the bundled ONNX files: missing, or exported from other weights than the shipped safetensors file
-    (stored SHA-256, threshold, input size or refine setting differ). Empty when all match."""
+    (stored SHA-256, threshold, input size, refine setting or output stride differ). Empty when all match."""
     problems = []
     for name in names or bundled_models():
         weights = bundled_path(name)
@@ -219,6 +231,7 @@ def check_bundled_onnx(names: Sequence[str] | None = None) -> list[str]:
                 THRESHOLD_KEY: f"{float(meta.get('threshold', 0.5)):g}",
                 INPUT_SIZE_KEY: str(meta.get("input_size", 256)),
                 REFINE_KEY: meta.get("refine"),
+                HEAD_STRIDE_KEY: "true" if with_head_stride(meta) else None,
             }
             wrong = [k for k, v in expected.items() if stored.get(k) != v]
             if wrong:

@@ -15,6 +15,7 @@ from torch import nn
 from asbunet.atomic import replacing
 from asbunet.export.checks import ExportResult, check_onnx, check_size, random_batch
 from asbunet.export.rewrites import merge_parallel_convs
+from asbunet.inference.runners import HEAD_STRIDE_KEY
 
 DEFAULT_OPSET = 18
 
@@ -120,6 +121,7 @@ def export_onnx(
             if not head_stride
             else "float32 (B, 1, h, w) person logits at the network's output stride (resized to (H, W), the sigmoid "
             "gives the probability)",
+            **({HEAD_STRIDE_KEY: "true"} if head_stride else {}),
             **(metadata or {}),
         }
         add_metadata(proto, meta)

@@ -26,6 +26,9 @@ Runner = Callable[[np.ndarray], np.ndarray]  # normalized batch (B, 3, h, w) -> 
 THRESHOLD_KEY = "asbunet.threshold"  # metadata: the model's mask threshold (`Segmenter.threshold`)
 INPUT_SIZE_KEY = "asbunet.input_size"  # metadata: the long side a dynamic-size model runs at (`Segmenter.input_size`)
 REFINE_KEY = "asbunet.refine"  # metadata: how the probability is resized back (`asbunet.inference.refine`), if stored
+HEAD_STRIDE_KEY = (
+    "asbunet.head_stride"  # "true": logits at the network's output stride (`asbunet export --head-stride`)
+)
 # metadata of the bundled ONNX files (`asbunet export-bundled`, `asbunet.export.bundled.export_bundled`):
 WEIGHTS_DIGEST_KEY = "asbunet.weights_sha256"  # SHA-256 of the safetensors file they were exported from
 INT8_DEFAULT_KEY = "asbunet.int8_default"  # "true": int8 within `INT8_TOLERANCE` of fp32, the default runtime
