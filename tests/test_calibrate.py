@@ -17,9 +17,17 @@ from asbunet.cli import main
 from asbunet.evaluate.run import evaluate_model
 from asbunet.inference.refine import GuidedRefine
 from asbunet.inference.weights import load_checkpoint, load_model, read_safetensors
+from asbunet.metrics import iou
 from asbunet.segment.options import SegmentOptions, resolve_options
 from asbunet.train.bundle import bundle_checkpoint
-from asbunet.train.calibrate import THRESHOLDS, best_setting, best_threshold, size_threshold_sweep, threshold_sweep
+from asbunet.train.calibrate import (
+    THRESHOLDS,
+    best_setting,
+    best_threshold,
+    selection_iou,
+    size_threshold_sweep,
+    threshold_sweep,
+)
 from asbunet.train.config import TrainConfig
 from asbunet.train.engine import train
 
@@ -51,6 +59,29 @@ def test_sweep_scores_person_free_images_by_their_false_pixels():
     sweep = threshold_sweep(segmenter, [image], [empty])
     for t, score in sweep.items():
         assert score == pytest.approx(1 - (prob >= t).mean())  # not 0 for every threshold that leaves a pixel on
+
+
+def square(size: int, top_left: int, side: int) -> np.ndarray:
+    mask = np.zeros((size, size), np.uint8)
+    mask[top_left : top_left + side, top_left : top_left + side] = 1
+    return mask
+
+
+def test_selection_iou_is_iou_on_people_and_the_background_share_on_person_free_labels():
+    empty, person = np.zeros((32, 32), np.uint8), square(32, 8, 16)
+    one_pixel = np.zeros((32, 32), np.uint8)
+    one_pixel[0, 0] = 1
+    pred = square(32, 8, 12)
+    assert selection_iou(pred, person) == pytest.approx(iou(pred, person))
+    assert selection_iou(empty, empty) == 1.0
+    assert iou(one_pixel, empty) == 0.0  # one false pixel: as wrong as a wholly false frame
+    assert selection_iou(one_pixel, empty) == pytest.approx(1 - 1 / 1024)
+    assert selection_iou(square(32, 0, 16), empty) == pytest.approx(0.75)
+    batch = selection_iou(np.stack([pred, one_pixel]), np.stack([person, empty]), reduction="none")
+    assert batch.shape == (2,) and batch == pytest.approx([iou(pred, person), 1 - 1 / 1024])
+    assert selection_iou(np.stack([pred, one_pixel]), np.stack([person, empty])) == pytest.approx(batch.mean())
+    with pytest.raises(ValueError, match="reduction"):
+        selection_iou(pred, person, reduction="pooled")
 
 
 def test_ties_go_to_the_threshold_closest_to_one_half():

@@ -20,7 +20,6 @@ from asbunet.metrics import (
     mean_absolute_error,
     precision,
     recall,
-    selection_iou,
     summarize,
 )
 
@@ -107,23 +106,6 @@ def test_prediction_on_empty_label_is_wrong_and_a_false_detection():
     assert iou(pred, empty) == 0.0
     assert ignore_band_iou(pred, empty) == -1.0  # IoU 0 minus one false detection
     assert recall(pred, empty) == 1.0 and precision(pred, empty) == 0.0
-
-
-def test_selection_iou_is_iou_on_people_and_the_background_share_on_person_free_labels():
-    empty, person = np.zeros((32, 32), np.uint8), square(32, 8, 8, 16)
-    one_pixel = np.zeros((32, 32), np.uint8)
-    one_pixel[0, 0] = 1
-    pred = square(32, 8, 8, 12)
-    assert selection_iou(pred, person) == pytest.approx(iou(pred, person))
-    assert selection_iou(empty, empty) == 1.0
-    assert iou(one_pixel, empty) == 0.0  # one false pixel: as wrong as a wholly false frame
-    assert selection_iou(one_pixel, empty) == pytest.approx(1 - 1 / 1024)
-    assert selection_iou(square(32, 0, 0, 16), empty) == pytest.approx(0.75)
-    batch = selection_iou(np.stack([pred, one_pixel]), np.stack([person, empty]), reduction="none")
-    assert batch.shape == (2,) and batch == pytest.approx([iou(pred, person), 1 - 1 / 1024])
-    assert selection_iou(np.stack([pred, one_pixel]), np.stack([person, empty])) == pytest.approx(batch.mean())
-    with pytest.raises(ValueError, match="reduction"):
-        selection_iou(pred, person, reduction="pooled")
 
 
 def test_bigger_object_gets_a_wider_band():

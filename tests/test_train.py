@@ -21,7 +21,8 @@ from asbunet.data.io import DataError
 from asbunet.inference.weights import load_checkpoint, model_from_checkpoint
 from asbunet.train.checkpoint import FORMAT
 from asbunet.train.config import TrainConfig, load_config
-from asbunet.train.engine import NonFiniteLossError, SegmentationLoss, train, weights_digest
+from asbunet.train.engine import NonFiniteLossError, train, weights_digest
+from asbunet.train.loss import SegmentationLoss
 
 REPO = Path(__file__).resolve().parents[1]
 

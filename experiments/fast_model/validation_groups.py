@@ -26,8 +26,8 @@ from asbunet.inference.postprocess import binarize
 from asbunet.inference.refine import GuidedRefine
 from asbunet.inference.segmenter import Segmenter
 from asbunet.inference.weights import load_model
-from asbunet.metrics import iou, selection_iou
-from asbunet.train.calibrate import THRESHOLDS, best_threshold
+from asbunet.metrics import iou
+from asbunet.train.calibrate import THRESHOLDS, best_threshold, selection_iou
 from asbunet.train.config import load_config
 from asbunet.train.engine import load_data
 

@@ -423,22 +423,6 @@ def iou(pred, target, reduction: str = "mean") -> float | np.ndarray:
     return _reduce(tp, tp + fp + fn, reduction)
 
 
-def selection_iou(pred, target, reduction: str = "mean") -> float | np.ndarray:
-    """Person IoU where the label shows a person; where it shows none, the share of pixels left background.
-
-    The score `asbunet train` keeps its best checkpoint by and `asbunet bundle` chooses the threshold by. IoU on a
-    person-free label is all or nothing (one false pixel scores 0, as many as a wholly false frame), so a few
-    person-free frames would swing a mean over images more than every photo; the share of false pixels grows with
-    the error instead. `reduction`: "mean" over images or "none" (per image)."""
-    if reduction not in ("mean", "none"):
-        raise ValueError(f"reduction must be 'mean' or 'none', got {reduction!r}")
-    tp, fp, fn = _confusion(pred, target, "none")
-    pixels = int(np.prod(np.shape(pred)[-2:]))
-    person = tp + fn > 0
-    per_image = np.where(person, tp / np.maximum(tp + fp + fn, 1), 1 - fp / pixels)
-    return per_image if reduction == "none" else float(per_image.mean())
-
-
 def dice(pred, target, reduction: str = "mean") -> float | np.ndarray:
     """Dice coefficient (pixel F1) `2 |P & Y| / (|P| + |Y|)`."""
     tp, fp, fn = _confusion(pred, target, reduction)

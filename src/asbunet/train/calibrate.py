@@ -20,9 +20,26 @@ from asbunet.inference.preprocess import SIZE_MULTIPLE
 from asbunet.inference.refine import GuidedRefine
 from asbunet.inference.runners import Runner
 from asbunet.inference.segmenter import Segmenter
-from asbunet.metrics import selection_iou
+from asbunet.metrics import iou
 
 THRESHOLDS = tuple(round(0.3 + 0.05 * i, 2) for i in range(13))  # 0.30, 0.35, ..., 0.90
+
+
+def selection_iou(pred, target, reduction: str = "mean") -> float | np.ndarray:
+    """Person IoU where the label `(H, W)` or `(B, H, W)` shows a person; where it shows none, the share of pixels
+    left background.
+
+    The score `asbunet train` keeps its best checkpoint by and `asbunet bundle` chooses the threshold by. IoU on a
+    person-free label is all or nothing (one false pixel scores 0, as many as a wholly false frame), so a few
+    person-free frames would swing a mean over images more than every photo; the share of false pixels grows with
+    the error instead. `reduction`: "mean" over images or "none" (per image)."""
+    if reduction not in ("mean", "none"):
+        raise ValueError(f"reduction must be 'mean' or 'none', got {reduction!r}")
+    per_image = np.atleast_1d(iou(pred, target, reduction="none"))  # (B,), checks the masks
+    p = np.asarray(pred).astype(bool).reshape(per_image.size, -1)  # (B, H*W)
+    y = np.asarray(target).astype(bool).reshape(per_image.size, -1)
+    per_image = np.where(y.any(axis=1), per_image, 1 - p.mean(axis=1))
+    return per_image if reduction == "none" else float(per_image.mean())
 
 
 def threshold_sweep(
