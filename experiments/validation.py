@@ -14,16 +14,18 @@ def validation_parts(config: str) -> tuple[list, list, list]:
     (RGB image, bool mask); held-out photos, validation people composited over held-out person-free frames, and those
     frames (all-zero masks)."""
     _, _, pool, idx = load_data(load_config(config))
-    photos, scenes, frames = [], [], []
+    parts: dict[str, list] = {"photos": [], "scenes": [], "frames": []}
     for i in idx:
-        item = (pool.images[i], pool.masks[i].astype(bool))
-        if not item[1].any():
-            frames.append(item)
-        elif str(pool.names[i]).startswith("scene "):
-            scenes.append(item)
-        else:
-            photos.append(item)
-    return photos, scenes, frames
+        parts[validation_kind(str(pool.names[i]), pool.masks[i])].append((pool.images[i], pool.masks[i].astype(bool)))
+    return parts["photos"], parts["scenes"], parts["frames"]
+
+
+def validation_kind(name: str, mask) -> str:
+    """ "frames" (a person-free frame: empty mask), "scenes" (a composite: its name starts with "scene ") or
+    "photos", for one validation sample of `asbunet.train.engine.load_data`."""
+    if not mask.any():
+        return "frames"
+    return "scenes" if name.startswith("scene ") else "photos"
 
 
 def emit(lines: list[str], output: str | None) -> None:

@@ -25,7 +25,7 @@ from asbunet.atomic import replacing
 from asbunet.inference.refine import GuidedRefine
 from asbunet.inference.runners import TorchRunner
 from asbunet.inference.weights import model_from_checkpoint
-from asbunet.train.calibrate import size_threshold_sweep
+from asbunet.train.calibrate import best_threshold, size_threshold_sweep
 from asbunet.train.config import TrainConfig
 from asbunet.train.engine import load_data
 
@@ -58,7 +58,7 @@ def main() -> None:
     def score(state: dict) -> tuple[float, float]:
         model = model_from_checkpoint({**first, "state_dict": state})
         sweep = size_threshold_sweep(TorchRunner(model), [320], images, masks, refine=refine, progress=tqdm)[320]
-        best = max(sweep, key=sweep.get)
+        best = best_threshold(sweep)
         return sweep[best], best
 
     own = {path: score(c["state_dict"]) for path, c in ckpts.items()}

@@ -32,17 +32,17 @@ from asbunet.train.config import load_config
 from asbunet.train.engine import load_data
 
 sys.path.insert(0, str(Path(__file__).parent.parent))
-from validation import emit  # noqa: E402
+from validation import emit, validation_kind  # noqa: E402
 
 CONFIG = "configs/person_fast_j.yaml"  # the split of every fast-model chunk from the tenth on (same data and seed)
 
 
 def group_of(name: str, mask: np.ndarray) -> str:
-    if not mask.any():
-        return "person-free frames"
-    if name.startswith("scene "):
-        return "composites"
-    return "pfcn_portrait" if "pfcn_portrait" in name else "ccp"
+    """`validation_kind`, with the photos split by data set."""
+    kind = validation_kind(name, mask)
+    if kind == "photos":
+        return "pfcn_portrait" if "pfcn_portrait" in name else "ccp"
+    return {"frames": "person-free frames", "scenes": "composites"}[kind]
 
 
 def main() -> None:
