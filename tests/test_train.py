@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from helpers import tiny_config, write_config
@@ -22,7 +23,7 @@ from asbunet.inference.weights import load_checkpoint, model_from_checkpoint
 from asbunet.train.checkpoint import FORMAT
 from asbunet.train.config import TrainConfig, load_config
 from asbunet.train.engine import NonFiniteLossError, train, weights_digest
-from asbunet.train.loss import SegmentationLoss
+from asbunet.train.loss import SegmentationLoss, lovasz_hinge
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -208,6 +209,23 @@ def test_boundary_weight_makes_errors_at_the_label_edges_cost_more():
     assert SegmentationLoss(1.0, boundary_weight=0.0)(at_edge, target) == pytest.approx(plain(at_edge, target).item())
     with pytest.raises(ValueError, match="boundary_weight"):
         SegmentationLoss(1.0, boundary_weight=-1.0)
+
+
+def test_lovasz_hinge_is_twice_one_minus_iou_at_unit_logits_and_zero_when_confidently_right():
+    rng = np.random.default_rng(0)
+    target = torch.from_numpy(rng.random((3, 1, 16, 16)) < 0.4).float()
+    pred = torch.from_numpy(rng.random((3, 1, 16, 16)) < 0.5)
+    pred[1] = target[1] > 0  # one image exactly right
+    logits = torch.where(pred, 1.0, -1.0)
+    inter, union = (pred & (target > 0)).sum((1, 2, 3)), (pred | (target > 0)).sum((1, 2, 3))
+    torch.testing.assert_close(lovasz_hinge(logits, target), 2 * (1 - inter / union))
+    assert lovasz_hinge(torch.where(target > 0, 5.0, -5.0), target).abs().max() == 0
+    loss = SegmentationLoss(pos_weight=1.0, lovasz_weight=0.5)
+    plain = SegmentationLoss(pos_weight=1.0)
+    expected = plain(logits, target) + 0.5 * lovasz_hinge(logits, target).mean()
+    assert loss(logits, target).item() == pytest.approx(expected.item())
+    with pytest.raises(ValueError, match="lovasz_weight"):
+        SegmentationLoss(1.0, lovasz_weight=-1.0)
 
 
 def test_isolated_non_finite_losses_are_skipped(make_dataset, tmp_path, monkeypatch):

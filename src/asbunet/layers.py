@@ -51,6 +51,7 @@ class ConvNormAct(nn.Sequential):
         stride: int = 1,
         padding: int | None = None,
         dilation: int = 1,
+        groups: int = 1,
         norm_layer: Callable[..., nn.Module] | None = BatchNorm2d,
         act_layer: Callable[..., nn.Module] | None = ACTIVATIONS["relu"],
         bias: bool | None = None,
@@ -67,6 +68,7 @@ class ConvNormAct(nn.Sequential):
                 stride=stride,
                 padding=padding,
                 dilation=dilation,
+                groups=groups,
                 bias=bias,
             )
         ]
@@ -75,6 +77,28 @@ class ConvNormAct(nn.Sequential):
         if act_layer is not None:
             layers.append(act_layer())
         super().__init__(*layers)
+        self.out_channels = out_channels
+
+
+class SeparableConvNormAct(nn.Sequential):
+    """A depthwise `kernel_size` convolution then a pointwise 1x1 one, each Conv -> BatchNorm -> activation
+    (MobileNetV1's depthwise-separable convolution): what a dense `ConvNormAct` computes, for about
+    `1 / out_channels + 1 / kernel_size**2` of its multiply-adds."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int = 3,
+        dilation: int = 1,
+        act_layer: Callable[..., nn.Module] | None = ACTIVATIONS["relu"],
+    ):
+        super().__init__(
+            ConvNormAct(
+                in_channels, in_channels, kernel_size, dilation=dilation, groups=in_channels, act_layer=act_layer
+            ),
+            ConvNormAct(in_channels, out_channels, 1, act_layer=act_layer),
+        )
         self.out_channels = out_channels
 
 

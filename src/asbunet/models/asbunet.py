@@ -65,6 +65,7 @@ class ASBUNetConfig:
     min_channels: int = 8  # floor of every scaled width (with `width_mult` < 1)
     decoder_stride: int = 2  # where the decoder stops: 2 (Section III-D) or 4
     subpixel_head: bool = False  # with decoder_stride 4: the head predicts at stride 2 from conv1 (SubPixelHead)
+    separable: bool = False  # depthwise-separable 3x3 convolutions in every ASB layer (not the paper's)
     num_classes: int = 1
     layers: tuple[ASBLayerSpec, ...] = FIG8_ASB_LAYERS
     decoder: tuple[DecoderStage, ...] = ASBUNET_DECODER
@@ -102,7 +103,9 @@ class ASBNetEncoder(nn.Module):
         self.stages = nn.ModuleList()
         stage = nn.Sequential()
         for spec in cfg.layers:
-            layer = ASBLayer(channels, cfg.width(spec.squeeze), cfg.width(spec.expand), spec.dilation, act)
+            layer = ASBLayer(
+                channels, cfg.width(spec.squeeze), cfg.width(spec.expand), spec.dilation, act, cfg.separable
+            )
             stage.add_module(spec.name, layer)
             channels = layer.out_channels
             if spec.name in pool_after:
@@ -133,6 +136,6 @@ class ASBUNet(EncoderDecoder):
         stages = tuple(s.scaled(cfg.width) for s in cfg.decoder)
         first_skip = encoder.strides.index(cfg.decoder_stride)  # the shallowest skip the decoder reads
         head = cfg.width(cfg.head_channels)
-        super().__init__(encoder, stages, head, cfg.num_classes, act, first_skip, cfg.subpixel_head)
+        super().__init__(encoder, stages, head, cfg.num_classes, act, first_skip, cfg.subpixel_head, cfg.separable)
         self.cfg = cfg
         init_weights_kaiming(self)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from asbunet.layers import ConvNormAct, resize_to
+from asbunet.layers import ConvNormAct, SeparableConvNormAct, resize_to
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,8 @@ class ASBLayer(nn.Module):
 
     A 3x3 squeeze ("compress") convolution, then three parallel "decompress" branches on its output (1x1, 3x3 and
     3x3 with dilation `dilation`), concatenated along channels. Every convolution is Conv + BN + activation.
+    With `separable` every 3x3 convolution is depthwise-separable (`SeparableConvNormAct`): not the paper's layer,
+    a cheaper one for CPUs where dense 3x3 convolutions take most of the time.
     """
 
     def __init__(
@@ -57,12 +59,14 @@ class ASBLayer(nn.Module):
         expand: int,
         dilation: int,
         act_layer: Callable[..., nn.Module],
+        separable: bool = False,
     ):
         super().__init__()
-        self.compress = ConvNormAct(in_channels, squeeze, 3, act_layer=act_layer)
+        conv3x3 = SeparableConvNormAct if separable else ConvNormAct
+        self.compress = conv3x3(in_channels, squeeze, 3, act_layer=act_layer)
         self.decompress1x1 = ConvNormAct(squeeze, expand, 1, act_layer=act_layer)
-        self.decompress3x3_1 = ConvNormAct(squeeze, expand, 3, act_layer=act_layer)
-        self.decompressXxX_2 = ConvNormAct(squeeze, expand, 3, dilation=dilation, act_layer=act_layer)
+        self.decompress3x3_1 = conv3x3(squeeze, expand, 3, act_layer=act_layer)
+        self.decompressXxX_2 = conv3x3(squeeze, expand, 3, dilation=dilation, act_layer=act_layer)
         self.out_channels = 3 * expand
         self.dilation = dilation
 
@@ -88,10 +92,16 @@ class UpscaleConnector(nn.Module):
 class LongConnectBlock(nn.Module):
     """Long-connect block (Section III-D): upscale connector, then an ASB layer with dilation 1."""
 
-    def __init__(self, deep_channels: int, stage: DecoderStage, act_layer: Callable[..., nn.Module]):
+    def __init__(
+        self,
+        deep_channels: int,
+        stage: DecoderStage,
+        act_layer: Callable[..., nn.Module],
+        separable: bool = False,
+    ):
         super().__init__()
         self.connector = UpscaleConnector(deep_channels, stage.up, act_layer)
-        self.asbl = ASBLayer(stage.up + stage.skip, stage.squeeze, stage.expand, 1, act_layer)
+        self.asbl = ASBLayer(stage.up + stage.skip, stage.squeeze, stage.expand, 1, act_layer, separable)
         self.out_channels = self.asbl.out_channels
 
     def forward(self, deep: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
@@ -111,6 +121,7 @@ class UNetDecoder(nn.Module):
         stages: Sequence[DecoderStage],
         act_layer: Callable[..., nn.Module],
         first_skip: int = 0,
+        separable: bool = False,
     ):
         super().__init__()
         n_skips = len(encoder_channels) - 1
@@ -127,7 +138,7 @@ class UNetDecoder(nn.Module):
         blocks = []
         deep = encoder_channels[-1]
         for stage in reversed(stages):
-            blocks.append(LongConnectBlock(deep, stage, act_layer))
+            blocks.append(LongConnectBlock(deep, stage, act_layer, separable))
             deep = blocks[-1].out_channels
         self.blocks = nn.ModuleList(blocks)  # deepest first
         self.out_channels = deep
@@ -198,12 +209,13 @@ class EncoderDecoder(nn.Module):
         act_layer: Callable[..., nn.Module],
         first_skip: int = 0,
         subpixel_head: bool = False,
+        separable: bool = False,
     ):
         super().__init__()
         if subpixel_head and first_skip < 1:
             raise ValueError("subpixel_head needs a decoder that stops before the shallowest encoder feature")
         self.encoder = encoder
-        self.decoder = UNetDecoder(encoder.out_channels, stages, act_layer, first_skip)
+        self.decoder = UNetDecoder(encoder.out_channels, stages, act_layer, first_skip, separable)
         self.detail = first_skip - 1 if subpixel_head else None  # index of the feature the head reads
         if self.detail is None:
             self.head = SegmentationHead(self.decoder.out_channels, head_channels, num_classes, act_layer)

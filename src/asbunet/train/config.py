@@ -52,6 +52,7 @@ class TrainConfig:
     dice_weight: float = 0.0  # optional soft-Dice term added to the weighted BCE
     boundary_weight: float = 0.0  # extra BCE weight on the pixels near the label's edges (`SegmentationLoss`)
     boundary_band: int = 3  # half-width in pixels of that band
+    lovasz_weight: float = 0.0  # optional per-image Lovasz hinge term (`lovasz_hinge`)
     teacher: str | None = None  # knowledge distillation: a trained model whose probabilities are soft targets
     distill_weight: float = 1.0  # weight of the soft-target BCE beside the labelled loss (with `teacher`)
     augment: dict = field(default_factory=dict)

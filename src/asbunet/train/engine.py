@@ -359,7 +359,9 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False) -> di
         model = model.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(model, cfg)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, cfg, steps_per_epoch, total_steps))
-    loss_fn = SegmentationLoss(float(pos_weight), cfg.dice_weight, cfg.boundary_weight, cfg.boundary_band).to(device)
+    loss_fn = SegmentationLoss(
+        float(pos_weight), cfg.dice_weight, cfg.boundary_weight, cfg.boundary_band, cfg.lovasz_weight
+    ).to(device)
 
     start_epoch, step, best = 1, 0, -1.0
     last_path, best_path = out / "last.pt", out / "best.pt"
