@@ -43,6 +43,7 @@ from asbunet.analysis.size import (
 )
 from asbunet.cli import main
 from asbunet.export.onnx import export_onnx
+from asbunet.models.unet import ASBLayer
 from asbunet.paper import FIG8_CONV_WEIGHTS
 
 NAMES = asbunet.list_models()
@@ -254,6 +255,27 @@ def test_min_channels_floors_the_thin_layers_of_a_narrow_model():
     for bad in (0, 12):
         with pytest.raises(ValueError, match="min_channels"):
             asbunet.create_model("asbunet_035", min_channels=bad)
+
+
+def test_separable_asb_layers_make_every_3x3_convolution_depthwise_then_pointwise():
+    def convs(model):
+        return [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+
+    dense = asbunet.create_model("asbunet_035_s4_subpixel")
+    separable = asbunet.create_model("asbunet_035_s4_subpixel", separable=True)
+    asb = [m for m in separable.modules() if isinstance(m, ASBLayer)]
+    assert len(asb) == len([m for m in dense.modules() if isinstance(m, ASBLayer)]) == 9  # 7 encoder, 2 decoder
+    for layer in asb:
+        for branch in (layer.compress, layer.decompress3x3_1, layer.decompressXxX_2):
+            depthwise, pointwise = branch[0][0], branch[1][0]
+            assert depthwise.groups == depthwise.in_channels == depthwise.out_channels
+            assert depthwise.kernel_size == (3, 3) and pointwise.kernel_size == (1, 1)
+        assert layer.decompressXxX_2[0][0].dilation == (layer.dilation, layer.dilation)
+    dense_3x3 = sum(c.weight.numel() for c in convs(dense) if c.kernel_size == (3, 3))
+    separable_3x3 = sum(c.weight.numel() for c in convs(separable) if c.kernel_size == (3, 3))
+    assert separable_3x3 < dense_3x3 / 4
+    with torch.no_grad():
+        assert separable.eval()(_input(1, 3, 64, 96)).shape == (1, 1, 64, 96)
 
 
 @pytest.mark.parametrize("name", list(BASELINE_BACKBONES))

@@ -6,7 +6,7 @@ stride, input size 320, the tenth chunk's guided refinement), to time beside it.
     asbunet export experiments/fast_model/asbunet_person_fast_j_cheap.safetensors --dynamic --head-stride \\
         --output out/separable/asbunet_person_fast_j_cheap_head.onnx
     asbunet bench-predict --image ../shared/data/davis_person/lucia/images/lucia_00000.jpg --threads 1 \\
-        --runs 200 --warmup 20 --models out/separable/*.onnx mediapipe_landscape --output out/bench_separable
+        --runs 100 --warmup 10 --models out/separable/*.onnx mediapipe_landscape --output out/bench_separable
 
 Latency does not depend on the weights, so the candidates carry seeded random weights.
 """
