@@ -82,7 +82,7 @@ class ConvNormAct(nn.Sequential):
 
 class SeparableConvNormAct(nn.Sequential):
     """A depthwise `kernel_size` convolution then a pointwise 1x1 one, each Conv -> BatchNorm -> activation
-    (MobileNetV1's depthwise-separable convolution): what a dense `ConvNormAct` computes, for about
+    (MobileNetV1's depthwise-separable convolution): a factorized stand-in for a dense `ConvNormAct`, with about
     `1 / out_channels + 1 / kernel_size**2` of its multiply-adds."""
 
     def __init__(
