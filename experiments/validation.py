@@ -5,8 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from asbunet.train.calibrate import validation_kind
 from asbunet.train.config import load_config
 from asbunet.train.engine import load_data
+
+__all__ = ["emit", "validation_kind", "validation_parts"]
 
 
 def validation_parts(config: str) -> tuple[list, list, list]:
@@ -18,14 +21,6 @@ def validation_parts(config: str) -> tuple[list, list, list]:
     for i in idx:
         parts[validation_kind(str(pool.names[i]), pool.masks[i])].append((pool.images[i], pool.masks[i].astype(bool)))
     return parts["photos"], parts["scenes"], parts["frames"]
-
-
-def validation_kind(name: str, mask) -> str:
-    """ "frames" (a person-free frame: empty mask), "scenes" (a composite: its name starts with "scene ") or
-    "photos", for one validation sample of `asbunet.train.engine.load_data`."""
-    if not mask.any():
-        return "frames"
-    return "scenes" if name.startswith("scene ") else "photos"
 
 
 def emit(lines: list[str], output: str | None) -> None:

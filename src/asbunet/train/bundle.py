@@ -21,7 +21,7 @@ from asbunet.inference.weights import (
     load_checkpoint,
     model_from_checkpoint,
 )
-from asbunet.train.calibrate import THRESHOLDS, best_setting, size_threshold_sweep
+from asbunet.train.calibrate import THRESHOLDS, best_setting, size_threshold_sweep, validation_kind
 from asbunet.train.config import TrainConfig
 
 
@@ -33,8 +33,8 @@ def calibrate_checkpoint(
     refine: GuidedRefine | None = None,
 ) -> dict:
     """Sweeps input size and mask threshold on the validation split of the run that wrote `ckpt` (its own config and
-    seed), the probability resized back with `refine` where given; returns the sweeps and the best `input_size` and
-    `threshold`."""
+    seed, scored as its `selection` says), the probability resized back with `refine` where given; returns the sweeps
+    and the best `input_size` and `threshold`."""
     from asbunet.train.engine import load_data
 
     cfg = TrainConfig(**ckpt["config"])
@@ -47,12 +47,14 @@ def calibrate_checkpoint(
             "--threshold 0.5 --input-size 256`)"
         ) from None
     images, masks = [pool.images[i] for i in indices], [pool.masks[i] for i in indices]
+    kinds = [validation_kind(str(pool.names[i]), pool.masks[i]) for i in indices] if cfg.selection == "kinds" else None
     sweeps = size_threshold_sweep(
-        TorchRunner(model_from_checkpoint(ckpt)), input_sizes, images, masks, thresholds, progress, refine
+        TorchRunner(model_from_checkpoint(ckpt)), input_sizes, images, masks, thresholds, progress, refine, kinds
     )
     input_size, threshold = best_setting(sweeps)
     return {
         "images": len(indices),
+        "selection": cfg.selection,
         "input_size": input_size,
         "threshold": threshold,
         "sweep": sweeps[input_size],

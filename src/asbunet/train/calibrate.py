@@ -23,6 +23,30 @@ from asbunet.inference.segmenter import Segmenter
 from asbunet.metrics import iou
 
 THRESHOLDS = tuple(round(0.3 + 0.05 * i, 2) for i in range(13))  # 0.30, 0.35, ..., 0.90
+SELECTIONS = ("images", "kinds")  # `TrainConfig.selection`: how `selection_score` averages the split
+
+
+def validation_kind(name: str, mask) -> str:
+    """ "frames" (a person-free frame: empty mask), "scenes" (a composite: its name starts with "scene ") or
+    "photos", for one validation sample of `asbunet.train.engine.load_data`."""
+    if not np.asarray(mask).any():
+        return "frames"
+    return "scenes" if name.startswith("scene ") else "photos"
+
+
+def selection_score(per_image, kinds: Sequence[str] | None = None) -> float | np.ndarray:
+    """The split's score from per-image `selection_iou` values `(N,)` or `(N, T)` (one column per threshold).
+
+    `kinds` None: the mean over images. Otherwise one kind per image (`validation_kind`): the mean over kinds of
+    each kind's mean, so that held-out photos, composites and person-free frames count alike whatever their
+    numbers in the split (the number of composites is a config setting, `data.val_scenes`)."""
+    values = np.asarray(per_image, dtype=float)  # (N,) or (N, T)
+    if kinds is None:
+        return values.mean(axis=0)
+    kinds = np.asarray(list(kinds))
+    if kinds.shape != values.shape[:1]:
+        raise ValueError(f"need one kind per image: {kinds.size} kinds for {values.shape[0]} images")
+    return np.mean([values[kinds == k].mean(axis=0) for k in np.unique(kinds)], axis=0)
 
 
 def selection_iou(pred, target, reduction: str = "mean") -> float | np.ndarray:
@@ -48,9 +72,11 @@ def threshold_sweep(
     masks: Sequence[np.ndarray],
     thresholds: Sequence[float] = THRESHOLDS,
     progress: Callable | None = None,
+    kinds: Sequence[str] | None = None,
 ) -> dict[float, float]:
     """Mean person IoU over `images` of the mask `binarize(probability, t)` (`probability >= t`), for every `t` in
-    `thresholds`; person-free images score the share of pixels left background (`selection_iou`)."""
+    `thresholds`; person-free images score the share of pixels left background (`selection_iou`), and `kinds`
+    (one per image) averages kind by kind (`selection_score`)."""
     if len(images) != len(masks) or not images:
         raise ValueError(f"need as many masks as images, and at least one; got {len(images)} and {len(masks)}")
     keys = [float(t) for t in thresholds]
@@ -63,7 +89,7 @@ def threshold_sweep(
         target = masks[i].astype(bool)  # (H, W)
         pred = np.stack([binarize(prob, t) for t in keys])  # (T, H, W)
         ious[i] = selection_iou(pred, np.broadcast_to(target, pred.shape), reduction="none")
-    return dict(zip(keys, ious.mean(axis=0).tolist(), strict=True))
+    return dict(zip(keys, selection_score(ious, kinds).tolist(), strict=True))
 
 
 def best_threshold(sweep: dict[float, float]) -> float:
@@ -79,6 +105,7 @@ def size_threshold_sweep(
     thresholds: Sequence[float] = THRESHOLDS,
     progress: Callable | None = None,
     refine: GuidedRefine | None = None,
+    kinds: Sequence[str] | None = None,
 ) -> dict[int, dict[float, float]]:
     """`threshold_sweep` of `runner` at every long side in `input_sizes`: `{input_size: {threshold: mean IoU}}`, the
     probability resized back with `refine` where given (`Segmenter`)."""
@@ -87,7 +114,10 @@ def size_threshold_sweep(
         raise ValueError(
             f"input sizes must be multiples of {SIZE_MULTIPLE} (the output stride), got {list(input_sizes)}"
         )
-    return {s: threshold_sweep(Segmenter(runner, s, refine=refine), images, masks, thresholds, progress) for s in sizes}
+    return {
+        s: threshold_sweep(Segmenter(runner, s, refine=refine), images, masks, thresholds, progress, kinds)
+        for s in sizes
+    }
 
 
 def best_setting(sweeps: dict[int, dict[float, float]]) -> tuple[int, float]:

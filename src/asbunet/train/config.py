@@ -60,6 +60,7 @@ class TrainConfig:
     threads: int = 2
     channels_last: bool = True
     bf16: bool = False
+    selection: str = "images"  # the validation score: mean over "images" or over "kinds" (`selection_score`)
     max_nonfinite: int = 10  # consecutive non-finite losses before the run stops
     seed: int = 0
     max_steps: int | None = None  # stop after this many optimizer steps in total (smoke tests)
@@ -73,6 +74,8 @@ class TrainConfig:
             raise ValueError(f"optimizer must be 'sgd' or 'adamw', got {self.optimizer!r}")
         if self.schedule not in ("step", "cosine"):
             raise ValueError(f"schedule must be 'step' or 'cosine', got {self.schedule!r}")
+        if self.selection not in ("images", "kinds"):
+            raise ValueError(f"selection must be 'images' or 'kinds', got {self.selection!r}")
         if not self.data.train:
             raise ValueError("data.train is empty: give at least one dataset")
         repeat = self.data.train_repeat

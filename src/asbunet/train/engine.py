@@ -40,7 +40,7 @@ from asbunet.inference.segmenter import Segmenter
 from asbunet.inference.weights import TORCH_SUFFIXES, bundled_models, load_checkpoint, load_model
 from asbunet.metrics import iou
 from asbunet.models import create_model
-from asbunet.train.calibrate import selection_iou
+from asbunet.train.calibrate import selection_iou, selection_score, validation_kind
 from asbunet.train.checkpoint import FORMAT, atomic_save
 from asbunet.train.config import TrainConfig
 from asbunet.train.distill import Distiller
@@ -97,13 +97,18 @@ def weights_digest(model: nn.Module) -> str:
     return h.hexdigest()[:16]
 
 
-def evaluate_iou(model: nn.Module, pool: SamplePool, indices: list[int], input_size: int) -> tuple[float, float]:
-    """Person IoU at threshold 0.5 on `pool[indices]`: mean over images (`selection_iou`: person-free frames score
-    the share of pixels left background) and pooled over pixels."""
+def evaluate_iou(
+    model: nn.Module, pool: SamplePool, indices: list[int], input_size: int, selection: str = "images"
+) -> tuple[float, float]:
+    """Person IoU at threshold 0.5 on `pool[indices]`: the split's `selection_score` (`selection_iou` per image,
+    person-free frames scoring the share of pixels left background; averaged over images or, with `selection`
+    "kinds", kind by kind) and pooled over pixels."""
     segmenter = Segmenter(TorchRunner(model), input_size)  # the same preprocessing as prediction
     preds = [binarize(segmenter.predict(pool.images[i]), 0.5) for i in indices]  # (H, W) each
     targets = [pool.masks[i].astype(bool) for i in indices]
-    mean = float(np.mean([selection_iou(p[None], t[None]) for p, t in zip(preds, targets, strict=True)]))
+    per_image = [selection_iou(p[None], t[None]) for p, t in zip(preds, targets, strict=True)]
+    kinds = [validation_kind(str(pool.names[i]), pool.masks[i]) for i in indices] if selection == "kinds" else None
+    mean = float(selection_score(per_image, kinds))
     pooled = iou(np.concatenate([p.ravel() for p in preds])[None], np.concatenate([t.ravel() for t in targets])[None])
     return mean, pooled  # pooled: all pixels as one image
 
@@ -406,7 +411,7 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False) -> di
         if world > 1:
             sync_buffers(model)
         if main:
-            val_iou, val_pooled = evaluate_iou(model, val_pool, val_idx, cfg.val_size)
+            val_iou, val_pooled = evaluate_iou(model, val_pool, val_idx, cfg.val_size, cfg.selection)
             row = {
                 "epoch": epoch,
                 "step": step,
