@@ -25,8 +25,10 @@ from asbunet.train.calibrate import (
     best_setting,
     best_threshold,
     selection_iou,
+    selection_score,
     size_threshold_sweep,
     threshold_sweep,
+    validation_kind,
 )
 from asbunet.train.config import TrainConfig
 from asbunet.train.engine import train
@@ -82,6 +84,37 @@ def test_selection_iou_is_iou_on_people_and_the_background_share_on_person_free_
     assert selection_iou(np.stack([pred, one_pixel]), np.stack([person, empty])) == pytest.approx(batch.mean())
     with pytest.raises(ValueError, match="reduction"):
         selection_iou(pred, person, reduction="pooled")
+
+
+def test_selection_score_by_kinds_counts_each_kind_alike_whatever_its_number():
+    per_image = np.array([0.9, 0.8, 0.7, 0.1])  # three photos, one composite
+    kinds = ["photos", "photos", "photos", "scenes"]
+    assert selection_score(per_image) == pytest.approx(0.625)
+    assert selection_score(per_image, kinds) == pytest.approx((0.8 + 0.1) / 2)
+    columns = np.stack([per_image, per_image[::-1]], axis=1)  # (N, T): one column per threshold
+    assert selection_score(columns, kinds) == pytest.approx([(0.8 + 0.1) / 2, (0.1 + 0.8 + 0.7) / 6 + 0.9 / 2])
+    with pytest.raises(ValueError, match="one kind per image"):
+        selection_score(per_image, kinds[:3])
+
+
+def test_validation_kind_tells_photos_composites_and_person_free_frames_apart():
+    person, empty = square(8, 2, 4), np.zeros((8, 8), np.uint8)
+    assert validation_kind("ccp/train/0001.png", person) == "photos"
+    assert validation_kind("scene 3 (frame_0001.jpg)", person) == "scenes"
+    assert validation_kind("frame_0001.jpg", empty) == "frames"
+
+
+def test_sweep_by_kinds_averages_each_kinds_mean():
+    segmenter = Segmenter(ramp_runner, input_size=64)
+    image = np.zeros((32, 64, 3), np.uint8)
+    prob = segmenter.predict(image)
+    labels = [(prob > cut).astype(np.uint8) for cut in (0.35, 0.4, 0.45)] + [np.zeros_like(prob, np.uint8)]
+    kinds = ["photos", "photos", "photos", "frames"]
+    sweep = threshold_sweep(segmenter, [image] * 4, labels, kinds=kinds)
+    alone = [threshold_sweep(segmenter, [image], [label]) for label in labels]
+    for t, score in sweep.items():
+        assert score == pytest.approx((np.mean([a[t] for a in alone[:3]]) + alone[3][t]) / 2)
+    assert best_threshold(sweep) > best_threshold(threshold_sweep(segmenter, [image] * 4, labels))
 
 
 def test_ties_go_to_the_threshold_closest_to_one_half():
@@ -152,6 +185,19 @@ def test_bundle_stores_the_threshold_chosen_on_the_validation_split(trained, tmp
     reference = Segmenter.from_pretrained(run / "best.pt")  # the same weights, threshold 0.5
     assert reference.threshold == 0.5
     np.testing.assert_allclose(segmenter.predict(image), reference.predict(image), atol=1e-6)
+
+
+def test_bundle_scores_the_split_as_the_run_chose_its_checkpoint(trained, tmp_path):
+    _, run = trained
+    ckpt = load_checkpoint(run / "best.pt")
+    ckpt["config"]["selection"] = "kinds"
+    torch.save(ckpt, tmp_path / "kinds.pt")
+    by_kinds = json.loads(bundle_checkpoint(tmp_path / "kinds.pt", tmp_path / "k.safetensors")["threshold_calibration"])
+    by_images = json.loads(bundle_checkpoint(run / "best.pt", tmp_path / "i.safetensors")["threshold_calibration"])
+    assert by_kinds["selection"] == "kinds" and by_images["selection"] == "images"
+    assert by_kinds["sweep"] == pytest.approx(by_images["sweep"])  # one kind (photos): the same mean
+    with pytest.raises(ValueError, match="selection"):
+        TrainConfig(**{**ckpt["config"], "selection": "pixels"})
 
 
 def test_bundle_with_a_threshold_by_hand_needs_no_data(trained, tmp_path):

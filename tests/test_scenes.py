@@ -24,8 +24,13 @@ from asbunet.data.io import DataError
 from asbunet.data.preview import denormalize
 from asbunet.data.sources import FolderSource, open_source
 from asbunet.data.teachers import TEACHER_FILES, TeacherConfig, Teachers, detector_anchors, teacher_label
+from asbunet.inference.postprocess import binarize
+from asbunet.inference.runners import TorchRunner
+from asbunet.inference.segmenter import Segmenter
+from asbunet.models import create_model
+from asbunet.train.calibrate import selection_iou, validation_kind
 from asbunet.train.config import TrainConfig
-from asbunet.train.engine import load_backgrounds, load_data
+from asbunet.train.engine import evaluate_iou, load_backgrounds, load_data
 
 SCENES = AugmentConfig(
     composite=1.0,
@@ -200,6 +205,18 @@ def test_load_data_keeps_the_split_and_adds_scenes(make_dataset, tmp_path):
     assert len(scene_val) == len(val_idx) + 4 + 3  # own images, scenes, person-free frames
     assert sum(not m.any() for m in val_pool.masks) == 3
     assert len(load_backgrounds(cfg)) == 3 and load_backgrounds(base) is None
+    kinds = [validation_kind(str(val_pool.names[i]), val_pool.masks[i]) for i in scene_val]
+    assert [kinds.count(k) for k in ("photos", "scenes", "frames")] == [len(val_idx), 4, 3]
+
+    model = create_model("asbunet_025").eval()  # the split scored kind by kind, as `selection: kinds` keeps checkpoints
+    by_images, _ = evaluate_iou(model, val_pool, scene_val, 64)
+    by_kinds, _ = evaluate_iou(model, val_pool, scene_val, 64, "kinds")
+    segmenter = Segmenter(TorchRunner(model), 64)
+    per_image = np.array(
+        [selection_iou(binarize(segmenter.predict(val_pool.images[i]), 0.5), val_pool.masks[i]) for i in scene_val]
+    )
+    assert by_images == pytest.approx(per_image.mean())
+    assert by_kinds == pytest.approx(np.mean([per_image[np.array(kinds) == k].mean() for k in set(kinds)]))
 
 
 def test_train_repeat_oversamples_one_entry_and_keeps_the_split(make_dataset, tmp_path):

@@ -8,8 +8,8 @@ validation split: held-out photos of pfcn_portrait/train and ccp/train, validati
 person-free DAVIS frames, and those frames alone. This prints that mean split into its groups (pfcn_portrait,
 ccp, composites, person-free frames), for each threshold, scored both ways: person IoU (`asbunet.metrics.iou`: all
 or nothing on a person-free frame) and `selection_iou` (a person-free frame scores the share of pixels left
-background). Every checkpoint is run at input 320 in PyTorch with `--refine`, as the bundle runs it. No evaluation
-set is read.
+background), the latter averaged over images and kind by kind (`selection_score`, `TrainConfig.selection`).
+Every checkpoint is run at input 320 in PyTorch with `--refine`, as the bundle runs it. No evaluation set is read.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from asbunet.inference.refine import GuidedRefine
 from asbunet.inference.segmenter import Segmenter
 from asbunet.inference.weights import load_model
 from asbunet.metrics import iou
-from asbunet.train.calibrate import THRESHOLDS, best_threshold, selection_iou
+from asbunet.train.calibrate import THRESHOLDS, best_threshold, selection_iou, selection_score
 from asbunet.train.config import load_config
 from asbunet.train.engine import load_data
 
@@ -54,15 +54,18 @@ def main() -> None:
     torch.set_num_threads(2)
     _, _, pool, indices = load_data(load_config(CONFIG))
     groups = [group_of(str(pool.names[i]), pool.masks[i]) for i in indices]
+    kinds = [validation_kind(str(pool.names[i]), pool.masks[i]) for i in indices]
     names = sorted(set(groups), key=["pfcn_portrait", "ccp", "composites", "person-free frames"].index)
     lines = [
         f"Validation split of `{CONFIG}` ({len(indices)} images: "
         + ", ".join(f"{groups.count(g)} {g}" for g in names)
         + f"), input 320, `{args.refine}`: `PYTHONPATH=src python experiments/fast_model/validation_groups.py "
         + " ".join(args.weights)
-        + f" --refine {args.refine}`. Mean per group at each threshold; the last two columns are the means over the "
-        "whole split that choose checkpoints and thresholds: by person IoU (all or nothing on a person-free frame) "
-        "and by `selection_iou` (a person-free frame scores the share of pixels left background).",
+        + f" --refine {args.refine}`. Mean per group at each threshold; the last three columns are the scores of the "
+        "whole split that can choose checkpoints and thresholds: the mean over images of person IoU (all or nothing "
+        "on a person-free frame) and of `selection_iou` (a person-free frame scores the share of pixels left "
+        "background), and the mean over the three kinds (photos, composites, person-free frames) of each kind's "
+        "mean `selection_iou` (`selection: kinds`).",
     ]
     for weights in args.weights:
         segmenter = Segmenter.from_loaded(load_model(weights, runtime="torch"), 320)
@@ -81,17 +84,22 @@ def main() -> None:
             f"`{weights}`",
             "",
             "| threshold | " + " | ".join(names) + " | person-free frames, IoU | whole split, IoU | whole split, "
-            "`selection_iou` |",
-            "|---:|" + "---:|" * (len(names) + 3),
+            "`selection_iou` | whole split, by kinds |",
+            "|---:|" + "---:|" * (len(names) + 4),
         ]
+        by_kinds = selection_score(selection, kinds)  # (T,)
         for j, t in enumerate(THRESHOLDS):
             cells = [selection[member == g, j].mean() for g in names]
             cells += [plain[member == "person-free frames", j].mean(), plain[:, j].mean(), selection[:, j].mean()]
+            cells.append(by_kinds[j])
             lines.append(f"| {t:g} | " + " | ".join(f"{c:.4f}" for c in cells) + " |")
-        by_iou, by_selection = (dict(zip(THRESHOLDS, s.mean(0).tolist(), strict=True)) for s in (plain, selection))
+        by_iou, by_selection, by_kind = (
+            dict(zip(THRESHOLDS, s.tolist(), strict=True)) for s in (plain.mean(0), selection.mean(0), by_kinds)
+        )
         lines.append(
             f"\nBest threshold by IoU {best_threshold(by_iou):g} ({max(by_iou.values()):.4f}), by `selection_iou` "
-            f"{best_threshold(by_selection):g} ({max(by_selection.values()):.4f})."
+            f"{best_threshold(by_selection):g} ({max(by_selection.values()):.4f}), by kinds "
+            f"{best_threshold(by_kind):g} ({max(by_kind.values()):.4f})."
         )
     emit(lines, args.output)
 
