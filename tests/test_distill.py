@@ -36,6 +36,22 @@ def test_soft_targets_pull_toward_the_frozen_teacher(teacher_checkpoint):
     torch.testing.assert_close(student.grad, expected)
 
 
+def test_targets_centred_on_the_teachers_threshold(teacher_checkpoint, tmp_path):
+    ckpt = torch.load(teacher_checkpoint, weights_only=False)
+    ckpt["threshold"] = 0.7
+    torch.save(ckpt, tmp_path / "teacher_at_0.7.pt")
+    raw = Distiller(str(tmp_path / "teacher_at_0.7.pt"), weight=1.0, channels_last=False)
+    centred = Distiller(str(tmp_path / "teacher_at_0.7.pt"), weight=1.0, channels_last=False, at_threshold=True)
+    assert raw.center == 0.5 and centred.center == 0.7
+    x = torch.rand(2, 3, 64, 48)
+    p_raw, p_centred = raw.targets(x), centred.targets(x)  # (2, 1, 64, 48)
+    with torch.no_grad():
+        logits = raw.teacher(x)  # (2, 1, 64, 48)
+    torch.testing.assert_close(p_raw, torch.sigmoid(logits))
+    torch.testing.assert_close(p_centred, torch.sigmoid(logits - torch.logit(torch.tensor(0.7))))
+    assert ((p_centred >= 0.5) == (p_raw >= 0.7)).float().mean() > 0.999  # the teacher's mask, now at 0.5
+
+
 def test_a_run_with_a_teacher_trains_and_says_so(ccp_samples, teacher_checkpoint, tmp_path, capsys):
     out = tmp_path / "student"
     row = train(TrainConfig(**tiny_config(ccp_samples, out, teacher=str(teacher_checkpoint), max_steps=2)))

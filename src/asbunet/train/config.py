@@ -55,6 +55,7 @@ class TrainConfig:
     lovasz_weight: float = 0.0  # optional per-image Lovasz hinge term (`lovasz_hinge`)
     teacher: str | None = None  # knowledge distillation: a trained model whose probabilities are soft targets
     distill_weight: float = 1.0  # weight of the soft-target BCE beside the labelled loss (with `teacher`)
+    distill_at_threshold: bool = False  # soft targets centred on the teacher's stored threshold (`Distiller`)
     augment: dict = field(default_factory=dict)
     workers: int = 2
     threads: int = 2

@@ -321,8 +321,9 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False) -> di
     log = print if main else (lambda *a, **k: None)
     distiller = None  # loaded first: a bad teacher is refused before the data is read
     if cfg.teacher:
-        distiller = Distiller(cfg.teacher, cfg.distill_weight, cfg.channels_last).to(device)
-        log(f"distilling from {cfg.teacher} (soft-target weight {cfg.distill_weight})")
+        distiller = Distiller(cfg.teacher, cfg.distill_weight, cfg.channels_last, cfg.distill_at_threshold).to(device)
+        centred = f", targets centred on its threshold {distiller.center:g}" if cfg.distill_at_threshold else ""
+        log(f"distilling from {cfg.teacher} (soft-target weight {cfg.distill_weight}{centred})")
 
     progress = (lambda it: tqdm(it, desc="loading data", leave=False)) if main else None
     pool, train_idx, val_pool, val_idx = load_data(cfg, progress)
