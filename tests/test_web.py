@@ -32,7 +32,7 @@ import serve  # noqa: E402
 
 FRAME = "davis_person/lucia/images/lucia_00000.jpg"
 SCREENSHOT = REPO / "out" / "web" / "page.png"
-MIN_IOU = 0.98
+MIN_IOU = {"fp32": 0.98, "int8": 0.97}  # int8: onnxruntime-web's WebAssembly kernels round otherwise than native ones
 
 pytestmark = pytest.mark.slow
 
@@ -197,10 +197,13 @@ def test_page_masks_match_segmenter(page_ready, playwright, shared_data, tmp_pat
             runtime = "onnx-int8" if spec["precision"] == "int8" else "onnx"
             segmenter = Segmenter.from_pretrained(spec["name"], runtime=runtime)
             assert (spec["input_size"], spec["threshold"]) == (segmenter.input_size, segmenter.threshold)
+            segmenter.refine = None  # the page resizes the probability back bilinearly, without the guided filter
             expected = segmenter.mask(seen)
             iou = (expected & mask).sum() / max(1, (expected | mask).sum())
             print(f"{spec['label']}: IoU {iou:.5f} with Segmenter ({(expected != mask).sum()} pixels differ)")
-            assert iou >= MIN_IOU, f"{spec['label']}: the page's mask has IoU {iou:.4f} with Segmenter's"
+            assert iou >= MIN_IOU[spec["precision"]], (
+                f"{spec['label']}: the page's mask has IoU {iou:.4f} with Segmenter's"
+            )
             if i == 0:
                 readings = fps_updates(page)
                 assert len(readings) >= 2, f"the fps display did not update: {readings}"

@@ -98,11 +98,12 @@ def cmd_export_bundled(args) -> None:
 
     names = args.names or bundled_models()
     if args.check:
-        problems = check_bundled_onnx(names)
-        for problem in problems:
+        stale = {name: check_bundled_onnx([name]) for name in names}
+        for problem in (p for problems in stale.values() for p in problems):
             print(f"asbunet export-bundled: {problem}", file=sys.stderr)
-        if problems:
-            print(f"asbunet export-bundled: run `asbunet export-bundled {' '.join(names)}`", file=sys.stderr)
+        if any(stale.values()):
+            again = " ".join(name for name, problems in stale.items() if problems)
+            print(f"asbunet export-bundled: run `asbunet export-bundled {again}`", file=sys.stderr)
             raise SystemExit(1)
         print(f"the ONNX files of {', '.join(names)} match the shipped weights")
         return
