@@ -23,7 +23,6 @@ from asbunet.inference.segmenter import Segmenter
 from asbunet.metrics import iou
 
 THRESHOLDS = tuple(round(0.3 + 0.05 * i, 2) for i in range(13))  # 0.30, 0.35, ..., 0.90
-SELECTIONS = ("images", "kinds")  # `TrainConfig.selection`: how `selection_score` averages the split
 
 
 def validation_kind(name: str, mask) -> str:
