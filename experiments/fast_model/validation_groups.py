@@ -27,7 +27,7 @@ from asbunet.inference.refine import GuidedRefine
 from asbunet.inference.segmenter import Segmenter
 from asbunet.inference.weights import load_model
 from asbunet.metrics import iou
-from asbunet.train.calibrate import THRESHOLDS, best_threshold, selection_iou, selection_score
+from asbunet.train.calibrate import THRESHOLDS, best_threshold, selection_iou, selection_score, split_kinds
 from asbunet.train.config import load_config
 from asbunet.train.engine import load_data
 
@@ -54,7 +54,7 @@ def main() -> None:
     torch.set_num_threads(2)
     _, _, pool, indices = load_data(load_config(CONFIG))
     groups = [group_of(str(pool.names[i]), pool.masks[i]) for i in indices]
-    kinds = [validation_kind(str(pool.names[i]), pool.masks[i]) for i in indices]
+    kinds = split_kinds(pool, indices)
     names = sorted(set(groups), key=["pfcn_portrait", "ccp", "composites", "person-free frames"].index)
     lines = [
         f"Validation split of `{CONFIG}` ({len(indices)} images: "

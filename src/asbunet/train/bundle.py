@@ -21,7 +21,7 @@ from asbunet.inference.weights import (
     load_checkpoint,
     model_from_checkpoint,
 )
-from asbunet.train.calibrate import THRESHOLDS, best_setting, size_threshold_sweep, validation_kind
+from asbunet.train.calibrate import THRESHOLDS, best_setting, size_threshold_sweep, split_kinds
 from asbunet.train.config import TrainConfig
 
 
@@ -47,7 +47,7 @@ def calibrate_checkpoint(
             "--threshold 0.5 --input-size 256`)"
         ) from None
     images, masks = [pool.images[i] for i in indices], [pool.masks[i] for i in indices]
-    kinds = [validation_kind(str(pool.names[i]), pool.masks[i]) for i in indices] if cfg.selection == "kinds" else None
+    kinds = split_kinds(pool, indices, cfg.selection)
     sweeps = size_threshold_sweep(
         TorchRunner(model_from_checkpoint(ckpt)), input_sizes, images, masks, thresholds, progress, refine, kinds
     )

@@ -33,6 +33,14 @@ def validation_kind(name: str, mask) -> str:
     return "scenes" if name.startswith("scene ") else "photos"
 
 
+def split_kinds(pool, indices, selection: str = "kinds") -> list[str] | None:
+    """`validation_kind` of every sample `pool[indices]` (a `SamplePool`), as `selection_score` takes them for the
+    config's `selection`; None for "images" (the mean over images needs none)."""
+    if selection == "images":
+        return None
+    return [validation_kind(str(pool.names[i]), pool.masks[i]) for i in indices]
+
+
 def selection_score(per_image, kinds: Sequence[str] | None = None) -> float | np.ndarray:
     """The split's score from per-image `selection_iou` values `(N,)` or `(N, T)` (one column per threshold).
 

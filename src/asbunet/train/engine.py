@@ -40,7 +40,7 @@ from asbunet.inference.segmenter import Segmenter
 from asbunet.inference.weights import TORCH_SUFFIXES, bundled_models, load_checkpoint, load_model
 from asbunet.metrics import iou
 from asbunet.models import create_model
-from asbunet.train.calibrate import selection_iou, selection_score, validation_kind
+from asbunet.train.calibrate import selection_iou, selection_score, split_kinds
 from asbunet.train.checkpoint import FORMAT, atomic_save
 from asbunet.train.config import TrainConfig
 from asbunet.train.distill import Distiller
@@ -107,8 +107,7 @@ def evaluate_iou(
     preds = [binarize(segmenter.predict(pool.images[i]), 0.5) for i in indices]  # (H, W) each
     targets = [pool.masks[i].astype(bool) for i in indices]
     per_image = [selection_iou(p[None], t[None]) for p, t in zip(preds, targets, strict=True)]
-    kinds = [validation_kind(str(pool.names[i]), pool.masks[i]) for i in indices] if selection == "kinds" else None
-    mean = float(selection_score(per_image, kinds))
+    mean = float(selection_score(per_image, split_kinds(pool, indices, selection)))
     pooled = iou(np.concatenate([p.ravel() for p in preds])[None], np.concatenate([t.ravel() for t in targets])[None])
     return mean, pooled  # pooled: all pixels as one image
 
