@@ -9,6 +9,7 @@ import numpy as np
 import onnx
 import pytest
 import torch
+from safetensors.torch import load_file, save_file
 from torch import nn
 
 from asbunet import create_model
@@ -54,17 +55,20 @@ def photos(ccp_samples: Path) -> list[np.ndarray]:
     return load_images(ccp_samples / "images")
 
 
-@pytest.fixture(scope="module")
-def trained_tiny(ccp_samples: Path, photos, tmp_path_factory) -> nn.Module:
+TRAINED_TINY = Path(__file__).parent / "golden" / "asbunet_025_trained.safetensors"
+
+
+def train_tiny(samples: Path, photos: list[np.ndarray], out: Path) -> nn.Module:
     """asbunet_025 trained for a few steps on the sample photos, BatchNorm statistics then re-estimated on them.
 
     A run this short leaves the running BatchNorm averages (momentum 0.01) far from the batch statistics, which makes
-    the eval-mode logits meaningless; one pass in training mode with a cumulative average fixes that.
+    the eval-mode logits meaningless; one pass in training mode with a cumulative average fixes that. Training rounds
+    differently on each CPU (AVX2, AVX-512, AMX), so the tests load the weights this wrote once
+    (`python tests/test_export.py --update-tiny`) instead of training them again.
     """
-    out = tmp_path_factory.mktemp("tiny_run")
     cfg = TrainConfig(
         model="asbunet_025",
-        data={"train": [str(ccp_samples)], "val_fraction": 0.125, "max_side": 192},
+        data={"train": [str(samples)], "val_fraction": 0.125, "max_side": 192},
         shapes=[[128, 128]],
         val_size=128,
         batch_size=2,
@@ -87,6 +91,14 @@ def trained_tiny(ccp_samples: Path, photos, tmp_path_factory) -> nn.Module:
     model.train()
     with torch.no_grad():
         model(torch.stack([torch.from_numpy(prepare_at(im, (192, 144))) for im in photos]))
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def trained_tiny() -> nn.Module:
+    """The tiny model `train_tiny` trained once, from its committed weights: the same inputs on every CPU."""
+    model = create_model("asbunet_025")
+    model.load_state_dict(load_file(TRAINED_TINY))
     return model.eval()
 
 
@@ -422,3 +434,16 @@ def test_bench_default_output_is_not_the_committed_results():
 
     output = Path(build_parser().parse_args(["bench"]).output)
     assert output == Path("out/bench") and "benchmarks" not in output.parts  # benchmarks/ holds committed results
+
+
+if __name__ == "__main__":
+    import sys
+    import tempfile
+
+    if sys.argv[1:] != ["--update-tiny"]:
+        sys.exit("usage: python tests/test_export.py --update-tiny   (needs ../shared/data/ccp_samples)")
+    samples = REPO.parent / "shared" / "data" / "ccp_samples"
+    with tempfile.TemporaryDirectory() as tmp:
+        tiny = train_tiny(samples, load_images(samples / "images"), Path(tmp))
+    save_file({k: v.contiguous() for k, v in tiny.state_dict().items()}, TRAINED_TINY)
+    print("wrote", TRAINED_TINY)
