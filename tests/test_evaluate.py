@@ -14,13 +14,14 @@ from asbunet.data.io import DataError
 from asbunet.data.sources import open_source
 from asbunet.evaluate.run import default_output, evaluate_model, split_models
 from asbunet.evaluate.scoring import Settings, predict_probability
+from asbunet.inference.peers import DEFAULT_PEERS_DIR
 from asbunet.inference.preprocess import check_input_size
 from asbunet.inference.segmenter import Segmenter
 from asbunet.inference.weights import load_model
 from asbunet.metrics import METRICS, IgnoreBand, ImageStats, count_wins, iou, summarize
 
 SAMPLES = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "ccp_samples"
-PEERS = Path(__file__).resolve().parents[1] / "peers" / "mediapipe"
+PEERS = DEFAULT_PEERS_DIR
 needs_data = pytest.mark.skipif(
     not (SAMPLES / "images").is_dir(), reason=f"labelled samples not found at {SAMPLES} (data not shipped)"
 )
@@ -252,7 +253,7 @@ def test_models_and_data_sets_are_told_apart_and_a_missing_peer_is_a_clear_error
     assert split_models(values) == (values[:3], values[3:])
     assert split_models(["../shared/data/ccp/test"]) == ([], ["../shared/data/ccp/test"])
     assert default_output(["runs/x/best.pt", "mediapipe_general"]) == Path("evaluation/x_best_vs_mediapipe_general")
-    with pytest.raises(FileNotFoundError, match=r"none.*peers/mediapipe.*--fetch-peers"):
+    with pytest.raises(FileNotFoundError, match=r"none.*asbunet/peers.*--fetch-peers"):
         load_model("mediapipe_landscape", peers=tmp_path / "none")
     with pytest.raises(ValueError, match="given twice"):
         evaluate_model(["asbunet_025", "asbunet_025"], [tmp_path], tmp_path / "out")

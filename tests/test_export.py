@@ -24,6 +24,7 @@ from asbunet.export.quantize import INT8_WEIGHT_LIMIT, CalibrationWarning, quant
 from asbunet.export.rewrites import merge_parallel_convs
 from asbunet.export.tflite import export_tflite
 from asbunet.inference.cpu import cpu_isa, describe_isa
+from asbunet.inference.peers import DEFAULT_PEERS_DIR
 from asbunet.inference.preprocess import prepare, prepare_at
 from asbunet.inference.refine import GuidedRefine
 from asbunet.inference.runners import HEAD_STRIDE_KEY, OnnxRunner, TorchRunner
@@ -34,7 +35,7 @@ from asbunet.train.config import TrainConfig
 from asbunet.train.engine import train
 
 REPO = Path(__file__).resolve().parents[1]
-PEERS = REPO / "peers" / "mediapipe"
+PEERS = DEFAULT_PEERS_DIR
 # The tests calibrate tiny models on a few photos on purpose; the warning about it is tested once, below.
 pytestmark = pytest.mark.filterwarnings("ignore::asbunet.export.quantize.CalibrationWarning")
 
@@ -377,8 +378,8 @@ def test_bench_quick_mode_writes_table_plot_and_profile(tmp_path, ccp_samples):
 def test_bench_looks_for_mediapipe_in_the_repository():
     from asbunet.cli import build_parser
 
-    assert build_parser().parse_args(["bench"]).peers == "peers/mediapipe"
-    assert (REPO / "peers" / "mediapipe" / "selfie_segmentation_landscape.tflite").is_file()
+    assert build_parser().parse_args(["bench"]).peers == str(DEFAULT_PEERS_DIR)
+    assert (PEERS / "selfie_segmentation_landscape.tflite").is_file()
 
 
 def test_widest_variant_no_slower_than_mediapipe():
@@ -422,7 +423,7 @@ def test_accuracies_from_evaluate_summaries_and_plain_json(tmp_path):
 def test_mediapipe_peer_macs():
     general = PEERS / "selfie_segmentation.tflite"
     if not general.is_file():
-        pytest.skip(f"MediaPipe model not found ({general}); the repository keeps it in peers/mediapipe")
+        pytest.skip(f"MediaPipe model not found ({general}); the package keeps it in asbunet/peers")
     interpreter = pytest.importorskip("ai_edge_litert.interpreter").Interpreter(model_path=str(general))
     interpreter.allocate_tensors()
     macs, weights = tflite_stats(interpreter)

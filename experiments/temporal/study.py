@@ -510,7 +510,7 @@ def load_sequence(name: str) -> tuple[np.ndarray, np.ndarray]:
 
 def run_davis(segmenter: Segmenter) -> None:
     chosen = json.loads((HERE / "chosen.json").read_text())["chosen"]
-    peer = Segmenter.from_pretrained("mediapipe_landscape")  # from peers/mediapipe: run from the repository root
+    peer = Segmenter.from_pretrained("mediapipe_landscape")  # from the package's asbunet/peers
     rows = []
     for seq in DAVIS_SEQUENCES:
         frames, labels = load_sequence(seq)

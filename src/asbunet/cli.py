@@ -11,6 +11,7 @@ from asbunet.compare import command as compare_command
 from asbunet.data import command as data_command
 from asbunet.evaluate import command as evaluate_command
 from asbunet.export import command as export_command
+from asbunet.extras import missing_extra
 from asbunet.segment import command as segment_command
 from asbunet.train import command as train_command
 
@@ -41,6 +42,12 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
+    except ModuleNotFoundError as err:
+        message = missing_extra(err)
+        if message is None:
+            raise
+        print(f"asbunet {args.command}: {message}", file=sys.stderr)
+        return 2
     except (ValueError, FileNotFoundError, OSError) as err:
         print(f"asbunet {args.command}: error: {err}", file=sys.stderr)
         return 2

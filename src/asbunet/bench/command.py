@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from asbunet.export.command import add_calibration_arguments
+from asbunet.inference.peers import DEFAULT_PEERS_DIR
 
 
 def cmd_bench(args) -> None:
@@ -64,9 +65,9 @@ def add_bench_parser(sub) -> None:
     )
     p.add_argument(
         "--peers",
-        default="peers/mediapipe",
+        default=str(DEFAULT_PEERS_DIR),
         metavar="DIR",
-        help="folder with the MediaPipe .tflite files (default peers/mediapipe, the repository's copy)",
+        help="folder with the MediaPipe .tflite files (default: the copy inside the package)",
     )
     p.add_argument(
         "--fetch-peers",

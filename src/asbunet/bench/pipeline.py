@@ -21,6 +21,7 @@ from asbunet import atomic
 from asbunet.bench.machine import describe_isa_of, describe_machine, machine_info
 from asbunet.bench.outputs import segmenter_for
 from asbunet.data.io import IMAGE_SUFFIXES, DataError, read_image
+from asbunet.inference.peers import DEFAULT_PEERS_DIR
 from asbunet.inference.segmenter import Segmenter
 from asbunet.inference.weights import bundled_models
 from asbunet.segment import effects
@@ -53,7 +54,7 @@ class PipelineConfig:
     models: list[str] | None = None
     runs: int = 3
     threads: int = 2
-    peers: str = "peers/mediapipe"
+    peers: str = str(DEFAULT_PEERS_DIR)
     output: str = "out/bench_video"
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from asbunet.inference.peers import DEFAULT_PEERS_DIR
+
 
 def cmd_evaluate(args) -> None:
     from asbunet.evaluate.run import default_output, evaluate_model, split_models
@@ -46,8 +48,8 @@ def add_evaluate_parser(sub) -> None:
     )
     p.add_argument(
         "--peers",
-        default="peers/mediapipe",
-        help="folder with the MediaPipe .tflite files (default peers/mediapipe, the repository's copy)",
+        default=str(DEFAULT_PEERS_DIR),
+        help="folder with the MediaPipe .tflite files (default: the copy inside the package)",
     )
     p.add_argument(
         "--size",

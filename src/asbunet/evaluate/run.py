@@ -3,6 +3,7 @@ and scored against its label at the label's full resolution (`asbunet.metrics`).
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 from collections.abc import Sequence
@@ -21,6 +22,7 @@ from asbunet.evaluate.scoring import (
     sequence_flicker,
     worst,
 )
+from asbunet.extras import install_hint
 from asbunet.inference.peers import DEFAULT_PEERS_DIR
 from asbunet.inference.preprocess import check_input_size
 from asbunet.inference.segmenter import Segmenter
@@ -128,6 +130,9 @@ def evaluate_model(
         raise ValueError(f"model {repeated[0]!r} is given twice; give each model once")
     if gallery < 0:
         raise ValueError(f"gallery must be >= 0 images, got {gallery}")
+    if gallery and importlib.util.find_spec("matplotlib") is None:
+        print(f"no gallery: drawing it needs matplotlib, {install_hint('bench')}", flush=True)
+        gallery = 0
     if not datasets:
         raise ValueError(
             "give at least one data set (a folder with images/ and masks/, a COCO .json file or a .txt list of "

@@ -2,7 +2,7 @@
 
 Both models ship inside the `mediapipe==0.10.21` wheel (Apache-2.0): general (256x256) and landscape (144x256), input
 RGB in [0, 1] at the model's fixed size, output the person probability. A copy of the two files with their licence
-is kept in the repository's `peers/mediapipe/` for evaluation, tests and benchmarks; `asbunet bench --fetch-peers`
+ships inside the package (`asbunet/peers/`) for evaluation, tests and benchmarks; `asbunet bench --fetch-peers`
 extracts them from the wheel into any folder. `asbunet.inference.weights.load_model` runs them on the TFLite runner,
 the whole image resized to their fixed size; `asbunet segment` never uses them.
 """
@@ -18,7 +18,7 @@ PEERS = {
     "mediapipe_general": "mediapipe/modules/selfie_segmentation/selfie_segmentation.tflite",
     "mediapipe_landscape": "mediapipe/modules/selfie_segmentation/selfie_segmentation_landscape.tflite",
 }
-DEFAULT_PEERS_DIR = Path("peers/mediapipe")  # relative to the working directory: the repository root
+DEFAULT_PEERS_DIR = Path(__file__).resolve().parents[1] / "peers"  # the copy inside the package
 THRESHOLD = 0.5  # MediaPipe's own mask threshold
 
 
@@ -34,8 +34,8 @@ def peer_path(name: str, folder: str | Path = DEFAULT_PEERS_DIR) -> Path:
     path = Path(folder) / Path(PEERS[name]).name
     if not path.is_file():
         raise FileNotFoundError(
-            f"{name}: {path} not found in the peers folder {folder}; the repository keeps the MediaPipe models in "
-            f"peers/mediapipe (run from the repository root or give --peers DIR), or extract them from the "
-            f"mediapipe=={MEDIAPIPE_VERSION} wheel with `asbunet bench --fetch-peers --peers DIR`"
+            f"{name}: {path} not found in the peers folder {folder}; the package ships the MediaPipe models in "
+            f"{DEFAULT_PEERS_DIR} (leave out --peers to use them), or extract them from the "
+            f"mediapipe=={MEDIAPIPE_VERSION} wheel into DIR with `asbunet bench --fetch-peers --peers DIR`"
         )
     return path
