@@ -16,8 +16,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from asbunet.extras import install_hint, missing_extra
-
 REPO = Path(__file__).resolve().parents[1]
 WHEELHOUSE = REPO / ".cache" / "wheelhouse"
 SAMPLE = REPO / "samples" / "images"
@@ -46,16 +44,6 @@ print(sorted(m for m in sys.modules if m.split(".")[0] in {"torch", "torchvision
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "[]"
-
-
-def test_a_missing_extra_is_named_with_a_command_for_a_checkout_and_for_the_wheel():
-    message = missing_extra(ModuleNotFoundError("No module named 'torch'", name="torch"))
-    assert "'train' extra" in message and 'pip install -e ".[train]"' in message and ".whl[train]" in message
-    assert (
-        missing_extra(ModuleNotFoundError("No module named 'pyvirtualcam'", name="pyvirtualcam")).count("camera") == 3
-    )
-    assert missing_extra(ModuleNotFoundError("No module named 'nothing_of_ours'", name="nothing_of_ours")) is None
-    assert install_hint("ray").startswith('pip install -e ".[ray]"')
 
 
 def test_commands_of_the_train_extra_say_which_extra_without_it(tmp_path, capsys, monkeypatch):

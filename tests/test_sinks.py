@@ -10,7 +10,8 @@ import pytest
 
 from asbunet import Segmenter
 from asbunet.cli import main
-from asbunet.segment import effects, sinks, video
+from asbunet.data.io import DataError
+from asbunet.segment import devices, effects, sinks, video
 from asbunet.segment.options import SegmentOptions
 from asbunet.segment.stream import VideoSegmenter
 
@@ -43,6 +44,23 @@ def fake_pyvirtualcam(monkeypatch):
     return module
 
 
+def video_devices(root, monkeypatch, cameras=(), loopbacks=()):
+    """A Linux `/dev` and `/sys/class/video4linux` under `root` with `/dev/video<N>` for each camera and v4l2loopback
+    device number; sysfs links the loopbacks under `devices/virtual`, as the kernel does, and the cameras under USB."""
+    dev, sysfs = root / "dev", root / "sys" / "class" / "video4linux"
+    dev.mkdir(parents=True)
+    sysfs.mkdir(parents=True)
+    for n, bus in [*((n, "pci0000:00/usb1/1-1") for n in cameras), *((n, "virtual") for n in loopbacks)]:
+        (dev / f"video{n}").touch()
+        target = root / "sys" / "devices" / bus / "video4linux" / f"video{n}"
+        target.mkdir(parents=True)
+        (sysfs / f"video{n}").symlink_to(target)
+    monkeypatch.setattr(devices, "DEV", dev)
+    monkeypatch.setattr(devices, "SYSFS", sysfs)
+    monkeypatch.setattr(devices, "is_linux", lambda: True)
+    return dev
+
+
 def test_virtual_camera_sink_sends_rgb_frames_in_the_announced_format(fake_pyvirtualcam):
     sink = sinks.VirtualCameraSink(64, 48, 30.0)
     frame = np.random.default_rng(0).integers(0, 255, (48, 64, 3), dtype=np.uint8)
@@ -58,10 +76,79 @@ def test_missing_virtual_device_says_how_to_create_one(fake_pyvirtualcam):
         sinks.VirtualCameraSink(64, 48, 30.0, device="/dev/missing")
 
 
-def test_missing_pyvirtualcam_names_the_extra(monkeypatch):
+def test_missing_pyvirtualcam_says_how_to_install_it_from_a_checkout_or_a_wheel(monkeypatch):
     monkeypatch.setitem(sys.modules, "pyvirtualcam", None)  # import fails
-    with pytest.raises(sinks.SinkError, match=r"asbunet\[camera\]"):
-        sinks.VirtualCameraSink(64, 48, 30.0)
+    for check in (lambda: sinks.VirtualCameraSink(64, 48, 30.0), sinks.check_virtual_camera):
+        with pytest.raises(
+            sinks.SinkError,
+            match=r'pip install -e "\.\[camera\]" \(from a checkout\) or pip install "asbunet-.*\.whl\[camera\]"',
+        ):
+            check()
+
+
+def test_devices_say_what_exists(tmp_path, monkeypatch):
+    video_devices(tmp_path, monkeypatch, cameras=[0, 1], loopbacks=[10])
+    assert devices.video_devices() == [str(tmp_path / "dev" / f"video{n}") for n in (0, 1, 10)]
+    assert devices.loopback_devices() == [str(tmp_path / "dev" / "video10")]
+    assert devices.describe().endswith("video1, " + str(tmp_path / "dev" / "video10") + " (v4l2loopback)")
+    devices.check_camera(1)
+    with pytest.raises(DataError, match=r"camera 3: there is no .*/dev/video3; the video devices here are"):
+        devices.check_camera(3)
+
+
+def test_no_camera_at_all_says_so(tmp_path, monkeypatch):
+    video_devices(tmp_path, monkeypatch)
+    with pytest.raises(DataError, match=r"camera 0: no camera found: this machine has no /dev/video\* device at all"):
+        devices.check_camera(0)
+    monkeypatch.setattr(devices, "is_linux", lambda: False)  # elsewhere OpenCV decides
+    devices.check_camera(0)
+    assert devices.loopback_devices() is None
+
+
+@pytest.mark.parametrize(
+    "cameras, loopbacks, device, message",
+    [
+        ((), (), None, r"no v4l2loopback device; this machine has no /dev/video\* device at all; on Linux create one"),
+        ((0,), (), None, r"no v4l2loopback device; the video devices here are .*video0; on Linux create one"),
+        ((0,), (10,), "/dev/video11", r"--virtual-camera /dev/video11: no such device; the video devices here are"),
+        ((0,), (10,), "video0", r"not a v4l2loopback device; .*video10 \(v4l2loopback\)"),
+    ],
+    ids=["nothing", "camera-only", "missing-device", "a-camera-given"],
+)
+def test_virtual_camera_check_says_what_exists_and_how_to_set_it_up(
+    tmp_path, monkeypatch, fake_pyvirtualcam, cameras, loopbacks, device, message
+):
+    dev = video_devices(tmp_path, monkeypatch, cameras, loopbacks)
+    device = str(dev / device) if device == "video0" else device
+    with pytest.raises(sinks.SinkError, match=message) as caught:
+        sinks.check_virtual_camera(device)
+    assert "modprobe v4l2loopback" in str(caught.value)
+
+
+def test_virtual_camera_check_passes_with_a_loopback_device(tmp_path, monkeypatch, fake_pyvirtualcam):
+    dev = video_devices(tmp_path, monkeypatch, cameras=[0], loopbacks=[10])
+    sinks.check_virtual_camera()
+    sinks.check_virtual_camera(str(dev / "video10"))
+
+
+def test_cli_virtual_camera_without_any_device_gives_the_v4l2loopback_advice_before_the_camera(
+    tmp_path, monkeypatch, fake_pyvirtualcam, capsys
+):
+    """No /dev/video* at all: the virtual camera is checked first, so the advice is v4l2loopback's, not a camera's."""
+    video_devices(tmp_path, monkeypatch)
+    opened = []
+    monkeypatch.setattr(video, "open_camera", lambda index: opened.append(index))
+    assert main(["segment", "--camera", "0", "--virtual-camera"]) == 2
+    err = capsys.readouterr().err
+    assert "no /dev/video* device at all" in err and "modprobe v4l2loopback" in err and "camera 0" not in err
+    assert opened == [] and FakeCamera.opened == []
+    monkeypatch.setitem(sys.modules, "pyvirtualcam", None)  # both missing: both said at once
+    assert main(["segment", "--camera", "0", "--virtual-camera"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("asbunet segment: error: --virtual-camera needs pyvirtualcam: pip install") == 1
+    assert "; and --virtual-camera: no v4l2loopback device; this machine has no /dev/video* device at all" in err
+    assert main(["segment", "--camera", "0", "--output", str(tmp_path / "out")]) == 2  # a camera alone
+    assert "camera 0: no camera found: this machine has no /dev/video* device at all" in capsys.readouterr().err
 
 
 def test_preview_without_a_gui_build_says_what_to_install(monkeypatch):
@@ -116,6 +203,7 @@ def test_camera_to_virtual_camera_runs_the_frame_api_path(tmp_path, monkeypatch,
 
 
 def test_cli_virtual_camera_with_a_recording_and_max_frames(tmp_path, monkeypatch, fake_pyvirtualcam, capsys):
+    video_devices(tmp_path, monkeypatch, cameras=[0], loopbacks=[10])
     clip = grey_clip(tmp_path / "cam.avi")
     monkeypatch.setattr(video, "open_camera", lambda index: cv2.VideoCapture(str(clip)))
     monkeypatch.setattr(Segmenter, "from_pretrained", classmethod(lambda cls, *a, **k: brightness_segmenter()))
@@ -129,6 +217,7 @@ def test_cli_virtual_camera_with_a_recording_and_max_frames(tmp_path, monkeypatc
 
 
 def test_cli_virtual_camera_without_a_device_fails_cleanly(tmp_path, monkeypatch, fake_pyvirtualcam, capsys):
+    video_devices(tmp_path, monkeypatch, cameras=[0])
     clip = grey_clip(tmp_path / "cam.avi")
     monkeypatch.setattr(video, "open_camera", lambda index: cv2.VideoCapture(str(clip)))
     monkeypatch.setattr(Segmenter, "from_pretrained", classmethod(lambda cls, *a, **k: brightness_segmenter()))

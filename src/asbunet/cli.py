@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from importlib import metadata
 
 from asbunet.analysis import command as analysis_command
 from asbunet.bench import command as bench_command
@@ -16,9 +17,20 @@ from asbunet.segment import command as segment_command
 from asbunet.train import command as train_command
 
 
+def package_version() -> str:
+    """The installed version (`importlib.metadata`), else `asbunet.__version__` (a source tree on the path)."""
+    try:
+        return metadata.version("asbunet")
+    except metadata.PackageNotFoundError:
+        from asbunet import __version__
+
+        return __version__
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The `asbunet` parser: each room adds its own subcommands (`asbunet.<room>.command`)."""
     parser = argparse.ArgumentParser(prog="asbunet", description="Person segmentation with ASBU-Net.")
+    parser.add_argument("--version", action="version", version=f"asbunet {package_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     train_command.add_train_parser(sub)
     data_command.add_check_data_parser(sub)

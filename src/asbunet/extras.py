@@ -1,12 +1,33 @@
-"""The optional parts of the package and the extras (`pyproject.toml`'s optional-dependencies) that install them.
+"""The optional parts of the package, the extras of `pyproject.toml` that install them, and how to install one.
 
 `pip install .` is inference only (onnxruntime, OpenCV, PyAV); training, export and the paper's tools need the `train`
-extra, the virtual camera `camera`, the MediaPipe peers `bench`.
+extra, the virtual camera `camera`, the MediaPipe peers `bench`. asbunet is not on PyPI, so `asbunet[camera]` resolves
+nowhere: messages give the checkout's command and the wheel's (`install_hint`). `tests/test_cli.py` checks `EXTRAS`
+against `pyproject.toml`.
 """
 
 from __future__ import annotations
 
 from importlib import metadata
+
+# extra -> its requirements, as in pyproject.toml's [project.optional-dependencies] (the `dev` extra is left out)
+EXTRAS: dict[str, tuple[str, ...]] = {
+    "train": (
+        "torch>=2.3,<=2.14.1",
+        "torchvision>=0.18,<=0.29.1",
+        "albumentations>=2.0",
+        "pycocotools>=2.0.7",
+        "pyyaml>=6",
+        "matplotlib>=3.7",
+        "tensorboard>=2.14",
+        "safetensors>=0.4",
+        "onnx>=1.16",
+        "onnxscript>=0.1",
+    ),
+    "camera": ("pyvirtualcam>=0.11",),
+    "bench": ("ai-edge-litert", "matplotlib>=3.7", "onnx>=1.16"),
+    "tflite": ("asbunet[train]", "litert-torch", "ai-edge-litert"),
+}
 
 # top-level module -> the extra that installs it
 EXTRA_OF_MODULE = {
@@ -36,10 +57,12 @@ def version() -> str:
 
 
 def install_hint(extra: str) -> str:
-    """The command that installs `extra`, from a checkout and from the wheel."""
+    """`pip install -e ".[extra]"` from a checkout, or the wheel's `pip install "asbunet-<version>-...whl[extra]"`."""
+    if extra not in EXTRAS:
+        raise ValueError(f"unknown extra {extra!r}; choose from: {', '.join(EXTRAS)}")
     return (
-        f'pip install -e ".[{extra}]" in a checkout of asbunet, '
-        f'or pip install "asbunet-{version()}-py3-none-any.whl[{extra}]" with the wheel'
+        f'pip install -e ".[{extra}]" (from a checkout) or pip install "asbunet-{version()}-py3-none-any.whl[{extra}]" '
+        "(with the wheel)"
     )
 
 

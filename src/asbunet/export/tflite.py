@@ -12,6 +12,7 @@ from torch import nn
 
 from asbunet.atomic import replacing
 from asbunet.export.checks import ExportResult, agreement, check_size, random_batch, real_batches
+from asbunet.extras import install_hint
 from asbunet.inference.runners import TfliteRunner
 
 
@@ -21,12 +22,12 @@ def export_tflite(
     """Converts `model` to a fixed-size `.tflite` file with litert-torch and checks ai-edge-litert against PyTorch.
 
     Raises:
-        ImportError: litert-torch or ai-edge-litert is not installed (`pip install 'asbunet[tflite]'`).
+        ImportError: litert-torch or ai-edge-litert is not installed (`asbunet.extras.install_hint("tflite")`).
     """
     try:
         import litert_torch
     except ImportError:
-        raise ImportError("TFLite export needs litert-torch: pip install 'asbunet[tflite]'") from None
+        raise ImportError(f"TFLite export needs litert-torch: {install_hint('tflite')}") from None
     path = Path(path)
     size = check_size(size)
     model = copy.deepcopy(model).eval()

@@ -16,9 +16,11 @@ def cmd_segment(args) -> None:
 
     from asbunet.data.io import MAX_PIXELS, pixel_limit
     from asbunet.inference.segmenter import Segmenter
+    from asbunet.segment.devices import check_camera
     from asbunet.segment.effects import parse_background
     from asbunet.segment.files import segment_files
     from asbunet.segment.options import SegmentOptions
+    from asbunet.segment.sinks import check_virtual_camera
     from asbunet.segment.video import segment_camera
 
     if (args.camera is None) == (not args.inputs):
@@ -31,6 +33,10 @@ def cmd_segment(args) -> None:
         raise ValueError(f"--size must be at least 16 (the output stride), got {args.size}")
     if args.max_pixels is not None and args.max_pixels < 1:
         raise ValueError(f"--max-pixels must be at least 1, got {args.max_pixels}")
+    if args.camera is not None:  # what exists and how to set it up, before the model loads or the camera opens
+        if args.virtual_camera:
+            check_virtual_camera(args.virtual_camera if isinstance(args.virtual_camera, str) else None)
+        check_camera(args.camera)
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # unreadable files are reported by path below
     save = None if args.save is None else tuple(s.strip() for s in args.save.split(",") if s.strip())
     if args.background is not None and save is not None and "effect" not in save:
@@ -134,7 +140,8 @@ def add_segment_parser(sub) -> None:
         const=True,
         metavar="DEVICE",
         help="camera: send the effect to a virtual camera that video calls can select (the first free one, or "
-        "DEVICE such as /dev/video10; needs asbunet[camera] and, on Linux, v4l2loopback: docs/segment.md)",
+        "DEVICE such as /dev/video10; needs pyvirtualcam, the camera extra, and on Linux v4l2loopback: "
+        "docs/segment.md)",
     )
     p.add_argument("--preview", action="store_true", help="camera: show the effect and the frames per second")
     p.add_argument("--max-frames", type=int, metavar="N", help="video/camera: stop after N frames")

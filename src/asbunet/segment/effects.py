@@ -8,8 +8,9 @@ edges of the image and follows hair and fine contours. All window means are `cv2
 O(N) whatever the radius; large images use the subsampled variant of He and Sun ("Fast Guided Filter",
 arXiv:1505.00996, Algorithm 2), computing the coefficients at a reduced size and upsampling them.
 
-Every effect takes an RGB uint8 image `(H, W, 3)` and a person probability `(H, W)` float32 in [0, 1] and composites
-with the soft probability as alpha: `out = alpha * image + (1 - alpha) * background`.
+Every effect takes an RGB uint8 image `(H, W, 3)` and an alpha `(H, W)` float32 in [0, 1] and composites
+`out = alpha * image + (1 - alpha) * background`. The alpha is `asbunet.segment.matte.matte` of the probability: 1
+inside the person, 0 outside, soft only at the edge, so that no background the model is half sure of shows through.
 """
 
 from __future__ import annotations
@@ -177,12 +178,12 @@ def overlay(image: np.ndarray, prob: np.ndarray, color: Color = (0, 255, 0), opa
     return composite(tint, image, opacity * prob)
 
 
-def cutout(image: np.ndarray, prob: np.ndarray) -> np.ndarray:
-    """RGBA uint8 `(H, W, 4)`: the image with alpha = probability (background transparent)."""
-    return np.dstack([image[..., :3], probability_image(prob)])
+def cutout(image: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """RGBA uint8 `(H, W, 4)`: the image with `alpha` (from `matte`) as its alpha channel (background transparent)."""
+    return np.dstack([image[..., :3], probability_image(alpha)])
 
 
-def blur_background(image: np.ndarray, prob: np.ndarray, sigma: float | None = None) -> np.ndarray:
+def blur_background(image: np.ndarray, alpha: np.ndarray, sigma: float | None = None) -> np.ndarray:
     """The person sharp over a strongly blurred background.
 
     The background is blurred with the person masked out and renormalized (a normalized convolution,
@@ -190,16 +191,17 @@ def blur_background(image: np.ndarray, prob: np.ndarray, sigma: float | None = N
     blurs run on a downscaled copy, which is indistinguishable after a Gaussian of that width and much faster.
 
     Args:
+        alpha: the person's alpha (`matte`).
         sigma: Gaussian standard deviation in pixels; default 1/40 of the long side (16 px at 640).
     """
-    h, w = prob.shape
+    h, w = alpha.shape
     sigma = max(h, w) / 40 if sigma is None else float(sigma)
     if sigma <= 0:
         return image.copy()
     factor = max(1.0, sigma / 4)
     small = (max(1, round(w / factor)), max(1, round(h / factor)))
     image_small = cv2.resize(image, small, interpolation=cv2.INTER_AREA).astype(np.float32)  # (h, w, 3)
-    back_small = cv2.resize(np.clip(1.0 - prob, 0.0, 1.0).astype(np.float32), small, interpolation=cv2.INTER_AREA)
+    back_small = cv2.resize(np.clip(1.0 - alpha, 0.0, 1.0).astype(np.float32), small, interpolation=cv2.INTER_AREA)
     s = sigma / factor
     num = cv2.GaussianBlur(image_small * back_small[..., None], (0, 0), s, borderType=cv2.BORDER_REFLECT)
     den = cv2.GaussianBlur(back_small, (0, 0), s, borderType=cv2.BORDER_REFLECT)
@@ -208,7 +210,7 @@ def blur_background(image: np.ndarray, prob: np.ndarray, sigma: float | None = N
     weight = np.clip(den / 0.05, 0.0, 1.0)[..., None]
     blurred = num / np.maximum(den, 1e-6)[..., None] * weight + plain * (1.0 - weight)
     blurred = cv2.resize(blurred, (w, h), interpolation=cv2.INTER_LINEAR)
-    return composite(image, blurred, prob)
+    return composite(image, blurred, alpha)
 
 
 def cover(image: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -221,11 +223,12 @@ def cover(image: np.ndarray, height: int, width: int) -> np.ndarray:
     return np.ascontiguousarray(resized[top : top + height, left : left + width])
 
 
-def replace_background(image: np.ndarray, prob: np.ndarray, background: np.ndarray | Color) -> np.ndarray:
-    """The person over a new background: an RGB image (resized and centre-cropped to cover) or a colour."""
+def replace_background(image: np.ndarray, alpha: np.ndarray, background: np.ndarray | Color) -> np.ndarray:
+    """The person (`alpha`, from `matte`) over a new background: an RGB image (resized and centre-cropped to cover)
+    or a colour."""
     if isinstance(background, np.ndarray) and background.ndim == 3:
-        background = cover(background[..., :3], *prob.shape)
-    return composite(image, background, prob)
+        background = cover(background[..., :3], *alpha.shape)
+    return composite(image, background, alpha)
 
 
 def parse_color(text: str) -> Color:
@@ -252,8 +255,8 @@ class BlurBackground:
     sigma: float | None = None
     name: str = "blur"
 
-    def __call__(self, image: np.ndarray, prob: np.ndarray) -> np.ndarray:
-        return blur_background(image, prob, self.sigma)
+    def __call__(self, image: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+        return blur_background(image, alpha, self.sigma)
 
 
 @dataclass(frozen=True)
@@ -263,8 +266,8 @@ class ColorBackground:
     color: Color
     name: str = "background"
 
-    def __call__(self, image: np.ndarray, prob: np.ndarray) -> np.ndarray:
-        return replace_background(image, prob, self.color)
+    def __call__(self, image: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+        return replace_background(image, alpha, self.color)
 
 
 @dataclass(frozen=True, eq=False)
@@ -275,12 +278,12 @@ class ImageBackground:
     name: str = "background"
     _covered: dict = field(default_factory=dict, repr=False)
 
-    def __call__(self, image: np.ndarray, prob: np.ndarray) -> np.ndarray:
-        key = prob.shape
+    def __call__(self, image: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+        key = alpha.shape
         if key not in self._covered:
             self._covered.clear()
             self._covered[key] = cover(self.image, *key)
-        return replace_background(image, prob, self._covered[key])
+        return replace_background(image, alpha, self._covered[key])
 
 
 Effect = BlurBackground | ColorBackground | ImageBackground

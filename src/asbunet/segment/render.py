@@ -13,7 +13,7 @@ import numpy as np
 
 from asbunet import atomic
 from asbunet.inference.segmenter import Segmenter
-from asbunet.segment import effects, regions
+from asbunet.segment import effects, matte, regions
 from asbunet.segment.options import OUTPUTS, SegmentOptions
 
 
@@ -50,19 +50,29 @@ def postprocess(
     return prob
 
 
-def render(kind: str, image: np.ndarray, prob: np.ndarray, options: SegmentOptions) -> np.ndarray:
-    """The array of one output kind: uint8 gray `(H, W)`, RGB `(H, W, 3)` or RGBA `(H, W, 4)`."""
+def alpha_of(prob: np.ndarray, options: SegmentOptions) -> np.ndarray:
+    """The compositing alpha of a probability (`matte.matte` at the options' threshold, 0.5 where none is set)."""
+    return matte.matte(prob, 0.5 if options.threshold is None else options.threshold)
+
+
+def render(
+    kind: str, image: np.ndarray, prob: np.ndarray, options: SegmentOptions, alpha: np.ndarray | None = None
+) -> np.ndarray:
+    """The array of one output kind: uint8 gray `(H, W)`, RGB `(H, W, 3)` or RGBA `(H, W, 4)`.
+
+    `cutout` and `effect` composite with `alpha` (default `alpha_of(prob, options)`); `overlay` tints by the
+    probability itself, to show it.
+    """
     if kind == "mask":
         return effects.mask_image(prob, options.threshold)
     if kind == "prob":
         return effects.probability_image(prob)
     if kind == "overlay":
         return effects.overlay(image, prob)
-    if kind == "cutout":
-        return effects.cutout(image, prob)
-    if kind == "effect":
-        return options.background(image, prob)
-    raise ValueError(f"unknown output {kind!r}; choose from: {', '.join(OUTPUTS)}")
+    if kind not in ("cutout", "effect"):
+        raise ValueError(f"unknown output {kind!r}; choose from: {', '.join(OUTPUTS)}")
+    alpha = alpha_of(prob, options) if alpha is None else alpha
+    return effects.cutout(image, alpha) if kind == "cutout" else options.background(image, alpha)
 
 
 def write_image(path: Path, array: np.ndarray) -> None:

@@ -16,6 +16,8 @@ from typing import Protocol
 import cv2
 import numpy as np
 
+from asbunet.extras import install_hint
+from asbunet.segment import devices
 from asbunet.segment.media import VideoWriter
 
 V4L2LOOPBACK_HELP = (
@@ -37,6 +39,37 @@ class SinkError(OSError):
     """A sink cannot be opened; the message says which and how to fix it."""
 
 
+def import_pyvirtualcam():
+    """The pyvirtualcam module, or a `SinkError` saying how to install it."""
+    try:
+        import pyvirtualcam
+    except ImportError:
+        raise SinkError(f"--virtual-camera needs pyvirtualcam: {install_hint('camera')}") from None
+    return pyvirtualcam
+
+
+def check_virtual_camera(device: str | None = None) -> None:
+    """Raises `SinkError` with what exists and the set-up advice when no virtual camera can be opened: pyvirtualcam
+    missing, and (on Linux) no v4l2loopback device or no `device`, all named at once. Run before the camera opens."""
+    problems = []
+    try:
+        import_pyvirtualcam()
+    except SinkError as err:
+        problems.append(str(err))
+    name = "--virtual-camera" if device is None else f"--virtual-camera {device}"
+    if devices.is_linux():
+        existing = devices.video_devices()
+        loopbacks = devices.loopback_devices() if existing else []  # None: sysfs cannot tell
+        if device is not None and device not in existing:
+            problems.append(f"{name}: no such device; {devices.describe()}; {V4L2LOOPBACK_HELP}")
+        elif device is None and loopbacks == []:
+            problems.append(f"{name}: no v4l2loopback device; {devices.describe()}; {V4L2LOOPBACK_HELP}")
+        elif device is not None and loopbacks is not None and device not in loopbacks:
+            problems.append(f"{name}: not a v4l2loopback device; {devices.describe()}; {V4L2LOOPBACK_HELP}")
+    if problems:
+        raise SinkError("; and ".join(problems))
+
+
 class VirtualCameraSink:
     """A virtual camera that video-call applications can select, fed through pyvirtualcam.
 
@@ -46,14 +79,12 @@ class VirtualCameraSink:
     """
 
     def __init__(self, width: int, height: int, fps: float, device: str | None = None):
-        try:
-            import pyvirtualcam
-        except ImportError:
-            raise SinkError("--virtual-camera needs pyvirtualcam: pip install 'asbunet[camera]'") from None
+        pyvirtualcam = import_pyvirtualcam()
         try:
             self.camera = pyvirtualcam.Camera(width, height, fps, fmt=pyvirtualcam.PixelFormat.RGB, device=device)
         except RuntimeError as err:
-            raise SinkError(f"no virtual camera device could be opened ({err}); {V4L2LOOPBACK_HELP}") from None
+            where = f"; {devices.describe()}" if devices.is_linux() else ""
+            raise SinkError(f"no virtual camera device could be opened ({err}){where}; {V4L2LOOPBACK_HELP}") from None
         self.device = self.camera.device
 
     def send(self, frame: np.ndarray) -> None:

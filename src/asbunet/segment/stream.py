@@ -5,7 +5,7 @@
     video = VideoSegmenter(Segmenter.from_pretrained(), background="blur")
     for frame in frames:                      # (H, W, 3) uint8 RGB, e.g. from a capture loop or a WebRTC track
         result = video.process(frame)
-        show(result.effect)                   # or result.mask, result.probability, result.render("cutout")
+        show(result.effect)                   # or result.mask, result.alpha, result.render("cutout")
 
 `asbunet segment` runs its videos and cameras through the same object.
 """
@@ -22,7 +22,7 @@ from asbunet.inference.preprocess import to_rgb
 from asbunet.inference.segmenter import Segmenter
 from asbunet.segment import effects, temporal
 from asbunet.segment.options import SegmentOptions, resolve_options
-from asbunet.segment.render import postprocess, render
+from asbunet.segment.render import alpha_of, postprocess, render
 
 
 @dataclass(frozen=True)
@@ -40,13 +40,22 @@ class FrameResult:
         return binarize(self.probability, self.options.threshold)
 
     @cached_property
+    def alpha(self) -> np.ndarray:
+        """The compositing alpha (H, W) float32: 1 inside the person, 0 outside, soft only at the edge
+        (`asbunet.segment.matte`)."""
+        return alpha_of(self.probability, self.options)
+
+    @cached_property
     def effect(self) -> np.ndarray:
         """The frame with the background effect applied, (H, W, 3) uint8 RGB."""
-        return render("effect", self.image, self.probability, self.options)
+        return render("effect", self.image, self.probability, self.options, self.alpha)
 
     def render(self, kind: str) -> np.ndarray:
         """One output kind (`asbunet.segment.options.OUTPUTS`) as a uint8 array."""
-        return self.effect if kind == "effect" else render(kind, self.image, self.probability, self.options)
+        if kind == "effect":
+            return self.effect
+        alpha = self.alpha if kind == "cutout" else None
+        return render(kind, self.image, self.probability, self.options, alpha)
 
 
 class VideoSegmenter:
