@@ -25,7 +25,7 @@ def run_python(code: str, python: str = sys.executable, **kwargs) -> subprocess.
     return subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=300, **kwargs)
 
 
-def test_segmenter_and_segment_leave_torch_out():
+def test_segmenter_and_segment_leave_torch_out(tmp_path):
     code = """
 import sys
 import numpy as np
@@ -38,9 +38,8 @@ assert main(["segment", sys.argv[1], "--output", sys.argv[2], "--model", "asbune
 print(sorted(m for m in sys.modules if m.split(".")[0] in {"torch", "torchvision", "albumentations", "yaml"}))
 """
     sample = sorted(SAMPLE.iterdir())[0]
-    out = Path(os.environ.get("PYTEST_TMPDIR", "/tmp")) / f"asbunet_light_{os.getpid()}"
     done = subprocess.run(
-        [sys.executable, "-c", code, str(sample), str(out)], capture_output=True, text=True, timeout=300
+        [sys.executable, "-c", code, str(sample), str(tmp_path / "out")], capture_output=True, text=True, timeout=300
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "[]"
