@@ -1,7 +1,8 @@
 # `make demo` segments the bundled samples with the bundled model (the light install: inference only, no PyTorch);
 # `make test` sets up what the tests need (scripts/setup_tests.sh) and runs the linter and the test suite (the full
-# install: the same .venv extended with PyTorch and the dev extras); `make web` sets up the webcam page (web/) and
-# serves it on http://localhost:8000/.
+# install: the same .venv extended with PyTorch and the dev extras); `make test-fast` runs the linter and the tests that
+# are neither slow nor need ../shared/data (docs/development.md, "Test lanes"); `make web` sets up the webcam page
+# (web/) and serves it on http://localhost:8000/.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -25,19 +26,19 @@ demo: $(LIGHT)
 	$(BIN)/asbunet segment samples/images --output out/demo --save mask,overlay,effect --background blur
 
 test: $(FULL) test-setup
-	$(BIN)/ruff check src tests web
+	$(BIN)/ruff check src tests web experiments benchmarks
 	$(BIN)/pytest
 
 test-setup: $(FULL)
 	bash scripts/setup_tests.sh
 
 test-fast: $(FULL)
-	$(BIN)/ruff check src tests web
-	$(BIN)/pytest -m "not slow"
+	$(BIN)/ruff check src tests web experiments benchmarks
+	$(BIN)/pytest -m "not slow and not data"
 
 lint: $(FULL)
-	$(BIN)/ruff check src tests web
-	$(BIN)/ruff format --check src tests web
+	$(BIN)/ruff check src tests web experiments benchmarks
+	$(BIN)/ruff format --check src tests web experiments benchmarks
 
 # The bundled models' ONNX files (fp32 and int8) from their safetensors weights; run after replacing the weights.
 onnx: $(FULL)

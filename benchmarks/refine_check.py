@@ -13,7 +13,7 @@ import numpy as np
 
 from asbunet import Segmenter
 from asbunet.data.sources import open_source
-from asbunet.effects import default_radius, refine_probability
+from asbunet.segment.effects import default_radius, refine_probability
 
 
 def iou(prob: np.ndarray, label: np.ndarray, threshold: float) -> float:

@@ -1,4 +1,8 @@
-"""Shared fixtures: the real person data in ../shared/data (skipped when absent) and tiny synthetic datasets."""
+"""Shared fixtures: the real person data in ../shared/data (skipped when absent) and tiny synthetic datasets.
+
+Every test that reads ../shared/data takes the `shared_data` fixture (or `ccp_samples`, built on it), and is marked
+`data` here, so that `pytest -m "not slow and not data"` (`make test-fast`) runs without it (docs/development.md).
+"""
 
 from __future__ import annotations
 
@@ -15,6 +19,17 @@ from asbunet.train.checkpoint import FORMAT, atomic_save
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+DATA_FIXTURE = "shared_data"
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Marks `data` every test that needs ../shared/data: those using `shared_data`, directly or through a fixture."""
+    for item in items:
+        if DATA_FIXTURE in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.data)
 
 
 @pytest.fixture(scope="session")

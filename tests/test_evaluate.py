@@ -20,23 +20,17 @@ from asbunet.inference.segmenter import Segmenter
 from asbunet.inference.weights import load_model
 from asbunet.metrics import METRICS, IgnoreBand, ImageStats, count_wins, iou, summarize
 
-SAMPLES = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "ccp_samples"
 PEERS = DEFAULT_PEERS_DIR
-needs_data = pytest.mark.skipif(
-    not (SAMPLES / "images").is_dir(), reason=f"labelled samples not found at {SAMPLES} (data not shipped)"
-)
 
 
 @pytest.fixture(scope="module")
-def dataset(tmp_path_factory) -> Path:
+def dataset(tmp_path_factory, ccp_samples) -> Path:
     """Three of the CCP sample photos with their hand-drawn masks."""
-    if not (SAMPLES / "images").is_dir():
-        pytest.skip(f"labelled samples not found at {SAMPLES} (data not shipped)")
     root = tmp_path_factory.mktemp("ccp3")
     for sub, suffix in (("images", ".jpg"), ("masks", ".png")):
         (root / sub).mkdir()
         for stem in ("0001", "0042", "0512"):
-            shutil.copy(SAMPLES / sub / f"{stem}{suffix}", root / sub / f"{stem}{suffix}")
+            shutil.copy(ccp_samples / sub / f"{stem}{suffix}", root / sub / f"{stem}{suffix}")
     return root
 
 
@@ -64,7 +58,6 @@ def read_csv(path: Path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
-@needs_data
 def test_cli_writes_every_file_and_the_summary_matches_the_csv(dataset, checkpoint, tmp_path, capsys):
     out = tmp_path / "eval"
     rc = main(
@@ -120,7 +113,6 @@ def test_cli_writes_every_file_and_the_summary_matches_the_csv(dataset, checkpoi
     assert f"![worst images of {slug}]({entry['gallery']})" in markdown
 
 
-@needs_data
 def test_results_are_deterministic_and_square_mode_works(dataset, checkpoint, tmp_path):
     a = evaluate_model(checkpoint, [dataset], tmp_path / "a", size=64, gallery=0, threads=1, progress=False)
     b = evaluate_model(checkpoint, [dataset], tmp_path / "b", size=64, gallery=0, threads=1, progress=False)
@@ -148,7 +140,6 @@ def test_results_are_deterministic_and_square_mode_works(dataset, checkpoint, tm
     assert predict_probability(segmenter, image, "square").shape == (90, 50)
 
 
-@needs_data
 def test_registry_model_runs_with_a_warning_and_same_names_get_distinct_folders(dataset, tmp_path):
     with pytest.warns(RuntimeWarning, match="random weights"):
         summary = evaluate_model(
@@ -199,7 +190,6 @@ def test_person_free_list_is_a_data_set_scored_by_the_share_called_person(person
     assert written["datasets"][slug]["mean"]["over_2x"] is None  # no labelled person: NaN written as null
 
 
-@needs_data
 def test_several_models_with_a_mediapipe_peer_on_the_same_images(dataset, person_free, checkpoint, tmp_path, capsys):
     needs_peer()
     out = tmp_path / "eval"

@@ -5,10 +5,11 @@ validation data: which chunk's weights to keep, chosen without any evaluation se
 
 A SPEC is a bundled `.safetensors` file or `.pt` checkpoint of `asbunet_035`, or several joined by `+` (their weights
 averaged, BatchNorm statistics too, as `experiments/soup/soup.py` does; all chunks share one trajectory, each starting
-from the previous chunk's weights). Every SPEC runs on PyTorch at input size 320 (176x320 for a 16:9 frame, the size
-the fast model runs at) on the validation data of `configs/person_fast_e.yaml` (`experiments/validation.py`: the
-held-out photos of pfcn_portrait/train and ccp/train, validation people composited over held-out person-free DAVIS
-frames, and those frames). IoU is the mean over images at thresholds 0.5 and 0.6 (the chunks' calibrated threshold).
+from the previous chunk's weights). Every SPEC runs on PyTorch at input size 320 (176x320 for a 16:9 frame, the size the
+fast model runs at) on the validation data of `experiments/fast_model/configs/person_fast_e.yaml`
+(`experiments/validation.py`: the held-out photos of pfcn_portrait/train and ccp/train, validation people composited
+over held-out person-free DAVIS frames, and those frames). IoU is the mean over images at thresholds 0.5 and 0.6 (the
+chunks' calibrated threshold).
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ sys.path.insert(0, str(Path(__file__).parent.parent / "soup"))
 from soup import mix  # noqa: E402
 from validation import emit, validation_parts  # noqa: E402
 
-CONFIG, ARCHITECTURE, INPUT_SIZE, THRESHOLDS = "configs/person_fast_e.yaml", "asbunet_035", 320, (0.5, 0.6)
+CONFIG = "experiments/fast_model/configs/person_fast_e.yaml"
+ARCHITECTURE, INPUT_SIZE, THRESHOLDS = "asbunet_035", 320, (0.5, 0.6)
 
 
 def weights_of(spec: str) -> dict[str, torch.Tensor]:

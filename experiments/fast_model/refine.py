@@ -4,11 +4,11 @@
         [--output FILE.md]
 
 The fast model sees a 640x360 frame at 176x320 and a 3:4 portrait at 320x240; its probability is resized back to the
-image's own size. This scores, on the held-out photos of `configs/person_fast_f.yaml` (pfcn_portrait/train and
-ccp/train, the split `asbunet train` holds out) read at their full size, the bilinear resizing against colour guided
-filters of several radii and regularizations, each at several thresholds, and prints the setting with the best mean
-IoU over the photos. No evaluation set is read. The network runs once per photo (PyTorch, `--input-size`, 320 by
-default).
+image's own size. This scores, on the held-out photos of `experiments/fast_model/configs/person_fast_f.yaml`
+(pfcn_portrait/train and ccp/train, the split `asbunet train` holds out) read at their full size, the bilinear resizing
+against colour guided filters of several radii and regularizations, each at several thresholds, and prints the setting
+with the best mean IoU over the photos. No evaluation set is read. The network runs once per photo (PyTorch,
+`--input-size`, 320 by default).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from asbunet.train.engine import load_data
 sys.path.insert(0, str(Path(__file__).parent.parent))
 from validation import emit  # noqa: E402
 
-CONFIG = "configs/person_fast_f.yaml"
+CONFIG = "experiments/fast_model/configs/person_fast_f.yaml"
 THRESHOLDS = (0.4, 0.45, 0.5, 0.55, 0.6, 0.65)
 RADII, EPSILONS = (2, 3, 4, 6), (1e-4, 3e-4, 1e-3, 3e-3)
 

@@ -4,16 +4,16 @@
     PYTHONPATH=src python experiments/fast_model/tradeoff.py --part latency    # on an idle machine
     PYTHONPATH=src python experiments/fast_model/tradeoff.py --part plot
 
-Accuracy: the validation data of the scene-trained models (`configs/person_scenes_c.yaml` and
-`configs/person_fast.yaml` build the same split: held-out photos of pfcn_portrait/train and ccp/train, people of those
-photos composited over held-out person-free DAVIS frames, and those frames), IoU mean over images at threshold 0.5
-for the held-out photos and the composited scenes. No evaluation set is used. Latency: a whole `Segmenter.predict`
-call on a 640x360 frame (`asbunet.bench.predict`: resize, network, resize back, sigmoid), one thread, median of
-round-robin calls, the machine's instruction sets printed. Candidates: the fast model (`asbunet_035`, both
-chunks: `configs/person_fast.yaml`, `configs/person_fast_b.yaml`) and the shipped model at several input sizes on
-onnxruntime fp32 and int8, and MediaPipe Selfie Segmentation at its own sizes. Width 0.5 and 0.25 are timed with
-random weights (latency does not depend on the weights) to show where they would fall. Writes `accuracy.json`,
-`latency.json`, `tradeoff.md`, `tradeoff.png`.
+Accuracy: the validation data of the scene-trained models (`experiments/person_scenes/configs/person_scenes_c.yaml` and
+`experiments/fast_model/configs/person_fast.yaml` build the same split: held-out photos of pfcn_portrait/train and
+ccp/train, people of those photos composited over held-out person-free DAVIS frames, and those frames), IoU mean over
+images at threshold 0.5 for the held-out photos and the composited scenes. No evaluation set is used. Latency: a whole
+`Segmenter.predict` call on a 640x360 frame (`asbunet.bench.predict`: resize, network, resize back, sigmoid), one
+thread, median of round-robin calls, the machine's instruction sets printed. Candidates: the fast model (`asbunet_035`,
+both chunks: `experiments/fast_model/configs/person_fast.yaml`, `experiments/fast_model/configs/person_fast_b.yaml`) and
+the shipped model at several input sizes on onnxruntime fp32 and int8, and MediaPipe Selfie Segmentation at its own
+sizes. Width 0.5 and 0.25 are timed with random weights (latency does not depend on the weights) to show where they
+would fall. Writes `accuracy.json`, `latency.json`, `tradeoff.md`, `tradeoff.png`.
 """
 
 from __future__ import annotations
@@ -37,8 +37,9 @@ sys.path.insert(0, str(Path(__file__).parent.parent))
 from validation import validation_parts  # noqa: E402
 
 HERE = Path(__file__).parent
-FAST = "experiments/fast_model/asbunet_person_fast.safetensors"
-FAST_B = "experiments/fast_model/asbunet_person_fast_b.safetensors"
+# The first two chunks' bundled weights, in git history: experiments/fast_model/README.md says how to restore them here.
+FAST = "out/weights/asbunet_person_fast.safetensors"
+FAST_B = "out/weights/asbunet_person_fast_b.safetensors"
 FRAME = (640, 360)
 
 
@@ -61,7 +62,7 @@ def segmenter(spec: str, runtime: str | None, size: int | None, threads: int = 1
 
 
 def part_accuracy(fast: str) -> None:
-    photos, scenes, _ = validation_parts("configs/person_scenes_c.yaml")
+    photos, scenes, _ = validation_parts("experiments/person_scenes/configs/person_scenes_c.yaml")
     results = {}
     for label, (spec, runtime, size) in candidates(fast).items():
         if runtime == "onnx-int8":

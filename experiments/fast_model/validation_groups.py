@@ -34,7 +34,8 @@ from asbunet.train.engine import load_data
 sys.path.insert(0, str(Path(__file__).parent.parent))
 from validation import emit, validation_kind  # noqa: E402
 
-CONFIG = "configs/person_fast_j.yaml"  # the split of every fast-model chunk from the tenth on (same data and seed)
+# the split of every fast-model chunk from the tenth on (same data and seed)
+CONFIG = "experiments/fast_model/configs/person_fast_j.yaml"
 
 
 def group_of(name: str, mask: np.ndarray) -> str:

@@ -3,19 +3,19 @@
     PYTHONPATH=src python experiments/soup/soup.py                 # validation table of every candidate
     PYTHONPATH=src python experiments/soup/soup.py --write NAME    # write candidate NAME as a bundled safetensors file
 
-Stages 4, 4b and 4c (`configs/person_scenes{,_b,_c}.yaml`) start from the shipped weights and are better on scenes
-unlike the photo sets but worse on the portraits (`docs/model_card.md`). All of them share one trajectory from the
-shipped weights, so their weights can be averaged (model soups, Wortsman et al. 2022) or interpolated with the
-starting point (WiSE-FT, Wortsman et al. 2022: theta = (1 - alpha) theta_shipped + alpha theta_scenes), which
-trades in-distribution accuracy against robustness without training.
+Stages 4, 4b and 4c (`experiments/person_scenes/configs/person_scenes{,_b,_c}.yaml`) start from the shipped weights and
+are better on scenes unlike the photo sets but worse on the portraits (`experiments/person_scenes/README.md`). All of
+them share one trajectory from the shipped weights, so their weights can be averaged (model soups, Wortsman et al. 2022)
+or interpolated with the starting point (WiSE-FT, Wortsman et al. 2022: theta = (1 - alpha) theta_shipped + alpha
+theta_scenes), which trades in-distribution accuracy against robustness without training.
 
-Every candidate is scored on the validation data of the scene stages (`configs/person_scenes_c.yaml`, as
-`asbunet.train.engine.load_data` builds it; no stage trained on it): the held-out photos of pfcn_portrait/train and
-ccp/train (IoU, mean over images), people of those photos composited over the held-out person-free DAVIS frames
-(IoU), and those frames alone (share of pixels called person). Input size 384, threshold 0.5 for all, as training
-validation scores. The rule, fixed before the table: keep the candidates whose photo IoU is at least the shipped
-model's minus 0.002 (the portraits must not fall); among them take the best scene IoU. Writes `validation.md`,
-`validation.csv`.
+Every candidate is scored on the validation data of the scene stages
+(`experiments/person_scenes/configs/person_scenes_c.yaml`, as `asbunet.train.engine.load_data` builds it; no stage
+trained on it): the held-out photos of pfcn_portrait/train and ccp/train (IoU, mean over images), people of those photos
+composited over the held-out person-free DAVIS frames (IoU), and those frames alone (share of pixels called person).
+Input size 384, threshold 0.5 for all, as training validation scores. The rule, fixed before the table: keep the
+candidates whose photo IoU is at least the shipped model's minus 0.002 (the portraits must not fall); among them take
+the best scene IoU. Writes `validation.md`, `validation.csv`.
 """
 
 from __future__ import annotations
@@ -44,10 +44,10 @@ from validation import validation_parts  # noqa: E402
 HERE = Path(__file__).parent
 STAGES = {
     "shipped": bundled_path("asbunet_person"),
-    "4": Path("experiments/person_scenes/asbunet_person_scenes.safetensors"),
-    "4b": Path("experiments/person_scenes_b/asbunet_person_scenes_b.safetensors"),
-    "4c": Path("experiments/person_scenes_c/asbunet_person_scenes_c.safetensors"),
-}
+    "4": Path("out/weights/asbunet_person_scenes.safetensors"),
+    "4b": Path("out/weights/asbunet_person_scenes_b.safetensors"),
+    "4c": Path("out/weights/asbunet_person_scenes_c.safetensors"),
+}  # the stages' weights are in git history: experiments/person_scenes/README.md says how to restore them here
 INPUT_SIZE, THRESHOLD, PHOTO_SLACK = 384, 0.5, 0.002
 
 
@@ -110,7 +110,7 @@ def main() -> None:
         print(f"wrote {args.output}")
         return
     torch.set_num_threads(1)
-    parts = validation_parts("configs/person_scenes_c.yaml")
+    parts = validation_parts("experiments/person_scenes/configs/person_scenes_c.yaml")
     print(f"validation: {len(parts[0])} photos, {len(parts[1])} scenes, {len(parts[2])} person-free frames")
     rows = []
     for name, weights in candidates().items():

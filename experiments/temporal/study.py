@@ -5,7 +5,8 @@
     PYTHONPATH=src python experiments/temporal/study.py --part davis
 
 Part `grid` builds synthetic clips from the training data only (rounds 2 to 4; round 1's clips in the history):
-people of the training sets' held-out validation split (`configs/person_scenes.yaml`: pfcn_portrait/train + ccp/train,
+people of the training sets' held-out validation split
+(`experiments/person_scenes/configs/person_scenes.yaml`: pfcn_portrait/train + ccp/train,
 `val_fraction` 0.08, seed 0, as `asbunet.train.engine.load_data` splits them: 167 people), the `N_CLIPS` the model is
 least sure of (lowest IoU on their own photo; 14 of the 167 are below 0.85), cut out with their masks as alpha and
 moved over person-free DAVIS frames of the training and validation lists
@@ -54,7 +55,8 @@ SEED = 1702  # the clips of rounds 2 to 4 (round 1: 17)
 CLIP_HW = (360, 640)  # live-video size
 CLIP_FRAMES = 40
 N_CLIPS = 18
-TRAIN_SOURCES = ("pfcn_portrait/train", "ccp/train")  # configs/person_scenes.yaml data.train, in its order
+# experiments/person_scenes/configs/person_scenes.yaml data.train, in its order
+TRAIN_SOURCES = ("pfcn_portrait/train", "ccp/train")
 VAL_FRACTION, SPLIT_SEED = 0.08, 0  # its val_fraction and seed
 DAVIS_SEQUENCES = ("lucia", "tennis", "dance-twirl")
 # the rule (README.md): IoU drop against frame by frame <= 0.005 on at least 90% of the clips and <= 0.01 on all
