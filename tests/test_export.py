@@ -23,6 +23,7 @@ from asbunet.export.onnx import export_onnx
 from asbunet.export.quantize import INT8_WEIGHT_LIMIT, CalibrationWarning, quantize_int8
 from asbunet.export.rewrites import merge_parallel_convs
 from asbunet.export.tflite import export_tflite
+from asbunet.extras import install_hint
 from asbunet.inference.cpu import cpu_isa, describe_isa
 from asbunet.inference.peers import DEFAULT_PEERS_DIR
 from asbunet.inference.preprocess import prepare, prepare_at
@@ -315,7 +316,7 @@ def test_cli_export_prints_the_differences(tmp_path, capsys, ccp_samples):
 
 
 def test_tflite_export_matches_pytorch(tmp_path):
-    pytest.importorskip("litert_torch", reason="litert-torch is not installed (pip install 'asbunet[tflite]')")
+    pytest.importorskip("litert_torch", reason="litert-torch is not installed: " + install_hint("tflite"))
     pytest.importorskip("ai_edge_litert", reason="ai-edge-litert is not installed")
     result = export_tflite(fresh("asbunet_025"), tmp_path / "m.tflite", size=(64, 64))
     assert result.random.max_abs_diff <= 1e-3 * max(1.0, result.random.max_abs_logit), str(result.random)

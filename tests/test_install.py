@@ -49,6 +49,8 @@ def test_commands_of_the_train_extra_say_which_extra_without_it(tmp_path, capsys
     from asbunet.cli import main
 
     monkeypatch.setitem(sys.modules, "yaml", None)  # `import yaml` raises ModuleNotFoundError
+    for name in [m for m in sys.modules if m.startswith("asbunet.train.") and m != "asbunet.train.command"]:
+        monkeypatch.delitem(sys.modules, name)  # imported again, without yaml
     assert main(["train", "--config", str(tmp_path / "x.yaml")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("asbunet train: this needs the 'train' extra (yaml is not installed)") and "\n" not in err
