@@ -304,8 +304,7 @@ class MixtureDataset(Dataset):
     def assignment(self, epoch: int) -> np.ndarray:
         """The source of every sample of `epoch`, `(epoch_size,)`, drawn by weight."""
         if self._assignment is None or self._assignment[0] != epoch:
-            rng = np.random.default_rng((self.seed, epoch, 5))
-            self._assignment = (epoch, rng.choice(len(self.weights), size=len(self), p=self.weights))
+            self._assignment = (epoch, source_draws(self.weights, len(self), self.seed, epoch))
         return self._assignment[1]
 
     def __getitem__(self, key: tuple[int, int, int, int]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -330,6 +329,12 @@ class MixtureDataset(Dataset):
         if src.spec.kind == "camvid":
             return crop_with_ignore(src.pool.images[i], src.pool.masks[i], hw, rng, self.mixture.cfg.camvid_crop_scale)
         return self.plain[s].scene(i, hw, rng)
+
+
+def source_draws(weights: np.ndarray, size: int, seed: int, epoch: int) -> np.ndarray:
+    """The source of each of `size` samples `(size,)`, drawn with probabilities `weights` `(S,)` from a generator
+    seeded by `(seed, epoch)`: the same in every worker and after a resume."""
+    return np.random.default_rng((seed, epoch, 5)).choice(len(weights), size=size, p=weights)
 
 
 def crop_with_ignore(
