@@ -17,6 +17,7 @@ from asbunet.data.mixture import IGNORE, CamvidSource, Mixture, MixtureConfig, c
 from asbunet.data.sources import open_source
 from asbunet.inference.weights import load_checkpoint
 from asbunet.train import engine
+from asbunet.train.calibrate import threshold_sweep
 from asbunet.train.config import TrainConfig
 from asbunet.train.loss import SegmentationLoss
 from asbunet.train.mixture import score_kinds
@@ -154,3 +155,15 @@ def test_checkpoint_every_resumes_mid_epoch_as_an_uninterrupted_run(make_dataset
     a, b = load_checkpoint(straight / "last.pt"), load_checkpoint(killed / "last.pt")
     assert (b["epoch"], b["step"]) == (a["epoch"], a["step"])
     assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
+
+
+def test_threshold_sweep_scores_ignored_pixels_as_neither_class():
+    class Fixed:  # a segmenter that calls every labelled and every ignored pixel person
+        def predict(self, image):
+            return (mask > 0).astype(np.float32)
+
+    mask = np.zeros((8, 8), np.uint8)
+    mask[1:4, 1:4] = 1
+    mask[5:8, 5:8] = IGNORE
+    sweep = threshold_sweep(Fixed(), [np.zeros((8, 8, 3), np.uint8)], [mask], thresholds=[0.5])
+    assert sweep == {0.5: 1.0}

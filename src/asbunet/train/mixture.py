@@ -24,6 +24,11 @@ def mixture_data(cfg: TrainConfig, progress=None) -> tuple[MixtureDataset, Sampl
     return dataset, val_pool, kinds, mixture.positive_fraction()
 
 
+def mixture_validation(cfg: TrainConfig) -> tuple[SamplePool, list[str]]:
+    """The held-out samples of a mixture run and their kinds (what `asbunet bundle` calibrates on)."""
+    return Mixture(MixtureConfig(**cfg.data.mixture), cfg.data.max_side, cfg.seed).validation()
+
+
 def score_kinds(preds: list[np.ndarray], masks: list[np.ndarray], kinds: list[str]) -> tuple[dict[str, float], float]:
     """Each kind's mean `selection_iou` of the masks `preds` (H, W) against the labels `masks` (H, W) in
     {0, 1, `IGNORE`}, and the IoU pooled over every pixel; `IGNORE`d pixels count as neither person nor background.
