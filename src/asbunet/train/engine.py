@@ -200,9 +200,11 @@ def write_plot(csv_path: Path, png_path: Path) -> None:
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.5))
     ax1.plot(epochs, [float(r["train_loss"]) for r in rows], marker="o")
     ax1.set(xlabel="epoch", ylabel="training loss", title="loss")
-    ax2.plot(epochs, [float(r["val_iou"]) for r in rows], marker="o", label="mean over images")
+    by_kind = [k for k in rows[0] if k.startswith("val_") and k not in ("val_iou", "val_iou_pooled")]
+    mean = "mean over kinds" if by_kind else "mean over images"
+    ax2.plot(epochs, [float(r["val_iou"]) for r in rows], marker="o", label=mean)
     ax2.plot(epochs, [float(r["val_iou_pooled"]) for r in rows], marker=".", label="pooled")
-    for key in [k for k in rows[0] if k.startswith("val_") and k not in ("val_iou", "val_iou_pooled")]:
+    for key in by_kind:
         ax2.plot(epochs, [float(r[key]) for r in rows], linestyle="--", label=key[4:])
     ax2.set(xlabel="epoch", ylabel="validation IoU", title="validation IoU")
     ax2.legend()
