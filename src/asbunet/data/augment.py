@@ -71,7 +71,16 @@ def auto_crop(
     image: np.ndarray, mask: np.ndarray, hw: tuple[int, int], rng: np.random.Generator, scale=(0.35, 1.0)
 ) -> tuple[np.ndarray, np.ndarray]:
     """Crops a window of the canvas' aspect ratio that overlaps the person, then resizes it to `hw`."""
-    img_h, img_w = image.shape[:2]
+    y0, y1, x0, x1 = crop_box(mask, hw, rng, scale)
+    return resize_pair(image[y0:y1, x0:x1], mask[y0:y1, x0:x1], hw)
+
+
+def crop_box(
+    mask: np.ndarray, hw: tuple[int, int], rng: np.random.Generator, scale=(0.35, 1.0)
+) -> tuple[int, int, int, int]:
+    """`auto_crop`'s window `(y0, y1, x0, x1)`: the canvas' aspect ratio, `scale` of the largest window's area, its
+    centre inside the box of `mask`'s person (anywhere when there is none)."""
+    img_h, img_w = mask.shape[:2]
     aspect = hw[1] / hw[0]  # width / height
     max_h = min(img_h, img_w / aspect)
     area = rng.uniform(*scale)
@@ -86,8 +95,7 @@ def auto_crop(
         cy, cx = rng.uniform(0, img_h), rng.uniform(0, img_w)
     y0 = int(np.clip(cy - ch / 2, 0, img_h - ch))
     x0 = int(np.clip(cx - cw / 2, 0, img_w - cw))
-    y1, x1 = int(y0 + round(ch)), int(x0 + round(cw))
-    return resize_pair(image[y0:y1, x0:x1], mask[y0:y1, x0:x1], hw)
+    return y0, int(y0 + round(ch)), x0, int(x0 + round(cw))
 
 
 def paste_person(
@@ -163,8 +171,12 @@ def composite_scene(
     return image, mask
 
 
-def rotate_cutout(image: np.ndarray, mask: np.ndarray, angle: float) -> tuple[np.ndarray, np.ndarray]:
-    """Rotates a person cut-out by `angle` degrees on a canvas large enough to hold it, cropped to the new mask."""
+def rotate_cutout(
+    image: np.ndarray, mask: np.ndarray, angle: float, soft: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rotates a person cut-out by `angle` degrees on a canvas large enough to hold it, cropped to the new mask.
+
+    `soft`: `mask` is an alpha in [0, 1] and stays one (float32), cropped to where it is above 0.5."""
     h, w = mask.shape
     m = cv2.getRotationMatrix2D(((w - 1) / 2, (h - 1) / 2), angle, 1.0)  # about the centre of the pixel grid
     cos, sin = abs(m[0, 0]), abs(m[0, 1])
@@ -172,12 +184,13 @@ def rotate_cutout(image: np.ndarray, mask: np.ndarray, angle: float) -> tuple[np
     m[0, 2] += (nw - w) / 2
     m[1, 2] += (nh - h) / 2
     image = cv2.warpAffine(image, m, (nw, nh), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    mask = cv2.warpAffine(mask.astype(np.float32), m, (nw, nh), flags=cv2.INTER_LINEAR) > 0.5
-    ys, xs = np.nonzero(mask)
+    alpha = cv2.warpAffine(mask.astype(np.float32), m, (nw, nh), flags=cv2.INTER_LINEAR)  # (nh, nw)
+    mask = alpha if soft else (alpha > 0.5).astype(np.uint8)
+    ys, xs = np.nonzero(alpha > 0.5)
     if len(ys) == 0:
-        return image, mask.astype(np.uint8)
+        return image, mask
     y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
-    return image[y0:y1, x0:x1], mask[y0:y1, x0:x1].astype(np.uint8)
+    return image[y0:y1, x0:x1], mask[y0:y1, x0:x1]
 
 
 def tilt_pair(image: np.ndarray, mask: np.ndarray, angle: float) -> tuple[np.ndarray, np.ndarray]:

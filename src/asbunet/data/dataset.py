@@ -166,7 +166,8 @@ class ShapeBatchSampler(Sampler[list[tuple[int, int, int, int]]]):
     """Groups the indices of `sampler` into batches and gives each batch one canvas shape `(H, W)`.
 
     Shapes are drawn from `shapes` with a generator seeded by `(seed, epoch)`, so training on portrait, square and
-    landscape canvases stays deterministic. Call `set_epoch` every epoch (it is forwarded to `sampler`).
+    landscape canvases stays deterministic. Call `set_epoch` every epoch (it is forwarded to `sampler`). `skip`
+    leaves out the epoch's first batches (drawn all the same, so the rest are unchanged): a resume mid-epoch.
     """
 
     def __init__(
@@ -178,7 +179,7 @@ class ShapeBatchSampler(Sampler[list[tuple[int, int, int, int]]]):
         drop_last: bool = True,
     ):
         self.sampler, self.batch_size, self.shapes = sampler, batch_size, [tuple(s) for s in shapes]
-        self.seed, self.drop_last, self.epoch = seed, drop_last, 0
+        self.seed, self.drop_last, self.epoch, self.skip = seed, drop_last, 0, 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -192,12 +193,16 @@ class ShapeBatchSampler(Sampler[list[tuple[int, int, int, int]]]):
     def __iter__(self) -> Iterator[list[tuple[int, int, int, int]]]:
         rng = np.random.default_rng((self.seed, self.epoch, 7))
         batch: list[int] = []
+        done = 0
         for index in self.sampler:
             batch.append(index)
             if len(batch) == self.batch_size:
-                yield self._keys(batch, rng)
+                keys = self._keys(batch, rng)
+                done += 1
+                if done > self.skip:
+                    yield keys
                 batch = []
-        if batch and not self.drop_last:
+        if batch and not self.drop_last and done >= self.skip:
             yield self._keys(batch, rng)
 
     def _keys(self, batch: list[int], rng: np.random.Generator) -> list[tuple[int, int, int, int]]:

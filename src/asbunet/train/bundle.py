@@ -39,7 +39,13 @@ def calibrate_checkpoint(
 
     cfg = TrainConfig(**ckpt["config"])
     try:
-        _, _, pool, indices = load_data(cfg)
+        if cfg.data.mixture:  # the mixture's held-out samples, scored kind by kind as in training
+            from asbunet.train.mixture import mixture_validation
+
+            pool, mixture_kinds = mixture_validation(cfg)
+            indices = list(range(len(pool)))
+        else:
+            _, _, pool, indices = load_data(cfg)
     except (FileNotFoundError, ValueError) as err:
         raise ValueError(
             f"cannot choose the threshold or input size on the run's validation split ({err}); run from the folder "
@@ -47,7 +53,7 @@ def calibrate_checkpoint(
             "--threshold 0.5 --input-size 256`)"
         ) from None
     images, masks = [pool.images[i] for i in indices], [pool.masks[i] for i in indices]
-    kinds = split_kinds(pool, indices, cfg.selection)
+    kinds = mixture_kinds if cfg.data.mixture else split_kinds(pool, indices, cfg.selection)
     sweeps = size_threshold_sweep(
         TorchRunner(model_from_checkpoint(ckpt)), input_sizes, images, masks, thresholds, progress, refine, kinds
     )

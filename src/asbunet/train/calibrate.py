@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from asbunet.data.mixture import IGNORE
 from asbunet.inference.postprocess import binarize
 from asbunet.inference.preprocess import SIZE_MULTIPLE
 from asbunet.inference.refine import GuidedRefine
@@ -93,8 +94,8 @@ def threshold_sweep(
     items = range(len(images)) if progress is None else progress(range(len(images)))
     for i in items:
         prob = segmenter.predict(images[i])  # (H, W)
-        target = masks[i].astype(bool)  # (H, W)
-        pred = np.stack([binarize(prob, t) for t in keys])  # (T, H, W)
+        target = masks[i] == 1  # (H, W); IGNORE pixels (`asbunet.data.mixture`) are neither person nor background
+        pred = np.stack([binarize(prob, t) for t in keys]) & (masks[i] != IGNORE)  # (T, H, W)
         ious[i] = selection_iou(pred, np.broadcast_to(target, pred.shape), reduction="none")
     return dict(zip(keys, selection_score(ious, kinds).tolist(), strict=True))
 

@@ -26,6 +26,7 @@ class DataConfig:
     backgrounds: list = field(default_factory=list)  # canvases for composites (their labels kept), training only
     val_backgrounds: list = field(default_factory=list)  # person-free frames: validation scenes and negatives
     val_scenes: int = 0  # validation people composited onto `val_backgrounds`
+    mixture: dict | None = None  # one mixture of weighted sources (`asbunet.data.mixture`); replaces the above
 
 
 @dataclass
@@ -65,6 +66,7 @@ class TrainConfig:
     max_nonfinite: int = 10  # consecutive non-finite losses before the run stops
     seed: int = 0
     max_steps: int | None = None  # stop after this many optimizer steps in total (smoke tests)
+    checkpoint_every: int = 0  # also write last.pt every this many optimizer steps (resumable mid-epoch)
     output: str = "runs/train"
 
     def __post_init__(self):
@@ -77,8 +79,8 @@ class TrainConfig:
             raise ValueError(f"schedule must be 'step' or 'cosine', got {self.schedule!r}")
         if self.selection not in ("images", "kinds"):
             raise ValueError(f"selection must be 'images' or 'kinds', got {self.selection!r}")
-        if not self.data.train:
-            raise ValueError("data.train is empty: give at least one dataset")
+        if not self.data.train and not self.data.mixture:
+            raise ValueError("data.train is empty: give at least one dataset (or data.mixture)")
         repeat = self.data.train_repeat
         if repeat is not None and (
             len(repeat) != len(self.data.train) or not all(isinstance(r, int) and r >= 1 for r in repeat)

@@ -2,7 +2,7 @@
 
 Runs as one process or under `torchrun` (DistributedDataParallel; gloo on CPU, nccl on GPU). Only rank 0 writes
 checkpoints and logs. `--resume` restarts after the last completed epoch with the exact model, optimizer, schedule
-and data order of an uninterrupted run.
+and data order of an uninterrupted run; with `checkpoint_every`, from the last of those steps inside an epoch.
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ from asbunet.train.checkpoint import FORMAT, atomic_save
 from asbunet.train.config import TrainConfig
 from asbunet.train.distill import Distiller
 from asbunet.train.loss import SegmentationLoss
+from asbunet.train.mixture import evaluate_kinds, mixture_data
 
 METRICS_FIELDS = ["epoch", "step", "lr", "train_loss", "val_iou", "val_iou_pooled", "images_per_s", "epoch_s"]
 RUN_FILES = ("last.pt", "best.pt", "metrics.csv")  # a folder holding one of these holds a training run
@@ -124,17 +125,20 @@ def train_one_epoch(
     rank: int,
     start_step: int,
     distiller: Distiller | None = None,
+    on_step=None,
 ) -> tuple[float, float, int]:
     """One pass over the training data; returns (mean loss, images/s, optimizer steps done).
 
-    With a `distiller`, the loss adds its soft-target term to the labelled one."""
+    With a `distiller`, the loss adds its soft-target term to the labelled one. `on_step(batches, steps)` is called
+    after every optimizer step with the batches taken from `loader` and the steps done so far."""
     model.train()
-    losses, seen, steps, nonfinite = [], 0, 0, 0
+    losses, seen, steps, nonfinite, taken = [], 0, 0, 0, 0
     t0 = time.perf_counter()
     bar = tqdm(loader, desc=f"epoch {epoch}", disable=rank != 0, dynamic_ncols=True, leave=False)
     for x, y in bar:
         if cfg.max_steps is not None and start_step + steps >= cfg.max_steps:
             break
+        taken += 1
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         if cfg.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
@@ -164,6 +168,8 @@ def train_one_epoch(
         seen += x.shape[0]
         rate = seen / (time.perf_counter() - t0) * (dist.get_world_size() if dist.is_initialized() else 1)
         bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}", img_s=f"{rate:.1f}")
+        if on_step is not None:
+            on_step(taken, steps)
     elapsed = time.perf_counter() - t0
     world = dist.get_world_size() if dist.is_initialized() else 1
     return float(np.mean(losses)) if losses else float("nan"), seen * world / max(elapsed, 1e-9), steps
@@ -181,7 +187,7 @@ def sync_buffers(model: nn.Module, src: int = 0) -> None:
 
 
 def write_plot(csv_path: Path, png_path: Path) -> None:
-    """Training loss and validation IoU against epoch, as PNG."""
+    """Training loss and validation IoU against epoch (and by kind, where the metrics have `val_<kind>` columns)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -194,8 +200,12 @@ def write_plot(csv_path: Path, png_path: Path) -> None:
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.5))
     ax1.plot(epochs, [float(r["train_loss"]) for r in rows], marker="o")
     ax1.set(xlabel="epoch", ylabel="training loss", title="loss")
-    ax2.plot(epochs, [float(r["val_iou"]) for r in rows], marker="o", label="mean over images")
+    by_kind = [k for k in rows[0] if k.startswith("val_") and k not in ("val_iou", "val_iou_pooled")]
+    mean = "mean over kinds" if by_kind else "mean over images"
+    ax2.plot(epochs, [float(r["val_iou"]) for r in rows], marker="o", label=mean)
     ax2.plot(epochs, [float(r["val_iou_pooled"]) for r in rows], marker=".", label="pooled")
+    for key in by_kind:
+        ax2.plot(epochs, [float(r[key]) for r in rows], linestyle="--", label=key[4:])
     ax2.set(xlabel="epoch", ylabel="validation IoU", title="validation IoU")
     ax2.legend()
     fig.tight_layout()
@@ -203,11 +213,11 @@ def write_plot(csv_path: Path, png_path: Path) -> None:
     plt.close(fig)
 
 
-def write_metrics(csv_path: Path, rows: list[list]) -> None:
+def write_metrics(csv_path: Path, rows: list[list], fields: list[str] = METRICS_FIELDS) -> None:
     """Writes `metrics.csv` whole (header and every epoch's row), atomically."""
     with open_atomic(csv_path, "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(METRICS_FIELDS)
+        w.writerow(fields)
         w.writerows(rows)
 
 
@@ -325,20 +335,24 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False) -> di
         log(f"distilling from {cfg.teacher} (soft-target weight {cfg.distill_weight}{centred})")
 
     progress = (lambda it: tqdm(it, desc="loading data", leave=False)) if main else None
-    pool, train_idx, val_pool, val_idx = load_data(cfg, progress)
-    backgrounds = load_backgrounds(cfg)
-    skipped = pool.skipped + (val_pool.skipped if val_pool is not pool else [])
+    val_kinds = None  # with data.mixture: the kind of every validation sample, scored kind by kind
+    if cfg.data.mixture:
+        dataset, val_pool, val_kinds, frac = mixture_data(cfg, progress)
+        val_idx, skipped, backgrounds = list(range(len(val_pool))), [], None
+    else:
+        pool, train_idx, val_pool, val_idx = load_data(cfg, progress)
+        backgrounds = load_backgrounds(cfg)
+        skipped = pool.skipped + (val_pool.skipped if val_pool is not pool else [])
+        frac = pool.positive_fraction() if cfg.pos_weight == "auto" else None
+        dataset = TrainDataset(pool, train_idx, AugmentConfig.from_dict(cfg.augment), cfg.seed, backgrounds)
     pos_weight = cfg.pos_weight
     if pos_weight == "auto":
-        frac = pool.positive_fraction()
         pos_weight = (1 - frac) / max(frac, 1e-6)
     log(
-        f"data: {len(train_idx)} training, {len(val_idx)} validation samples; pos_weight {pos_weight:.3f}; "
+        f"data: {len(dataset)} training, {len(val_idx)} validation samples; pos_weight {pos_weight:.3f}; "
         f"{len(skipped)} skipped{f'; {len(backgrounds)} background frames' if backgrounds else ''}"
     )
-
-    augment = AugmentConfig.from_dict(cfg.augment)
-    dataset = TrainDataset(pool, train_idx, augment, cfg.seed, backgrounds)
+    fields = METRICS_FIELDS + [f"val_{k}" for k in dict.fromkeys(val_kinds or [])]
     if world > 1:
         sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed)
     else:
@@ -354,7 +368,7 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False) -> di
     steps_per_epoch = len(batches)
     if steps_per_epoch == 0:
         raise ValueError(
-            f"{len(train_idx)} training samples make no full batch of batch_size={cfg.batch_size}"
+            f"{len(dataset)} training samples make no full batch of batch_size={cfg.batch_size}"
             f"{f' per process ({world} processes)' if world > 1 else ''}: lower batch_size or add data"
         )
     total_steps = steps_per_epoch * cfg.epochs
@@ -368,7 +382,7 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False) -> di
         float(pos_weight), cfg.dice_weight, cfg.boundary_weight, cfg.boundary_band, cfg.lovasz_weight
     ).to(device)
 
-    start_epoch, step, best = 1, 0, -1.0
+    start_epoch, step, best, start_batch = 1, 0, -1.0, 0
     last_path, best_path = out / "last.pt", out / "best.pt"
     if resume:
         ckpt = load_checkpoint(last_path)
@@ -376,7 +390,9 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False) -> di
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])
         start_epoch, step, best = ckpt["epoch"] + 1, ckpt["step"], ckpt["best_iou"]
-        log(f"resumed from {last_path} after epoch {ckpt['epoch']}")
+        start_batch = ckpt.get("batch", 0)  # batches of the next epoch already trained (`checkpoint_every`)
+        inside = f", batch {start_batch} of epoch {start_epoch}" if start_batch else ""
+        log(f"resumed from {last_path} after epoch {ckpt['epoch']}{inside} (step {step})")
     elif cfg.init_from:
         init_weights(model, cfg)
         log(f"starting from the weights of {cfg.init_from}")
@@ -396,22 +412,52 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False) -> di
         kept = []
         if csv_path.is_file() and start_epoch > 1:
             kept = [r for r in csv.DictReader(csv_path.open()) if int(r["epoch"]) < start_epoch]
-        metric_rows = [[r.get(k, "") for k in METRICS_FIELDS] for r in kept]
-        write_metrics(csv_path, metric_rows)
+        metric_rows = [[r.get(k, "") for k in fields] for r in kept]
+        write_metrics(csv_path, metric_rows, fields)
     row: dict = {}
+
+    def checkpoint(epoch: int, step: int, batch: int = 0) -> dict:
+        """The resume state after `epoch` whole epochs and `batch` batches of the next one."""
+        return {
+            "format": FORMAT,
+            "model": cfg.model,
+            "model_options": cfg.model_options,
+            "state_dict": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "epoch": epoch,
+            "step": step,
+            "batch": batch,
+            "best_iou": best,
+            "metrics": row,
+            "config": cfg.to_dict(),
+            "input_size": cfg.val_size,
+        }
+
     for epoch in range(start_epoch, cfg.epochs + 1):
         if cfg.max_steps is not None and step >= cfg.max_steps:
             break
         batches.set_epoch(epoch)
+        batches.skip, start_batch = start_batch, 0
         t0 = time.perf_counter()
+
+        def on_step(taken: int, done: int, epoch=epoch, first=step, skip=batches.skip) -> None:
+            if main and cfg.checkpoint_every and (first + done) % cfg.checkpoint_every == 0:
+                atomic_save(checkpoint(epoch - 1, first + done, skip + taken), last_path)
+
         loss, rate, done = train_one_epoch(
-            net, loader, optimizer, scheduler, loss_fn, cfg, epoch, device, rank, step, distiller
+            net, loader, optimizer, scheduler, loss_fn, cfg, epoch, device, rank, step, distiller, on_step
         )
         step += done
         if world > 1:
             sync_buffers(model)
         if main:
-            val_iou, val_pooled = evaluate_iou(model, val_pool, val_idx, cfg.val_size, cfg.selection)
+            by_kind = {}
+            if val_kinds is None:
+                val_iou, val_pooled = evaluate_iou(model, val_pool, val_idx, cfg.val_size, cfg.selection)
+            else:
+                by_kind, val_pooled = evaluate_kinds(model, val_pool, val_kinds, cfg.val_size)
+                val_iou = float(np.mean(list(by_kind.values())))  # the mean over kinds
             row = {
                 "epoch": epoch,
                 "step": step,
@@ -421,34 +467,23 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False) -> di
                 "val_iou_pooled": val_pooled,
                 "images_per_s": rate,
                 "epoch_s": time.perf_counter() - t0,
+                **{f"val_{k}": v for k, v in by_kind.items()},
             }
-            metric_rows.append([row[k] for k in METRICS_FIELDS])
-            write_metrics(csv_path, metric_rows)
+            metric_rows.append([row.get(k, "") for k in fields])
+            write_metrics(csv_path, metric_rows, fields)
             for key in ("train_loss", "val_iou", "val_iou_pooled", "lr", "images_per_s"):
                 writer.add_scalar(key, row[key], epoch)
             writer.flush()
             is_best = val_iou > best
             best = max(best, val_iou)
-            ckpt = {
-                "format": FORMAT,
-                "model": cfg.model,
-                "model_options": cfg.model_options,
-                "state_dict": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "epoch": epoch,
-                "step": step,
-                "best_iou": best,
-                "metrics": row,
-                "config": cfg.to_dict(),
-                "input_size": cfg.val_size,
-            }
+            ckpt = checkpoint(epoch, step)
             atomic_save(ckpt, last_path)
             if is_best:
                 atomic_save(ckpt, best_path)
             write_plot(csv_path, out / "curves.png")
+            kinds = "".join(f"  {k} {v:.4f}" for k, v in by_kind.items())
             log(
-                f"epoch {epoch}/{cfg.epochs}: loss {loss:.4f}  val IoU {val_iou:.4f} (pooled {val_pooled:.4f})  "
+                f"epoch {epoch}/{cfg.epochs}: loss {loss:.4f}  val IoU {val_iou:.4f} (pooled {val_pooled:.4f}){kinds}  "
                 f"{rate:.1f} img/s  lr {row['lr']:.2e}{'  best' if is_best else ''}"
             )
         if world > 1:

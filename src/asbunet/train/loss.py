@@ -1,21 +1,30 @@
-"""The training loss: weighted binary cross-entropy (Section IV-B) with optional soft-Dice, Lovasz and edge terms."""
+"""The training loss: weighted binary cross-entropy (Section IV-B) with optional soft-Dice, Lovasz and edge terms.
+
+Target pixels of value `IGNORE` (CamVid's cyclists, `asbunet.data.mixture`) count in no term.
+"""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
 
+from asbunet.data.mixture import IGNORE
 
-def lovasz_hinge(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+
+def lovasz_hinge(logits: torch.Tensor, target: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
     """Per-image Lovasz hinge (Berman et al., "The Lovasz-Softmax loss", CVPR 2018, Eq. 10 and Alg. 1): a convex
     surrogate of 1 - IoU of the person mask, `(B,)` from logits and binary targets `(B, 1, H, W)`.
 
     The hinge errors `1 - logit * sign(label)` are sorted, largest first, and weighted by the steps of the Jaccard
     loss as the sorted pixels join the false set (the gradient of its Lovasz extension). For logits of +-1 it is
-    2 (1 - IoU) of the mask `logits > 0`, image by image.
+    2 (1 - IoU) of the mask `logits > 0`, image by image. Pixels where `valid` (B, 1, H, W) is 0 sort last with no
+    error, so they change nothing.
     """
     labels = (target > 0.5).flatten(1).to(logits.dtype)  # (B, P)
     errors = 1 - logits.flatten(1) * (2 * labels - 1)  # (B, P)
+    if valid is not None:
+        keep = valid.flatten(1) > 0  # (B, P)
+        labels, errors = labels * keep, errors.masked_fill(~keep, -1e9)
     errors, order = torch.sort(errors, dim=1, descending=True)
     labels = torch.gather(labels, 1, order)
     people = labels.sum(1, keepdim=True)  # (B, 1)
@@ -62,15 +71,25 @@ class SegmentationLoss(nn.Module):
         return dilated - eroded  # (B, 1, H, W)
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        weight = None
+        ignore = target == IGNORE  # (B, 1, H, W)
+        valid = None
+        if ignore.any():  # every term is taken over the other pixels only
+            valid = (~ignore).to(logits.dtype)
+            target = target.masked_fill(ignore, 0.0)
+        weight = valid
         if self.boundary_weight:
-            weight = 1 + self.boundary_weight * self.edge_band(target)  # (B, 1, H, W)
-        loss = nn.functional.binary_cross_entropy_with_logits(logits, target, weight=weight, pos_weight=self.pos_weight)
+            band = 1 + self.boundary_weight * self.edge_band(target)  # (B, 1, H, W)
+            weight = band if valid is None else band * valid
+        bce = nn.functional.binary_cross_entropy_with_logits
+        if valid is None:
+            loss = bce(logits, target, weight=weight, pos_weight=self.pos_weight)
+        else:
+            loss = bce(logits, target, weight=weight, pos_weight=self.pos_weight, reduction="sum") / valid.sum()
         if self.dice_weight:
-            p = torch.sigmoid(logits)  # (B, 1, H, W)
+            p = torch.sigmoid(logits) if valid is None else torch.sigmoid(logits) * valid  # (B, 1, H, W)
             inter = (p * target).sum((1, 2, 3))
             dice = 1 - (2 * inter + 1) / (p.sum((1, 2, 3)) + target.sum((1, 2, 3)) + 1)
             loss = loss + self.dice_weight * dice.mean()
         if self.lovasz_weight:
-            loss = loss + self.lovasz_weight * lovasz_hinge(logits, target).mean()
+            loss = loss + self.lovasz_weight * lovasz_hinge(logits, target, valid).mean()
         return loss
