@@ -174,7 +174,7 @@ def test_cli_bomb_beside_a_photo_stays_small_and_exits_1(tmp_path, bomb, checkpo
     assert proc.returncode == 1, proc.stderr[-2000:]
     assert "bomb.png: 900,000,000 pixels, more than the limit" in proc.stderr
     assert f"asbunet segment: failed: {folder / 'bomb.png'}" in proc.stderr
-    assert "Traceback" not in proc.stderr and "1 written, 1 failed" in proc.stdout
+    assert "Traceback" not in proc.stderr and f"1 written (1 file); 1 failed: {folder / 'bomb.png'}" in proc.stdout
     assert [p.name for p in out.iterdir()] == ["photo.png"]
     peak = int(proc.stdout.split("maxrss_kb")[1].split()[0]) * 1024
     assert peak < 2 << 30, f"peak memory {peak / 2**30:.2f} GB"

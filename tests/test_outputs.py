@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -51,7 +52,10 @@ def test_atomic_writes_replace_whole_files_with_the_umask_mode(tmp_path, umask_0
     with pytest.raises(ValueError, match="whole files"), atomic.open_atomic(target, "a"):
         pass
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.json", "plot.png"]  # no temporary file left
-    assert atomic.partial_path(tmp_path / "talk_blur.mp4").name == "talk_blur.partial.mp4"
+    partials = {atomic.partial_path(tmp_path / "talk_blur.mp4").name for _ in range(3)}  # unique to the process
+    assert len(partials) == 3 and all(
+        re.fullmatch(rf"talk_blur\.{os.getpid()}-[0-9a-f]{{8}}\.partial\.mp4", n) for n in partials
+    )
 
 
 def test_checkpoints_and_segment_outputs_get_the_umask_mode(tmp_path, umask_027):
@@ -113,9 +117,9 @@ def test_killed_video_leaves_no_unreadable_file_under_a_final_name(tmp_path, che
         )
         try:
             deadline = time.monotonic() + 60
-            partial = out / "talk_blur.partial.mp4"
             while proc.poll() is None and time.monotonic() < deadline:
-                if partial.is_file() and partial.stat().st_size >= grown:
+                partial = next(out.glob("talk_blur.*.partial.mp4"), None) if out.is_dir() else None
+                if partial is not None and partial.is_file() and partial.stat().st_size >= grown:
                     break
                 time.sleep(0.005)
             time.sleep(delay)
@@ -131,7 +135,7 @@ def test_killed_video_leaves_no_unreadable_file_under_a_final_name(tmp_path, che
 
     out = tmp_path / "term"
     run(out, signal.SIGTERM, 0.0, grown=1000)  # a few frames in
-    names = sorted(p.name for p in out.iterdir())
+    names = sorted(re.sub(r"\.\d+-[0-9a-f]+\.partial", ".partial", p.name) for p in out.iterdir())
     if names != ["talk_blur.mp4", "talk_mask.mp4"]:  # not finished before the signal
         assert names == ["talk_blur.partial.mp4", "talk_mask.partial.mp4"]
-        assert 0 < frame_count(out / "talk_blur.partial.mp4") <= frames
+        assert 0 < frame_count(next(out.glob("talk_blur.*.partial.mp4"))) <= frames

@@ -255,7 +255,8 @@ def test_segment_folder_writes_all_outputs_and_reports_the_corrupt_file(tmp_path
     report = segment_files(bright_segmenter, [folder], out, options, progress=False, log=messages.append)
     assert report.processed == 3 and len(report.written) == 15
     assert [p.name for p, _ in report.failed] == ["bad.jpg"]
-    assert "bad.jpg: not a readable image" in report.failed[0][1] and "bad.jpg" in messages[0]
+    assert "bad.jpg: not a readable image" in report.failed[0][1] and f"failed: {report.failed[0][1]}" in messages
+    assert report.skipped == [(folder / "notes.txt", "unsupported extension .txt")]
     for i in range(3):
         mask = cv2.imread(str(out / f"img{i}.png"), cv2.IMREAD_UNCHANGED)
         assert mask.shape == (40 + 8 * i, 56) and set(np.unique(mask)) <= {0, 255}
@@ -264,7 +265,11 @@ def test_segment_folder_writes_all_outputs_and_reports_the_corrupt_file(tmp_path
         assert cv2.imread(str(out / f"img{i}_cutout.png"), cv2.IMREAD_UNCHANGED).shape[2] == 4
         for name in (f"img{i}_prob.png", f"img{i}_overlay.jpg", f"img{i}_background.jpg"):
             assert cv2.imread(str(out / name)) is not None, name
-    assert not (out / "bad.png").exists() and "3 written, 1 failed" in report.summary()
+    assert not (out / "bad.png").exists()
+    assert report.summary() == (
+        f"3 written (15 files); 1 failed: {folder / 'bad.jpg'}; 1 skipped: {folder / 'notes.txt'} (unsupported "
+        "extension .txt)"
+    )
 
 
 def test_refinement_snaps_the_upsampled_boundary_to_the_image_edge(tmp_path):
@@ -336,7 +341,7 @@ def test_cli_folder_with_a_corrupt_file(tmp_path, checkpoint, capsys):
     )
     captured = capsys.readouterr()
     assert code == 1
-    assert "3 written, 1 failed" in captured.out
+    assert f"3 written (9 files); 1 failed: {folder / 'bad.jpg'}; 1 skipped" in captured.out
     assert "bad.jpg: not a readable image" in captured.err
     assert sorted(p.name for p in out.iterdir()) == sorted(
         f"img{i}{s}" for i in range(3) for s in (".png", "_overlay.jpg", "_background.jpg")

@@ -12,9 +12,12 @@ Set-up (`setup`, also `--setup-only`):
    int8-default decision) and the package's preprocessing constants (mean, std, size multiple) and default
    temporal smoother, so that the page mirrors `asbunet.Segmenter` without reading ONNX metadata itself.
 
-Serving (`serve`): a threaded `http.server` over web/ that sends `Cross-Origin-Opener-Policy: same-origin` and
+Serving (`serve`): a threaded `http.server` on 127.0.0.1 that sends `Cross-Origin-Opener-Policy: same-origin` and
 `Cross-Origin-Embedder-Policy: require-corp`, which make the page cross-origin isolated, as onnxruntime-web's
-WebAssembly threads require (without them the page runs on one thread). web/ is then a static site: copy it
+WebAssembly threads require (without them the page runs on one thread). It serves the page's own files only
+(`page_file`): the pages, their scripts and style sheet, and the browser files under vendor/ and models/; no folder
+listings, no Python sources, no node_modules/, 404 for anything else and 400 for a malformed path (a null byte, bad
+percent-encoding, `..`). web/ is then a static site: copy it
 (without node_modules/) to any static host; web/_headers sets the same headers on hosts that read that file.
 """
 
@@ -23,9 +26,12 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import os
 import shutil
 import subprocess
 import sys
+import urllib.parse
+from http import HTTPStatus
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -55,6 +61,9 @@ RUNTIME_FILES = {
         ],
     ),
 }
+PAGE_FILES = frozenset({"index.html", "app.js", "segment.js", "style.css", "mediapipe.html", "mediapipe.js"})
+# the folders of browser files `setup` fills, and the kinds of file the page loads from them
+PAGE_FOLDERS = {"vendor": (".js", ".mjs", ".wasm", ".data", ".binarypb", ".tflite"), "models": (".onnx", ".json")}
 HEADERS = {
     "Cross-Origin-Opener-Policy": "same-origin",
     "Cross-Origin-Embedder-Policy": "require-corp",
@@ -187,8 +196,35 @@ def setup(quiet: bool = False) -> None:
         print(f"page ready in {WEB}: {', '.join(m['label'] for m in models)}")
 
 
+def page_file(request_path: str, root: Path = WEB) -> tuple[HTTPStatus, Path | None]:
+    """The file under `root` that the request path (query and fragment allowed) names, with `HTTPStatus.OK`; or
+    `BAD_REQUEST` for a malformed path (bad percent-encoding, a control character or null byte, a backslash, `.` or
+    `..`), `NOT_FOUND` for anything that is not one of the page's own files (`PAGE_FILES`, files of the `PAGE_FOLDERS`
+    kinds under vendor/ and models/), a folder included."""
+    path = request_path.split("?", 1)[0].split("#", 1)[0]
+    try:
+        path = urllib.parse.unquote(path, errors="strict")
+    except UnicodeDecodeError:
+        return HTTPStatus.BAD_REQUEST, None
+    parts = path[1:].split("/")
+    malformed = any(ord(c) < 32 or ord(c) == 127 for c in path) or "\\" in path or any(p in (".", "..") for p in parts)
+    if not path.startswith("/") or malformed:
+        return HTTPStatus.BAD_REQUEST, None
+    if path == "/":
+        return HTTPStatus.OK, root / "index.html"
+    if len(parts) == 1 and parts[0] in PAGE_FILES:
+        return HTTPStatus.OK, root / parts[0]
+    if len(parts) >= 2 and all(parts) and parts[-1].endswith(PAGE_FOLDERS.get(parts[0], ())):
+        file = root.joinpath(*parts)
+        folder = (root / parts[0]).resolve()
+        if file.is_file() and file.resolve().is_relative_to(folder):
+            return HTTPStatus.OK, file
+    return HTTPStatus.NOT_FOUND, None
+
+
 class Handler(SimpleHTTPRequestHandler):
-    """Static files of web/ with the cross-origin isolation headers and JavaScript/WebAssembly MIME types."""
+    """The page's own files (`page_file`) with the cross-origin isolation headers and JavaScript/WebAssembly MIME
+    types."""
 
     extensions_map = {
         **SimpleHTTPRequestHandler.extensions_map,
@@ -203,6 +239,25 @@ class Handler(SimpleHTTPRequestHandler):
         for key, value in HEADERS.items():
             self.send_header(key, value)
         super().end_headers()
+
+    def send_head(self):
+        """Headers of a GET or HEAD; returns the open file to send, or None after an error response."""
+        status, file = page_file(self.path, Path(self.directory))
+        if file is None:
+            self.send_error(status, "Malformed path" if status == HTTPStatus.BAD_REQUEST else "File not found")
+            return None
+        try:
+            f = open(file, "rb")  # noqa: SIM115 - closed by the caller, as http.server does
+        except OSError:
+            self.send_error(HTTPStatus.NOT_FOUND, "File not found")
+            return None
+        stat = os.fstat(f.fileno())
+        self.send_response(HTTPStatus.OK)
+        self.send_header("Content-Type", self.guess_type(str(file)))
+        self.send_header("Content-Length", str(stat.st_size))
+        self.send_header("Last-Modified", self.date_time_string(stat.st_mtime))
+        self.end_headers()
+        return f
 
 
 class QuietHandler(Handler):

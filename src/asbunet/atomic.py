@@ -2,32 +2,69 @@
 
 A kill (`kill -9` included), a crash or a full disk while writing leaves the final name either absent or holding its
 previous complete content, never half a file; the temporary file is removed when the writer fails, and left behind
-(under a name starting with `.`, ending in `.tmp<suffix>`) only by a kill. Files get the usual mode, 0666 less the
-umask, as `open` gives them. Every output of the package (images, videos, JSON, CSV, plots, checkpoints, exports) is
-written through here.
+only by a kill. Temporary names are unique to the writing process (its pid and a random part), so that two processes
+never write into one file: `.<stem>.<pid>-<random>.tmp<suffix>`, and `<stem>.<pid>-<random>.partial<suffix>` for a
+long write (a video). Files get the usual mode, 0666 less the umask, as `open` gives them. Every output of the package
+(images, videos, JSON, CSV, plots, checkpoints, exports) is written through here; `asbunet.publish` claims and
+publishes a group of them together.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
 
+def _unique() -> str:
+    return f"{os.getpid()}-{secrets.token_hex(4)}"
+
+
 def temporary_path(path: str | Path) -> Path:
-    """A new name beside `path` that keeps its suffix (for writers that choose the format by it):
-    `.<stem>.<random>.tmp<suffix>`."""
+    """A new name beside `path`, unique to this process, that keeps its suffix (for writers that choose the format by
+    it): `.<stem>.<pid>-<random>.tmp<suffix>`."""
     path = Path(path)
-    return path.with_name(f".{path.stem}.{secrets.token_hex(4)}.tmp{path.suffix}")
+    return path.with_name(f".{path.stem}.{_unique()}.tmp{path.suffix}")
 
 
 def partial_path(path: str | Path) -> Path:
-    """`<stem>.partial<suffix>` beside `path`: where a long write (a video) grows until it is complete."""
+    """A new name beside `path`, unique to this process, where a long write (a video) grows until it is complete:
+    `<stem>.<pid>-<random>.partial<suffix>`."""
     path = Path(path)
-    return path.with_name(f"{path.stem}.partial{path.suffix}")
+    return path.with_name(f"{path.stem}.{_unique()}.partial{path.suffix}")
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process `pid` runs on this machine (one of another user counts as running; on Windows, where
+    signal 0 is not a probe, every process counts as running)."""
+    if os.name == "nt":
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # PermissionError: it exists; other errors: assume it does
+        return True
+    return True
+
+
+def stale_temporaries(path: str | Path) -> list[Path]:
+    """The temporary files of `path` (`temporary_path` names) left by processes that no longer run: a kill's
+    leftovers, safe to remove. Those of running processes, this one included, are not listed."""
+    path = Path(path)
+    pattern = re.compile(rf"\.{re.escape(path.stem)}\.(\d+)-[0-9a-f]+\.tmp{re.escape(path.suffix)}")
+    if not path.parent.is_dir():
+        return []
+    found = []
+    for entry in path.parent.iterdir():
+        match = pattern.fullmatch(entry.name)
+        if match and int(match[1]) != os.getpid() and not process_alive(int(match[1])):
+            found.append(entry)
+    return sorted(found)
 
 
 def commit(tmp: str | Path, path: str | Path, sync: bool = False) -> Path:

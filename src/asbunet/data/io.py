@@ -72,9 +72,20 @@ def header_size(
         pillow = 2 * Image.MAX_IMAGE_PIXELS
         _refuse(source, size, pillow if limit is None else min(limit, pillow))
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as err:
-        raise DataError(f"{source}: not a readable {kind} (corrupt, truncated or unsupported format: {err})") from None
+        detail = pillow_problem(err)
+        detail = f"corrupt, truncated or unsupported format{f': {detail}' if detail else ''}"
+        raise DataError(f"{source}: not a readable {kind} ({detail})") from None
     check_pixels(source, width, height, limit)
     return width, height
+
+
+def pillow_problem(err: BaseException) -> str:
+    """What a Pillow error says about an image, in words: "" when it only says the format is not recognised; no
+    object reprs (`<_io.BytesIO object at 0x...>`), error numbers or file names."""
+    if isinstance(err, UnidentifiedImageError):
+        return ""
+    text = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
+    return re.sub(r"\s*(<[^<>]* at 0x[0-9a-fA-F]+>|\[Errno -?\d+\]|'[^']*'$)", "", text).strip(" :")
 
 
 @contextlib.contextmanager
@@ -142,7 +153,8 @@ def read_mask(path: str | Path, max_pixels: int | None = None) -> np.ndarray:
                 return (np.asarray(im.getchannel("A")) > 127).astype(np.uint8)
             array = np.asarray(im.convert("L") if mode not in ("L", "1", "I", "I;16") else im)
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as err:
-        raise DataError(f"{path}: not a readable mask image ({err})") from None
+        detail = pillow_problem(err) or "corrupt, truncated or unsupported format"
+        raise DataError(f"{path}: not a readable mask image ({detail})") from None
     if array.dtype == bool:
         return array.astype(np.uint8)
     top = 1 if array.max() <= 1 else (255 if array.max() <= 255 else 65535)

@@ -8,6 +8,7 @@ the bundled ONNX files need only onnxruntime, OpenCV and numpy.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -48,6 +49,30 @@ ORT_ERRORS = tuple(
     )
     if hasattr(_ort_state, name)
 ) + (UnicodeDecodeError,)  # a name or metadata text of the file that is not UTF-8
+
+
+def onnx_load_problem(err: BaseException) -> str:
+    """What an onnxruntime load error says about the file, in words, with the fix: an operator or opset this
+    onnxruntime does not implement is not corruption."""
+    text = str(err).strip()
+    version = f"onnxruntime {ort.__version__}"
+    fix = "export the model with `asbunet export`, or upgrade onnxruntime"
+    again = "export it again with `asbunet export`"
+    if found := re.search(r"No Op registered for (\S+) with domain_version of (\d+)", text):
+        return f"it uses the operator {found[1]} (opset {found[2]}), which {version} does not implement; {fix}"
+    if found := re.search(r"(?:([\w.]+):)?(\w+)\(-?\d+\) is not a registered function/op", text):
+        domain = f" of the domain {found[1]}" if found[1] else ""
+        return f"it uses the operator {found[2]}{domain}, which {version} does not implement; {fix}"
+    if found := re.search(r"Could not find an implementation for (\w+)\((\d+)\)", text):
+        return f"{version} cannot run its operator {found[1]} (opset {found[2]}) on these types; {fix}"
+    if found := re.search(r"Opset (\d+) is under development.*?till opset (\d+)", text, re.S):
+        return f"it is stamped with opset {found[1]}, newer than {version} supports (up to {found[2]}); {fix}"
+    if isinstance(err, UnicodeDecodeError):
+        return f"a name or text in the file is not UTF-8: the file is corrupt; {again}"
+    if isinstance(err, getattr(_ort_state, "InvalidProtobuf", ())) or "Protobuf parsing failed" in text:
+        return f"the file cannot be parsed as ONNX (truncated, corrupt or not an ONNX file); {again}"
+    detail = re.sub(r"^(\[ONNXRuntimeError\] : \d+ : \w+ : )?(Load model from .*? failed:)?", "", text).strip()
+    return f"{detail or type(err).__name__}; the file may be truncated or corrupt: {again}"
 
 
 class TorchRunner:
@@ -120,10 +145,7 @@ class OnnxRunner:
         try:
             self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
         except ORT_ERRORS as err:
-            raise ValueError(
-                f"{self.path}: not a usable ONNX model ({str(err).strip()}); the file may be truncated or corrupt: "
-                "export it again with `asbunet export`"
-            ) from None
+            raise ValueError(f"{self.path}: not a usable ONNX model: {onnx_load_problem(err)}") from None
         self.threads = threads
         self._check_signature()
 

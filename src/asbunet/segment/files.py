@@ -11,13 +11,18 @@ For each image `<stem>.<ext>` the requested outputs are written to the output fo
 Videos go through `asbunet.segment.video` (one `.mp4` per requested output). The probability is refined at output
 resolution by the guided filter (`asbunet.segment.effects.refine_probability`) unless `refine=False`. Images and video
 frames larger than `asbunet.data.io.MAX_PIXELS` are refused from their headers, before decoding. An input that
-fails for any reason (unreadable, too large, out of memory) is reported and skipped; the others are still written,
-and the returned `Report` lists both.
+fails for any reason (unreadable, too large, out of memory, a full disk, an output that another run is writing at
+the same time) is reported and skipped, with none of its outputs left (`asbunet.publish`: all of an input's outputs
+or none); the others are still written, and the returned `Report` lists both. The entries of an input folder that
+are not segmented (symlink loops, dangling symlinks, folders, FIFOs, unsupported extensions) are listed with the
+reason.
 """
 
 from __future__ import annotations
 
+import errno
 import glob
+import stat
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -28,22 +33,39 @@ from tqdm import tqdm
 from asbunet.data.io import IMAGE_SUFFIXES, VIDEO_SUFFIXES, DataError, read_image
 from asbunet.inference.preprocess import input_warning
 from asbunet.inference.segmenter import Segmenter
+from asbunet.publish import OutputBusyError, claimed
 from asbunet.segment.options import SegmentOptions, is_video, output_names, resolve_options, video_outputs
 from asbunet.segment.render import postprocess, prepare_output_dir, render, write_image
+
+SUFFIXES = IMAGE_SUFFIXES + VIDEO_SUFFIXES
 
 
 @dataclass
 class Report:
-    """Outcome of a run: files written, and the inputs that failed with their error messages."""
+    """Outcome of a run: files written, the inputs that failed with their error messages, and the entries of input
+    folders that were not segmented with the reason."""
 
     written: list[Path] = field(default_factory=list)
     failed: list[tuple[Path, str]] = field(default_factory=list)
     processed: int = 0
     warnings: list[tuple[Path, str]] = field(default_factory=list)  # segmented, but the result says little
+    skipped: list[tuple[Path, str]] = field(default_factory=list)  # folder entries not segmented, and why
 
     def summary(self) -> str:
-        """`N written, M failed (K files)`: inputs segmented, inputs skipped, files written."""
-        return f"{self.processed} written, {len(self.failed)} failed ({len(self.written)} files)"
+        """`N written (K files); M failed: a.jpg, b.mp4; S skipped: c (reason)`: inputs segmented and the files they
+        wrote, inputs that failed, folder entries not segmented. Parts with nothing to say are left out, except the
+        first ("0 written")."""
+        parts = [f"{self.processed} written" + (f" ({_count(len(self.written), 'file')})" if self.written else "")]
+        if self.failed:
+            parts.append(f"{len(self.failed)} failed: {', '.join(str(path) for path, _ in self.failed)}")
+        if self.skipped:
+            listed = ", ".join(f"{path} ({reason})" for path, reason in self.skipped)
+            parts.append(f"{len(self.skipped)} skipped: {listed}")
+        return "; ".join(parts)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def failure_message(path: Path, err: BaseException) -> str:
@@ -51,40 +73,86 @@ def failure_message(path: Path, err: BaseException) -> str:
     text = str(err)
     if isinstance(err, MemoryError):
         return f"{path}: out of memory while segmenting it{f' ({text})' if text else ''}"
+    if isinstance(err, OutputBusyError):
+        return f"{path}: not written: {text}; run it again when that run has finished, or use another --output folder"
     if isinstance(err, (DataError, OSError)) and str(path) in text:
         return text
+    if isinstance(err, OSError) and err.strerror:  # an OSError of the system: its words, not its number
+        return f"{path}: {err.strerror[0].lower()}{err.strerror[1:]}{f' ({err.filename})' if err.filename else ''}"
+    if isinstance(err, (DataError, OSError)):
+        return f"{path}: {text}"
     return f"{path}: {type(err).__name__}: {text}" if text else f"{path}: {type(err).__name__}"
 
 
-def collect_inputs(inputs: Sequence[str | Path]) -> list[Path]:
+def skip_reason(path: Path) -> str | None:
+    """Why `path` is not segmented (a symlink loop, a dangling symlink, not a regular file, an unsupported
+    extension), or None for a regular image or video file. Never opens the file (a FIFO would block)."""
+    try:
+        mode = path.stat().st_mode  # follows symlinks
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            return "symlink loop"
+        if err.errno == errno.ENOENT and path.is_symlink():
+            return f"dangling symlink to {path.readlink()}"
+        return f"cannot be read ({err.strerror})" if err.strerror else "cannot be read"
+    if stat.S_ISDIR(mode):
+        return "a folder, not a regular file"
+    if not stat.S_ISREG(mode):
+        kind = "a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device"
+        return f"{kind}, not a regular file"
+    if path.suffix.lower() not in SUFFIXES:
+        return f"unsupported extension {path.suffix}" if path.suffix else "no extension"
+    return None
+
+
+def collect_inputs(inputs: Sequence[str | Path], skipped: list[tuple[Path, str]] | None = None) -> list[Path]:
     """Expands image files, video files, folders (their images and videos, not recursive) and glob patterns.
 
+    Args:
+        skipped: receives `(path, reason)` for each entry of a folder, and each match of a pattern, that is not
+            segmented (`skip_reason`).
+
     Raises:
-        DataError: a path that does not exist, a file of an unsupported type, a folder with no image or video,
-            a pattern that matches nothing.
+        DataError: a path that does not exist or is not a regular file of a supported type, a folder with no image or
+            video, a pattern that matches nothing.
     """
-    suffixes = IMAGE_SUFFIXES + VIDEO_SUFFIXES
     found: list[Path] = []
+    passed: list[tuple[Path, str]] = []
+
+    def sort_out(entries: list[Path]) -> list[Path]:
+        files = []
+        for entry in sorted(entries):
+            reason = skip_reason(entry)
+            if reason is None:
+                files.append(entry)
+            else:
+                passed.append((entry, reason))
+        return files
+
     for item in inputs:
         text = str(item)
         path = Path(text)
         if path.is_dir():
-            files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in suffixes)
+            files = sort_out(list(path.iterdir()))
             if not files:
-                raise DataError(f"{path}: folder holds no image or video ({', '.join(suffixes)})")
+                raise DataError(f"{path}: folder holds no image or video ({', '.join(SUFFIXES)})")
             found += files
-        elif path.is_file():
-            if path.suffix.lower() not in suffixes:
-                raise DataError(f"{path}: unsupported file type; expected one of {', '.join(suffixes)}")
-            found.append(path)
-        elif glob.has_magic(text):
-            matches = sorted(Path(p) for p in glob.glob(text, recursive=True))
-            files = [p for p in matches if p.is_file() and p.suffix.lower() in suffixes]
+        elif glob.has_magic(text) and not path.exists() and not path.is_symlink():
+            files = sort_out([Path(p) for p in glob.glob(text, recursive=True)])
             if not files:
                 raise DataError(f"{text}: pattern matches no image or video file")
             found += files
+        elif path.exists() or path.is_symlink():
+            reason = skip_reason(path)
+            if reason is not None and reason.startswith(("unsupported", "no extension")):
+                raise DataError(f"{path}: unsupported file type; expected one of {', '.join(SUFFIXES)}")
+            if reason is not None:
+                raise DataError(f"{path}: {reason}")
+            found.append(path)
         else:
             raise DataError(f"{path}: file or folder not found")
+    if skipped is not None:
+        skipped += passed
     unique: dict[Path, Path] = {}
     for p in found:
         unique.setdefault(p.resolve(), p)
@@ -132,8 +200,13 @@ def segment_image(
         warn(problem)
     options = resolve_options(options, segmenter)
     prob = postprocess(segmenter, image, options)
-    for kind, target in zip(options.outputs_for(False), targets, strict=True):
-        write_image(target, render(kind, image, prob, options))
+    with claimed(targets) as group:  # all of the image's outputs, or none
+        for kind, target in zip(options.outputs_for(False), targets, strict=True):
+            tmp = group.temporary(target)
+            try:
+                write_image(tmp, render(kind, image, prob, options))
+            except OSError as err:  # named by the final name, not the temporary one
+                raise OSError(str(err).replace(str(tmp), str(target))) from None
     return list(targets)
 
 
@@ -149,13 +222,15 @@ def segment_files(
 
     Problems with the arguments (missing input, empty folder, unwritable output folder, clashing output names)
     raise before anything is written. A file that turns out unreadable while running is recorded in
-    `Report.failed`, reported through `log` and skipped.
+    `Report.failed`, reported through `log` and skipped, with none of its outputs left. Folder entries that are not
+    segmented are recorded in `Report.skipped` and reported through `log`.
 
     Args:
         inputs: image or video files, folders, glob patterns.
         output: output folder, created if needed.
         progress: tqdm progress bars on stderr.
-        log: receives one line per failure and per finished video; default prints above the progress bar.
+        log: receives one line per failure, per skipped folder entry and per finished video; default prints above the
+            progress bar.
 
     Raises:
         DataError: for input problems; ValueError: for clashing or overwriting outputs; OSError: when the output
@@ -165,10 +240,12 @@ def segment_files(
 
     options = resolve_options(options, segmenter)
     log = log or (lambda line: tqdm.write(line, file=sys.stderr))
-    paths = collect_inputs(inputs)
+    report = Report()
+    paths = collect_inputs(inputs, report.skipped)
     plan = planned_outputs(paths, Path(output), options)
     prepare_output_dir(output)
-    report = Report()
+    for path, reason in report.skipped:
+        log(f"skipped: {path}: {reason}")
     images = [p for p in paths if not is_video(p)]
     videos = [p for p in paths if is_video(p)]
     bar = tqdm(images, desc="segment", unit="image", disable=not progress or not images, dynamic_ncols=True)

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -36,6 +37,16 @@ AUDIO_COPY: dict[str, tuple[frozenset[str], str]] = {
 ALPHA_SUFFIXES = tuple(s for s, fmt in VIDEO_FORMATS.items() if fmt[2] is not None)
 
 
+def describe(err: BaseException) -> str:
+    """What an FFmpeg (or system) error says about a file, in words: no error number, no file name."""
+    if isinstance(err, av.error.InvalidDataError):
+        return "its data is invalid: the file is corrupt, truncated or not a video"
+    if isinstance(err, UnicodeDecodeError):
+        return "its metadata is not valid text"
+    text = (getattr(err, "strerror", None) or str(err) or type(err).__name__).strip()
+    return text[0].lower() + text[1:]
+
+
 @dataclass(frozen=True)
 class Frame:
     """One decoded frame: `rgb` (H, W, 3) uint8, `pts` in the stream's `time_base`, `time` in seconds."""
@@ -60,7 +71,7 @@ class VideoReader:
         try:
             self.container = av.open(str(self.path))
         except (av.FFmpegError, UnicodeDecodeError) as err:
-            raise DataError(f"{self.path}: not a readable video ({err})") from None
+            raise DataError(f"{self.path}: not a readable video ({describe(err)})") from None
         if not self.container.streams.video:
             self.container.close()
             raise DataError(f"{self.path}: holds no video stream")
@@ -118,7 +129,7 @@ class VideoReader:
                     yield Frame(frame.to_ndarray(format="rgb24"), pts, time)
                     index += 1
         except av.FFmpegError as err:
-            raise DataError(f"{self.path}: frame {index} could not be decoded ({err})") from None
+            raise DataError(f"{self.path}: frame {index} could not be decoded ({describe(err)})") from None
 
     def close(self) -> None:
         self.container.close()
@@ -164,7 +175,8 @@ class VideoWriter:
         even = self.pix_fmt.startswith(("yuv420", "yuva420"))
         self.width, self.height = (width + width % 2, height + height % 2) if even else (width, height)
         self.time_base = Fraction(time_base)
-        self.container = av.open(str(self.path), "w")
+        with self._errors("create the file"):
+            self.container = av.open(str(self.path), "w")
         try:
             self.stream = self.container.add_stream(codec, rate=Fraction(rate).limit_denominator(1001 * 1000))
             self.stream.width, self.stream.height, self.stream.pix_fmt = self.width, self.height, self.pix_fmt
@@ -217,39 +229,51 @@ class VideoWriter:
         self._last_pts = pts
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgba" if self.alpha else "rgb24")
         frame.pts, frame.time_base = pts, self.time_base
-        self.container.mux(self.stream.encode(frame))
+        with self._errors("write a frame"):
+            self.container.mux(self.stream.encode(frame))
         self.frames += 1
+
+    @contextlib.contextmanager
+    def _errors(self, doing: str) -> Iterator[None]:
+        """FFmpeg and system errors as an `OSError` naming the file, in words (a full disk: "no space left on
+        device")."""
+        try:
+            yield
+        except (av.FFmpegError, OSError) as err:
+            raise OSError(f"{self.path}: could not {doing} ({describe(err)})") from None
 
     def write_audio(self, packets: list[av.Packet]) -> None:
         """Adds the input's audio packets (from `VideoReader.take_audio`), copied or re-encoded."""
         if self._audio_out is None:
             return
-        for packet in packets:
-            if self._decoder is None:
-                copy = av.Packet(bytes(packet))
-                copy.pts, copy.dts, copy.duration = packet.pts, packet.dts, packet.duration
-                copy.time_base, copy.is_keyframe = packet.time_base, packet.is_keyframe
-                copy.stream = self._audio_out
-                self.container.mux(copy)
-            else:
-                data = av.Packet(bytes(packet))
-                data.pts, data.dts, data.time_base = packet.pts, packet.dts, packet.time_base
-                for frame in self._decoder.decode(data):
-                    frame.pts = None  # the encoder counts samples; the audio starts with the video
-                    self.container.mux(self._audio_out.encode(frame))
+        with self._errors("write the audio"):
+            for packet in packets:
+                if self._decoder is None:
+                    copy = av.Packet(bytes(packet))
+                    copy.pts, copy.dts, copy.duration = packet.pts, packet.dts, packet.duration
+                    copy.time_base, copy.is_keyframe = packet.time_base, packet.is_keyframe
+                    copy.stream = self._audio_out
+                    self.container.mux(copy)
+                else:
+                    data = av.Packet(bytes(packet))
+                    data.pts, data.dts, data.time_base = packet.pts, packet.dts, packet.time_base
+                    for frame in self._decoder.decode(data):
+                        frame.pts = None  # the encoder counts samples; the audio starts with the video
+                        self.container.mux(self._audio_out.encode(frame))
 
     def close(self) -> None:
-        """Flushes the encoders and finishes the file."""
-        try:
-            if self.frames:
-                self.container.mux(self.stream.encode(None))
-            if self._decoder is not None:
-                for frame in self._decoder.decode(None):
-                    frame.pts = None
-                    self.container.mux(self._audio_out.encode(frame))
-                self.container.mux(self._audio_out.encode(None))
-        finally:
-            self.container.close()
+        """Flushes the encoders and finishes the file; `OSError` naming the file when that fails (a full disk)."""
+        with self._errors("finish the file"):
+            try:
+                if self.frames:
+                    self.container.mux(self.stream.encode(None))
+                if self._decoder is not None:
+                    for frame in self._decoder.decode(None):
+                        frame.pts = None
+                        self.container.mux(self._audio_out.encode(frame))
+                    self.container.mux(self._audio_out.encode(None))
+            finally:
+                self.container.close()
 
     def __enter__(self) -> VideoWriter:
         return self

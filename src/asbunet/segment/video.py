@@ -5,15 +5,19 @@ A video file is decoded by FFmpeg on a thread of its own, segmented on the calli
 (variable frame rates included) and its audio; `mask`, `prob`, `overlay` and `effect` are H.264 `.mp4`, `cutout` a
 VP9 `.webm` with an alpha channel.
 
-Each output is written as `<name>.partial.<ext>` and renamed once the video is complete, so a final name never holds
-a file that players cannot open: after an error the partial files are removed; after Ctrl+C (or SIGTERM from the
-command line) on a file they are closed and kept, playable, under the partial name (unless no frame was written
-yet). A camera runs until `max_frames`, Ctrl+C or `q` in its preview window, sending each processed frame to its
-sinks (`asbunet.segment.sinks`): recordings stamped with the capture time, a virtual camera, a preview window.
+A video file's outputs are claimed together (`asbunet.publish`: another run writing one of them at the same time
+makes this one fail, naming it), each written as `<name>.<pid>-<random>.partial.<ext>` and renamed once the video is
+complete, so a final name never holds a file that players cannot open. After any error (a frame that cannot be
+decoded, fewer frames than the file declares, an encoder that fails, closing included, a full disk) every partial
+file is removed; after Ctrl+C (or SIGTERM from the command line) on a file they are closed and kept, playable, under
+the partial names (unless no frame was written yet or closing failed). A camera runs until `max_frames`, Ctrl+C or
+`q` in its preview window, sending each processed frame to its sinks (`asbunet.segment.sinks`): recordings stamped
+with the capture time, a virtual camera, a preview window.
 """
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 import time
@@ -28,6 +32,7 @@ from tqdm import tqdm
 from asbunet import atomic
 from asbunet.data.io import DataError, check_pixels
 from asbunet.inference.segmenter import Segmenter
+from asbunet.publish import claimed
 from asbunet.segment.media import VideoReader, VideoWriter
 from asbunet.segment.options import SegmentOptions, output_names, resolve_options, video_outputs
 from asbunet.segment.render import prepare_output_dir
@@ -127,15 +132,33 @@ class BackgroundEncoder:
         self.jobs.put((images, pts, audio))
 
     def close(self) -> None:
-        """Waits for the queued frames, then finishes every file (also after an error)."""
+        """Waits for the queued frames, then finishes every file (also after an error); raises the first error of
+        the encoding or of closing a file."""
         self.jobs.put(None)
         self.thread.join()
-        try:
-            for writer in self.writers:
+        for writer in self.writers:
+            try:
                 writer.close()
-        finally:
-            if self.error is not None:
-                raise self.error
+            except BaseException as err:  # noqa: BLE001 - every file is closed; the first error is raised below
+                self.error = self.error or err
+        if self.error is not None:
+            raise self.error
+
+    @classmethod
+    def open(cls, paths: Sequence[Path], kinds: Sequence[str], reader: VideoReader) -> BackgroundEncoder:
+        """Writers for `paths` (one per output kind) at the reader's size, timing and audio; on an error the files
+        opened so far are closed before it is raised."""
+        writers: list[VideoWriter] = []
+        try:
+            for kind, path in zip(kinds, paths, strict=True):
+                size = (reader.width, reader.height)
+                writers.append(VideoWriter(path, *size, reader.time_base, reader.rate, kind == "cutout", reader.audio))
+        except BaseException:
+            for writer in writers:
+                with contextlib.suppress(Exception):
+                    writer.close()
+            raise
+        return cls(writers)
 
 
 def _with_audio(reader: VideoReader) -> Iterator[tuple]:
@@ -156,70 +179,74 @@ def segment_video(
     `asbunet.segment.files.planned_outputs`).
 
     Raises:
-        DataError: the file is missing, unreadable, too large, or holds no decodable frame.
+        DataError: the file is missing, unreadable, too large, holds no decodable frame, or fewer frames than its
+            header declares (truncated). OutputBusyError: another process is writing one of `targets`. OSError: an
+            output cannot be written (every output of the video is removed then).
     """
     options = resolve_options(options, segmenter)
     source = str(path)
     kinds = video_outputs(options, source)
     if len(targets) != len(kinds):
         raise ValueError(f"{source}: {len(targets)} output files given for {len(kinds)} outputs ({', '.join(kinds)})")
+    video = VideoSegmenter(segmenter, options)
     reader = VideoReader(path)
-    partials = [atomic.partial_path(t) for t in targets]
     total = reader.frames or None
     if options.max_frames is not None:
         total = options.max_frames if total is None else min(total, options.max_frames)
-    video = VideoSegmenter(segmenter, options)
-    encoder: BackgroundEncoder | None = None
-    frames, failed, frame = 0, False, None
+    frames, ended, closed, partials = 0, False, False, []
     bar = tqdm(total=total, desc=Path(source).name, unit="frame", disable=not progress, dynamic_ncols=True)
     start = time.perf_counter()
     try:
-        writers = []
-        try:
-            for kind, partial in zip(kinds, partials, strict=True):
-                size = (reader.width, reader.height)
-                alpha = kind == "cutout"
-                writers.append(VideoWriter(partial, *size, reader.time_base, reader.rate, alpha, reader.audio))
-        except BaseException:
-            for writer in writers:
-                writer.close()
-            raise
-        encoder = BackgroundEncoder(writers)
-        for frame, audio in prefetch(_with_audio(reader)):
-            if frame is None or (options.max_frames is not None and frames >= options.max_frames):
-                break
-            if frame.rgb.shape[:2] != (reader.height, reader.width):
+        with claimed(targets) as group:  # all the outputs, or none
+            partials = [group.temporary(t, partial=True) for t in targets]
+            encoder = BackgroundEncoder.open(partials, kinds, reader)
+            try:
+                frame = None
+                for frame, audio in prefetch(_with_audio(reader)):
+                    if frame is None or (options.max_frames is not None and frames >= options.max_frames):
+                        break
+                    if frame.rgb.shape[:2] != (reader.height, reader.width):
+                        raise DataError(
+                            f"{source}: frame {frames} is {frame.rgb.shape[1]}x{frame.rgb.shape[0]}, the stream is "
+                            f"{reader.width}x{reader.height}; resizing streams are not supported"
+                        )
+                    result = video.process(frame.rgb)
+                    encoder.put([result.render(kind) for kind in kinds], frame.pts, audio)
+                    frames += 1
+                    bar.update()
+                if frame is None:  # the whole file: the audio after the last frame too
+                    ended = True
+                    encoder.put([None] * len(kinds), 0, audio)
+            except KeyboardInterrupt:
+                with contextlib.suppress(Exception):  # a file that cannot be closed is removed with the others
+                    encoder.close()
+                    closed = True
+                if frames and closed:
+                    group.keep()  # closed and playable under the partial names
+                raise
+            except BaseException:
+                with contextlib.suppress(Exception):  # the first error says more than what closing then raises
+                    encoder.close()
+                raise
+            encoder.close()  # an error here (a full disk) removes every file of the group
+            if frames == 0:
+                raise DataError(f"{source}: no frame could be read (empty, corrupt or unsupported video)")
+            if ended and frames < reader.frames:
                 raise DataError(
-                    f"{source}: frame {frames} is {frame.rgb.shape[1]}x{frame.rgb.shape[0]}, the stream is "
-                    f"{reader.width}x{reader.height}; resizing streams are not supported"
+                    f"{source}: only {frames} of the {reader.frames} frames its header declares could be decoded "
+                    "(the file is truncated or damaged); no output was kept"
                 )
-            result = video.process(frame.rgb)
-            encoder.put([result.render(kind) for kind in kinds], frame.pts, audio)
-            frames += 1
-            bar.update()
-        if frame is None:  # the whole file: the audio after the last frame too
-            encoder.put([None] * len(kinds), 0, audio)
-    except KeyboardInterrupt:
-        raise  # the partial files are closed below and kept, playable
-    except BaseException:
-        failed = True
-        raise
+    except OSError as err:  # an output that could not be written: named by its final name (its partial one is gone)
+        if type(err) is not OSError:
+            raise
+        text = str(err)
+        for partial, target in zip(partials, targets, strict=False):
+            text = text.replace(str(partial), str(target))
+        raise OSError(text) from None
     finally:
-        seconds = time.perf_counter() - start
         bar.close()
         reader.close()
-        try:
-            if encoder is not None:
-                encoder.close()
-        finally:
-            if failed or frames == 0:  # nothing worth keeping
-                for partial in partials:
-                    partial.unlink(missing_ok=True)
-    if frames == 0:
-        raise DataError(f"{source}: no frame could be read (empty, corrupt or unsupported video)")
-    for partial, target in zip(partials, targets, strict=True):
-        atomic.commit(partial, target)
-    return VideoResult(source, frames, seconds, list(targets))
+    return VideoResult(source, frames, time.perf_counter() - start, list(targets))
 
 
 def segment_video_file(
@@ -331,6 +358,7 @@ def segment_camera(
     capture = open_camera(index)
     sinks: dict[str, list[FrameSink]] = {}
     targets: list[Path] = []
+    partials: list[Path] = []
     try:
         width, height = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
         check_pixels(source, width, height)
@@ -346,8 +374,9 @@ def segment_camera(
             for kind in kinds:
                 target = out / f"camera{index}{output_names(kind, options.background, True)}"
                 targets.append(target)
+                partials.append(atomic.partial_path(target))
                 sinks.setdefault(kind, []).append(
-                    RecordingSink(atomic.partial_path(target), width, height, fps, alpha=kind == "cutout")
+                    RecordingSink(partials[-1], width, height, fps, alpha=kind == "cutout")
                 )
     except BaseException:
         capture.release()
@@ -359,8 +388,7 @@ def segment_camera(
     count, seconds, interrupted = run_live(
         video, camera_frames(capture, source), sinks, source, options.max_frames, progress
     )
-    for target in targets:
-        partial = atomic.partial_path(target)
+    for partial, target in zip(partials, targets, strict=True):
         if count:
             atomic.commit(partial, target)
         else:

@@ -3,11 +3,32 @@
 from __future__ import annotations
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the training stands, so that it stops as after Ctrl+C and says where it saved."""
+
+
+def _terminate(signum, frame) -> None:
+    raise Terminated("SIGTERM")
+
+
 def cmd_train(args) -> None:
+    import signal
+    import sys
+
     from asbunet.train.config import load_config
     from asbunet.train.engine import train
 
-    train(load_config(args.config, args.overrides), resume=args.resume, overwrite=args.overwrite)
+    cfg = load_config(args.config, args.overrides)
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        train(cfg, resume=args.resume, overwrite=args.overwrite, command=f"asbunet train --config {args.config}")
+    except KeyboardInterrupt as stop:
+        if not getattr(stop, "reported", False):  # else the engine has said where the last epoch is saved
+            how = f"by {stop}" if str(stop) else "(Ctrl+C)"
+            print(f"asbunet train: stopped {how} before training began; no checkpoint was written", file=sys.stderr)
+        raise SystemExit(143 if isinstance(stop, Terminated) else 130) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def add_train_parser(sub) -> None:

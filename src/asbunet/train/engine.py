@@ -24,6 +24,7 @@ from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
+from asbunet import atomic
 from asbunet.atomic import open_atomic, save_figure, write_text
 from asbunet.data.augment import AugmentConfig
 from asbunet.data.dataset import (
@@ -313,13 +314,45 @@ def check_output(out: Path, resume: bool, overwrite: bool) -> None:
         )
 
 
-def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False) -> dict:
+def remove_stale_temporaries(out: Path) -> list[Path]:
+    """Removes the temporary files of the run's outputs (`.last.<pid>-<random>.tmp.pt`, ...) left in `out` by
+    processes that no longer run (a killed run); returns them."""
+    stale = [tmp for name in (*OUTPUT_FILES, "config.yaml") for tmp in atomic.stale_temporaries(out / name)]
+    for tmp in stale:
+        tmp.unlink(missing_ok=True)
+    return stale
+
+
+def interrupted_message(
+    stop: KeyboardInterrupt, epoch: int, saved: tuple[int, int] | None, out: Path, command: str
+) -> str:
+    """What an interrupted run tells: the signal, the epoch it stopped in, and what `last.pt` holds (`saved`:
+    `(whole epochs, batches of the next one)`, None when this run has saved nothing and found nothing)."""
+    how = f"by {stop}" if str(stop) else "(Ctrl+C)"
+    if saved is None or saved == (0, 0):
+        return f"asbunet train: stopped {how} during epoch {epoch}, before a checkpoint was written: nothing was saved"
+    whole, batches = saved
+    held = " and ".join(
+        ([f"epoch {whole}"] if whole else []) + ([f"{batches} batches of epoch {whole + 1}"] if batches else [])
+    )
+    best = f", the best so far in {out / 'best.pt'}" if (out / "best.pt").is_file() else ""
+    return (
+        f"asbunet train: stopped {how} during epoch {epoch}; {held} {'are' if batches else 'is'} saved in "
+        f"{out / 'last.pt'}{best}; continue with `{command} --resume`"
+    )
+
+
+def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, command: str = "asbunet train") -> dict:
     """Runs (or resumes) a training run; returns the final metrics row.
+
+    Ctrl+C (or SIGTERM, which `asbunet train` turns into the same) stops it with a message naming what the last
+    checkpoint holds and where; the checkpoints stay whole (`asbunet.atomic`).
 
     Args:
         resume: continue after the last completed epoch of `cfg.output/last.pt` (an error when there is none).
         overwrite: start a new run even where `cfg.output` holds another run's files, replacing them (without it,
             such a folder is refused and left untouched).
+        command: how the run was started, for the message on how to resume it.
     """
     out = Path(cfg.output)
     check_output(out, resume, overwrite)
@@ -400,6 +433,8 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False) -> di
 
     if main:
         out.mkdir(parents=True, exist_ok=True)
+        if stale := remove_stale_temporaries(out):
+            log(f"removed {len(stale)} temporary files left by an interrupted run: {', '.join(p.name for p in stale)}")
         if not resume:  # a new run: nothing of an earlier one (--overwrite) may be mistaken for its own
             for name in OUTPUT_FILES:
                 (out / name).unlink(missing_ok=True)
@@ -415,6 +450,7 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False) -> di
         metric_rows = [[r.get(k, "") for k in fields] for r in kept]
         write_metrics(csv_path, metric_rows, fields)
     row: dict = {}
+    saved = (start_epoch - 1, start_batch) if resume else None  # what last.pt holds: whole epochs, batches
 
     def checkpoint(epoch: int, step: int, batch: int = 0) -> dict:
         """The resume state after `epoch` whole epochs and `batch` batches of the next one."""
@@ -434,60 +470,70 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False) -> di
             "input_size": cfg.val_size,
         }
 
-    for epoch in range(start_epoch, cfg.epochs + 1):
-        if cfg.max_steps is not None and step >= cfg.max_steps:
-            break
-        batches.set_epoch(epoch)
-        batches.skip, start_batch = start_batch, 0
-        t0 = time.perf_counter()
+    epoch = start_epoch
+    try:
+        for epoch in range(start_epoch, cfg.epochs + 1):
+            if cfg.max_steps is not None and step >= cfg.max_steps:
+                break
+            batches.set_epoch(epoch)
+            batches.skip, start_batch = start_batch, 0
+            t0 = time.perf_counter()
 
-        def on_step(taken: int, done: int, epoch=epoch, first=step, skip=batches.skip) -> None:
-            if main and cfg.checkpoint_every and (first + done) % cfg.checkpoint_every == 0:
-                atomic_save(checkpoint(epoch - 1, first + done, skip + taken), last_path)
+            def on_step(taken: int, done: int, epoch=epoch, first=step, skip=batches.skip) -> None:
+                nonlocal saved
+                if main and cfg.checkpoint_every and (first + done) % cfg.checkpoint_every == 0:
+                    atomic_save(checkpoint(epoch - 1, first + done, skip + taken), last_path)
+                    saved = (epoch - 1, skip + taken)
 
-        loss, rate, done = train_one_epoch(
-            net, loader, optimizer, scheduler, loss_fn, cfg, epoch, device, rank, step, distiller, on_step
-        )
-        step += done
-        if world > 1:
-            sync_buffers(model)
-        if main:
-            by_kind = {}
-            if val_kinds is None:
-                val_iou, val_pooled = evaluate_iou(model, val_pool, val_idx, cfg.val_size, cfg.selection)
-            else:
-                by_kind, val_pooled = evaluate_kinds(model, val_pool, val_kinds, cfg.val_size)
-                val_iou = float(np.mean(list(by_kind.values())))  # the mean over kinds
-            row = {
-                "epoch": epoch,
-                "step": step,
-                "lr": optimizer.param_groups[0]["lr"],
-                "train_loss": loss,
-                "val_iou": val_iou,
-                "val_iou_pooled": val_pooled,
-                "images_per_s": rate,
-                "epoch_s": time.perf_counter() - t0,
-                **{f"val_{k}": v for k, v in by_kind.items()},
-            }
-            metric_rows.append([row.get(k, "") for k in fields])
-            write_metrics(csv_path, metric_rows, fields)
-            for key in ("train_loss", "val_iou", "val_iou_pooled", "lr", "images_per_s"):
-                writer.add_scalar(key, row[key], epoch)
-            writer.flush()
-            is_best = val_iou > best
-            best = max(best, val_iou)
-            ckpt = checkpoint(epoch, step)
-            atomic_save(ckpt, last_path)
-            if is_best:
-                atomic_save(ckpt, best_path)
-            write_plot(csv_path, out / "curves.png")
-            kinds = "".join(f"  {k} {v:.4f}" for k, v in by_kind.items())
-            log(
-                f"epoch {epoch}/{cfg.epochs}: loss {loss:.4f}  val IoU {val_iou:.4f} (pooled {val_pooled:.4f}){kinds}  "
-                f"{rate:.1f} img/s  lr {row['lr']:.2e}{'  best' if is_best else ''}"
+            loss, rate, done = train_one_epoch(
+                net, loader, optimizer, scheduler, loss_fn, cfg, epoch, device, rank, step, distiller, on_step
             )
-        if world > 1:
-            dist.barrier()
+            step += done
+            if world > 1:
+                sync_buffers(model)
+            if main:
+                by_kind = {}
+                if val_kinds is None:
+                    val_iou, val_pooled = evaluate_iou(model, val_pool, val_idx, cfg.val_size, cfg.selection)
+                else:
+                    by_kind, val_pooled = evaluate_kinds(model, val_pool, val_kinds, cfg.val_size)
+                    val_iou = float(np.mean(list(by_kind.values())))  # the mean over kinds
+                row = {
+                    "epoch": epoch,
+                    "step": step,
+                    "lr": optimizer.param_groups[0]["lr"],
+                    "train_loss": loss,
+                    "val_iou": val_iou,
+                    "val_iou_pooled": val_pooled,
+                    "images_per_s": rate,
+                    "epoch_s": time.perf_counter() - t0,
+                    **{f"val_{k}": v for k, v in by_kind.items()},
+                }
+                metric_rows.append([row.get(k, "") for k in fields])
+                write_metrics(csv_path, metric_rows, fields)
+                for key in ("train_loss", "val_iou", "val_iou_pooled", "lr", "images_per_s"):
+                    writer.add_scalar(key, row[key], epoch)
+                writer.flush()
+                is_best = val_iou > best
+                best = max(best, val_iou)
+                ckpt = checkpoint(epoch, step)
+                atomic_save(ckpt, last_path)
+                saved = (epoch, 0)
+                if is_best:
+                    atomic_save(ckpt, best_path)
+                write_plot(csv_path, out / "curves.png")
+                kinds = "".join(f"  {k} {v:.4f}" for k, v in by_kind.items())
+                log(
+                    f"epoch {epoch}/{cfg.epochs}: loss {loss:.4f}  val IoU {val_iou:.4f} (pooled {val_pooled:.4f})"
+                    f"{kinds}  {rate:.1f} img/s  lr {row['lr']:.2e}{'  best' if is_best else ''}"
+                )
+            if world > 1:
+                dist.barrier()
+    except KeyboardInterrupt as stop:
+        if main:
+            print(interrupted_message(stop, epoch, saved, out, command), file=sys.stderr, flush=True)
+        stop.reported = True
+        raise
     if skipped and main:
         write_text(out / "skipped.txt", "\n".join(skipped) + "\n")
         log(f"{len(skipped)} samples were skipped, listed in {out / 'skipped.txt'}:")
