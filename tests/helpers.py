@@ -59,3 +59,26 @@ def tiny_config(data: Path, output: Path, **values) -> dict:
 def write_config(path: Path, values: dict) -> Path:
     path.write_text(yaml.safe_dump(values, sort_keys=False))
     return path
+
+
+def tiny_onnx() -> bytes:
+    """A valid segmentation ONNX model (one 1x1 convolution: (B, 3, H, W) -> logits (B, 1, H, W)) with metadata."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    weight = numpy_helper.from_array(np.full((1, 3, 1, 1), 0.5, np.float32), "w")
+    bias = numpy_helper.from_array(np.zeros(1, np.float32), "b")
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w", "b"], ["logits"])],
+        "tiny",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["B", 3, "H", "W"])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["B", 1, "H", "W"])],
+        [weight, bias],
+    )
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    proto.ir_version = 8
+    for key, value in (("asbunet.input_size", "32"), ("asbunet.threshold", "0.5")):
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.checker.check_model(proto)
+    return proto.SerializeToString()

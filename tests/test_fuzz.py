@@ -22,6 +22,7 @@ import pytest
 import torch
 
 hypothesis = pytest.importorskip("hypothesis")
+from helpers import tiny_onnx  # noqa: E402
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
@@ -122,29 +123,6 @@ def seeds(tmp_path_factory) -> dict[str, bytes]:
     return files
 
 
-def tiny_onnx() -> bytes:
-    """A valid segmentation ONNX model (one 1x1 convolution: (B, 3, H, W) -> logits (B, 1, H, W)) with metadata."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
-    weight = numpy_helper.from_array(np.full((1, 3, 1, 1), 0.5, np.float32), "w")
-    bias = numpy_helper.from_array(np.zeros(1, np.float32), "b")
-    graph = helper.make_graph(
-        [helper.make_node("Conv", ["x", "w", "b"], ["logits"])],
-        "tiny",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["B", 3, "H", "W"])],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["B", 1, "H", "W"])],
-        [weight, bias],
-    )
-    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    proto.ir_version = 8
-    for key, value in (("asbunet.input_size", "32"), ("asbunet.threshold", "0.5")):
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = key, value
-    onnx.checker.check_model(proto)
-    return proto.SerializeToString()
-
-
 def test_seed_files_are_valid(seeds, tmp_path):
     """Unmutated, every seed gives a result (so that the fuzzing below starts from working files)."""
     image = np.zeros((20, 30, 3), np.uint8)
@@ -227,6 +205,28 @@ def test_onnx_metadata_that_is_not_utf8_or_not_a_number_names_the_file(seeds, tm
         with pytest.raises(ValueError) as refused:
             Segmenter.from_pretrained(path)
         assert_clear(refused.value, path)
+
+
+def test_onnx_with_an_unknown_operator_is_not_called_corrupt(seeds, tmp_path):
+    """An operator onnxruntime does not implement is named as such; only an unparsable file is called corrupt."""
+    import onnx
+
+    proto = onnx.load_from_string(seeds["onnx"])
+    proto.graph.node[0].op_type = "FancyOp"
+    unknown = tmp_path / "unknown.onnx"
+    unknown.write_bytes(proto.SerializeToString())
+    truncated = tmp_path / "truncated.onnx"
+    truncated.write_bytes(seeds["onnx"][: len(seeds["onnx"]) // 2])
+    with pytest.raises(ValueError) as refused:
+        Segmenter.from_pretrained(unknown)
+    assert_clear(refused.value, unknown)
+    assert "it uses the operator FancyOp (opset 17), which onnxruntime" in str(refused.value)
+    assert "does not implement" in str(refused.value) and "corrupt" not in str(refused.value)
+    with pytest.raises(ValueError) as refused:
+        Segmenter.from_pretrained(truncated)
+    assert_clear(refused.value, truncated)
+    assert "cannot be parsed as ONNX (truncated, corrupt or not an ONNX file)" in str(refused.value)
+    assert "operator" not in str(refused.value) and "[ONNXRuntimeError]" not in str(refused.value)
 
 
 def test_data_error_is_a_clear_error():

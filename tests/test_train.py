@@ -153,6 +153,49 @@ def test_new_run_over_another_run_refuses_unless_overwrite(make_dataset, tmp_pat
     assert json.loads((out / "summary.json").read_text())["last"]["epoch"] == 1
 
 
+def test_sigterm_says_where_it_saved_and_resume_removes_stale_temporary_files(
+    make_dataset, tmp_path, monkeypatch, capsys
+):
+    from asbunet.train import engine
+
+    out = tmp_path / "run"
+    config = write_config(tmp_path / "run.yaml", tiny_config(make_dataset(n=4), out, epochs=3, shapes=[[32, 32]]))
+    real = engine.train_one_epoch
+
+    def terminated_in_epoch_2(*args, **kwargs):
+        if args[6] == 2:  # the epoch
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)  # the handler raises before this ends
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "train_one_epoch", terminated_in_epoch_2)
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(SystemExit) as stop:
+        main(["train", "--config", str(config)])
+    assert stop.value.code == 143 and signal.getsignal(signal.SIGTERM) == before
+    assert (
+        capsys.readouterr()
+        .err.strip()
+        .endswith(
+            f"asbunet train: stopped by SIGTERM during epoch 2; epoch 1 is saved in {out / 'last.pt'}, the best so far "
+            f"in {out / 'best.pt'}; continue with `asbunet train --config {config} --resume`"
+        )
+    )
+    assert load_checkpoint(out / "last.pt")["epoch"] == 1
+    monkeypatch.undo()
+
+    dead = subprocess.Popen(["true"])  # a process that has ended, for its pid
+    dead.wait()
+    stale = [out / f".last.{dead.pid}-0123abcd.tmp.pt", out / f".metrics.{dead.pid}-4567cdef.tmp.csv"]
+    running = out / f".best.{os.getppid()}-89abcdef.tmp.pt"  # another process's, still running: not touched
+    for path in [*stale, running]:
+        path.write_bytes(b"half a checkpoint")
+    assert main(["train", "--config", str(config), "--resume"]) == 0
+    assert "removed 2 temporary files left by an interrupted run" in capsys.readouterr().out
+    assert not any(p.exists() for p in stale) and running.exists()
+    assert load_checkpoint(out / "last.pt")["epoch"] == 3
+
+
 def test_resume_drops_metrics_rows_the_checkpoint_does_not_hold(make_dataset, tmp_path):
     out = tmp_path / "run"
     values = tiny_config(make_dataset(n=4), out, epochs=3, shapes=[[32, 32]], val_size=32)  # 1 step an epoch

@@ -275,9 +275,10 @@ class Server(ThreadingHTTPServer):
             super().handle_error(request, client_address)
 
 
-def make_server(host: str = "127.0.0.1", port: int = 8000, quiet: bool = False) -> Server:
-    """An HTTP server over web/ (not yet serving; call `serve_forever`); port 0 picks a free port."""
-    handler = functools.partial(QuietHandler if quiet else Handler, directory=str(WEB))
+def make_server(host: str = "127.0.0.1", port: int = 8000, quiet: bool = False, root: Path = WEB) -> Server:
+    """An HTTP server of the page in `root` (web/; not yet serving: call `serve_forever`); port 0 picks a free
+    port."""
+    handler = functools.partial(QuietHandler if quiet else Handler, directory=str(root))
     return Server((host, port), handler)
 
 

@@ -34,6 +34,7 @@ AUDIO_COPY: dict[str, tuple[frozenset[str], str]] = {
     ".webm": (frozenset({"opus", "vorbis"}), "libopus"),
     ".mov": (frozenset({"aac", "mp3", "alac", "ac3", "pcm_s16le", "pcm_s24le"}), "aac"),
 }
+CONTAINERS = {".mp4": "mp4", ".webm": "webm", ".mov": "mov"}  # FFmpeg's muxer of each suffix
 ALPHA_SUFFIXES = tuple(s for s, fmt in VIDEO_FORMATS.items() if fmt[2] is not None)
 
 
@@ -175,8 +176,14 @@ class VideoWriter:
         even = self.pix_fmt.startswith(("yuv420", "yuva420"))
         self.width, self.height = (width + width % 2, height + height % 2) if even else (width, height)
         self.time_base = Fraction(time_base)
+        self.broken = False  # a write failed: the file is unusable and closing only releases it
         with self._errors("create the file"):
-            self.container = av.open(str(self.path), "w")
+            self._file = open(self.path, "wb")  # noqa: SIM115 - ours to close, whatever FFmpeg's muxer does
+        try:
+            self.container = av.open(self._file, "w", format=CONTAINERS[suffix])
+        except BaseException:
+            self._file.close()
+            raise
         try:
             self.stream = self.container.add_stream(codec, rate=Fraction(rate).limit_denominator(1001 * 1000))
             self.stream.width, self.stream.height, self.stream.pix_fmt = self.width, self.height, self.pix_fmt
@@ -188,7 +195,8 @@ class VideoWriter:
             if audio is not None:
                 self._add_audio(audio, suffix)
         except BaseException:
-            self.container.close()
+            self.broken = True
+            self.close()
             raise
         self._last_pts: int | None = None
         self.frames = 0
@@ -240,6 +248,7 @@ class VideoWriter:
         try:
             yield
         except (av.FFmpegError, OSError) as err:
+            self.broken = True
             raise OSError(f"{self.path}: could not {doing} ({describe(err)})") from None
 
     def write_audio(self, packets: list[av.Packet]) -> None:
@@ -263,17 +272,24 @@ class VideoWriter:
 
     def close(self) -> None:
         """Flushes the encoders and finishes the file; `OSError` naming the file when that fails (a full disk)."""
-        with self._errors("finish the file"):
-            try:
-                if self.frames:
-                    self.container.mux(self.stream.encode(None))
-                if self._decoder is not None:
-                    for frame in self._decoder.decode(None):
-                        frame.pts = None
-                        self.container.mux(self._audio_out.encode(frame))
-                    self.container.mux(self._audio_out.encode(None))
-            finally:
-                self.container.close()
+        try:
+            if not self.broken:
+                with self._errors("finish the file"):
+                    if self.frames:
+                        self.container.mux(self.stream.encode(None))
+                    if self._decoder is not None:
+                        for frame in self._decoder.decode(None):
+                            frame.pts = None
+                            self.container.mux(self._audio_out.encode(frame))
+                        self.container.mux(self._audio_out.encode(None))
+                    self.container.close()  # writes the trailer (the index of an .mp4)
+                    self._file.close()
+        finally:
+            if self.broken:  # after a failed write the muxer must not be flushed (FFmpeg can crash): only released
+                with contextlib.suppress(OSError, ValueError):
+                    self._file.close()
+                with contextlib.suppress(av.FFmpegError, OSError, ValueError):
+                    self.container.close()  # writes nothing: its file is closed
 
     def __enter__(self) -> VideoWriter:
         return self
