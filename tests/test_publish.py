@@ -263,7 +263,7 @@ def test_two_runs_into_one_folder_one_publishes_and_the_other_names_the_clash(tm
             lost = results[loser]
             assert lost["code"] == 2 and "Traceback" not in lost["err"], lost
             who = f"another asbunet run (process {procs[winner].pid})"
-            assert f"{out / 'clip_mask.mp4'} is being written by {who} at the same time" in lost["err"]
+            assert f"{out / 'clip_mask.mp4'} is being written by {who} at the same time" in lost["err"], lost["err"]
             assert lost["out"].strip() == f"0 written; 1 failed: {plans[loser][number][1]}"
             assert results[winner]["out"].strip() == "1 written (2 files)"
             assert names(out) == ["clip_blur.mp4", "clip_mask.mp4"]  # nothing else: no partial, temporary or lock file
@@ -371,6 +371,25 @@ def test_every_video_writer_error_removes_this_runs_files(tmp_path, segmenter, m
     assert ".partial" not in message and "Errno" not in message
     assert names(out) == ["still.png", "still_blur.jpg"]  # the video left nothing, the photo beside it is written
     assert report.summary() == f"1 written (2 files); 1 failed: {clip}"
+
+
+def test_decoding_ahead_stops_when_the_encoder_fails_with_every_frame_decoded():
+    """The decoder thread has put the last frames and waits to put the end while the consumer stops on an error: it
+    must not wait forever (the encoder error of a short video hung the run here)."""
+    import threading
+
+    from asbunet.segment.video import prefetch
+
+    def consume() -> None:
+        frames = prefetch(iter(range(3)), size=2)
+        next(frames)
+        time.sleep(0.3)  # the producer has put frames 1 and 2 and waits to put the end
+        frames.close()  # the consumer stops, as on an encoder error
+
+    thread = threading.Thread(target=consume, daemon=True)
+    thread.start()
+    thread.join(timeout=10)
+    assert not thread.is_alive(), "prefetch hung after its consumer stopped"
 
 
 def test_ctrl_c_keeps_closed_partial_videos_unless_closing_fails(tmp_path, segmenter, monkeypatch):

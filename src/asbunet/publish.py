@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -59,8 +60,10 @@ def _lock(path: Path) -> int:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
-            os.close(fd)
+            try:
+                holder = _holder(fd)
+            finally:
+                os.close(fd)
             raise _busy(path, holder) from None
         except BaseException:
             os.close(fd)
@@ -73,6 +76,16 @@ def _lock(path: Path) -> int:
             _write_pid(fd)
             return fd
         os.close(fd)
+
+
+def _holder(fd: int) -> str:
+    """The pid in a lock file held by another process (it writes it just after locking: wait a moment for it)."""
+    for _ in range(20):
+        holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+        if holder.isdigit():
+            return holder
+        time.sleep(0.005)
+    return ""
 
 
 def _write_pid(fd: int) -> None:

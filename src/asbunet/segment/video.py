@@ -72,20 +72,24 @@ def prefetch(items: Iterable, size: int = QUEUE_SIZE) -> Iterator:
     buffer: queue.Queue = queue.Queue(size)
     stop = threading.Event()
 
+    def offer(entry: tuple) -> bool:
+        """Puts `entry` once there is room; False when the consumer has stopped (it takes nothing more)."""
+        while not stop.is_set():
+            try:
+                buffer.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
     def produce() -> None:
         try:
             for item in items:
-                while not stop.is_set():
-                    try:
-                        buffer.put((item, None), timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+                if not offer((item, None)):
                     return
-            buffer.put((_DONE, None))
+            offer((_DONE, None))
         except BaseException as err:  # noqa: BLE001 - handed to the consumer, raised there
-            buffer.put((_DONE, err))
+            offer((_DONE, err))
 
     thread = threading.Thread(target=produce, name="asbunet-decode", daemon=True)
     thread.start()
