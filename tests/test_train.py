@@ -196,6 +196,22 @@ def test_sigterm_says_where_it_saved_and_resume_removes_stale_temporary_files(
     assert load_checkpoint(out / "last.pt")["epoch"] == 3
 
 
+def test_interrupted_message_says_what_last_pt_holds(tmp_path):
+    from asbunet.train.command import Terminated
+    from asbunet.train.engine import interrupted_message
+
+    run = "asbunet train --config c.yaml"
+    stop = Terminated("SIGTERM")
+    assert interrupted_message(stop, 1, None, tmp_path, run) == (
+        "asbunet train: stopped by SIGTERM during epoch 1, before a checkpoint was written: nothing was saved"
+    )
+    assert interrupted_message(KeyboardInterrupt(), 7, (6, 400), tmp_path, run) == (
+        f"asbunet train: stopped (Ctrl+C) during epoch 7; epoch 6 and 400 batches of epoch 7 are saved in "
+        f"{tmp_path / 'last.pt'}; continue with `{run} --resume`"
+    )
+    assert "; 40 batches of epoch 1 are saved in" in interrupted_message(stop, 1, (0, 40), tmp_path, run)
+
+
 def test_resume_drops_metrics_rows_the_checkpoint_does_not_hold(make_dataset, tmp_path):
     out = tmp_path / "run"
     values = tiny_config(make_dataset(n=4), out, epochs=3, shapes=[[32, 32]], val_size=32)  # 1 step an epoch
