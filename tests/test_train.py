@@ -118,6 +118,18 @@ def folder_state(folder: Path) -> dict:
     return {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
+def test_a_run_killed_before_its_first_checkpoint_resumes_from_the_start(make_dataset, tmp_path, capsys):
+    out = tmp_path / "run"
+    values = tiny_config(make_dataset(n=4), out, epochs=1, shapes=[[32, 32]], val_size=32)
+    config = write_config(tmp_path / "run.yaml", values)
+    out.mkdir()
+    (out / "config.yaml").write_text("model: asbunet_025\n")  # what a run killed during its first epoch leaves
+    (out / "metrics.csv").write_text("epoch,step,lr,train_loss,val_iou\n")
+    assert main(["train", "--config", str(config), "--resume"]) == 0
+    assert "stopped before its first checkpoint; starting it anew" in capsys.readouterr().out
+    assert (out / "last.pt").is_file() and len((out / "metrics.csv").read_text().splitlines()) == 2
+
+
 def test_resume_with_nothing_to_resume_refuses_and_touches_nothing(make_dataset, tmp_path, capsys):
     out = tmp_path / "run"
     values = tiny_config(make_dataset(n=4), out, epochs=1, shapes=[[32, 32]], val_size=32)

@@ -295,23 +295,35 @@ def init_weights(model: nn.Module, cfg: TrainConfig) -> None:
     model.load_state_dict(state)
 
 
-def check_output(out: Path, resume: bool, overwrite: bool) -> None:
+def holds_work(out: Path) -> bool:
+    """Whether `out` holds anything of a run worth keeping: a checkpoint or a logged epoch (a run killed before its
+    first checkpoint leaves only the header of metrics.csv and the config)."""
+    if any((out / name).is_file() for name in ("last.pt", "best.pt")):
+        return True
+    metrics = out / "metrics.csv"
+    return metrics.is_file() and len(metrics.read_text().splitlines()) > 1
+
+
+def check_output(out: Path, resume: bool, overwrite: bool) -> bool:
     """Refuses, before anything is read or written, a resume with nothing to resume and a new run in a folder that
-    holds another run (unless `overwrite`)."""
+    holds another run (unless `overwrite`). Returns whether to resume: a resume of a run killed before its first
+    checkpoint starts it anew, so that the same resume command works whenever the run was killed."""
     if resume and overwrite:
         raise ValueError("give --resume (continue the run in the output folder) or --overwrite (replace it), not both")
     if resume:
-        if not (out / "last.pt").is_file():
-            raise FileNotFoundError(
-                f"{out}: nothing to resume (no last.pt); run without --resume to start a new run there"
-            )
-        return
+        if (out / "last.pt").is_file():
+            return True
+        if out.is_dir() and not holds_work(out):
+            print(f"{out}: the run stopped before its first checkpoint; starting it anew", flush=True)
+            return False
+        raise FileNotFoundError(f"{out}: nothing to resume (no last.pt); run without --resume to start a new run there")
     found = [name for name in RUN_FILES if (out / name).exists()]
-    if found and not overwrite:
+    if found and not overwrite and holds_work(out):
         raise ValueError(
             f"{out} holds another run ({', '.join(found)}): continue it with --resume, choose another output=..., "
             "or pass --overwrite to replace it"
         )
+    return False
 
 
 def remove_stale_temporaries(out: Path) -> list[Path]:
@@ -355,7 +367,7 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, comma
         command: how the run was started, for the message on how to resume it.
     """
     out = Path(cfg.output)
-    check_output(out, resume, overwrite)
+    resume = check_output(out, resume, overwrite)
     rank, world, device = setup_distributed()
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
