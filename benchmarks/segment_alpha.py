@@ -18,8 +18,9 @@ from PIL import Image
 from asbunet import Segmenter
 from asbunet.data.io import read_image
 from asbunet.segment import effects
-from asbunet.segment.options import SegmentOptions, resolve_options
-from asbunet.segment.render import alpha_of, postprocess
+from asbunet.segment.matte import matte
+from asbunet.segment.options import SegmentOptions
+from asbunet.segment.render import postprocess
 
 REPO = Path(__file__).resolve().parents[1]
 MAGENTA = (255, 0, 255)
@@ -28,10 +29,9 @@ HEIGHT = 270  # of each panel
 
 def panels(segmenter: Segmenter, image: np.ndarray, name: str) -> list[np.ndarray]:
     """The image over magenta with the probability as alpha, then with the matte, each `HEIGHT` high, labelled."""
-    options = resolve_options(SegmentOptions(), segmenter)
-    prob = postprocess(segmenter, image, options)
+    prob = postprocess(segmenter, image, SegmentOptions())
     out = []
-    for label, alpha in (("probability as alpha", prob), ("matte", alpha_of(prob, options))):
+    for label, alpha in (("probability as alpha", prob), ("matte", matte(prob, segmenter.threshold))):
         a8 = effects.probability_image(alpha)
         print(f"{name}, {label}: {(a8 == 0).mean():.1%} transparent, {((a8 >= 10) & (a8 <= 49)).mean():.1%} at 10-49")
         panel = effects.replace_background(image, alpha, MAGENTA)

@@ -1,6 +1,6 @@
 """The package's layout stays as docs/architecture.md draws it: no import cycle between its modules (imports inside
 functions count, and so do the packages' `__init__` files), no module over 500 lines, one model loader, one threshold
-rule and no path outside the repository."""
+rule with one range check, one guided filter and no path outside the repository."""
 
 from __future__ import annotations
 
@@ -117,3 +117,38 @@ def threshold_comparisons(path: Path) -> list[str]:
             if any(name in ("threshold", "cuts", "thresholds") for name in names):
                 found.append(ast.get_source_segment(text, node))
     return found
+
+
+def test_one_threshold_range_check():
+    """A threshold's range is checked in one place (`check_threshold`, (0, 1) both ends excluded), which every entry
+    point calls: no other module range-checks a threshold (`0 <= threshold < 1`) or words its own message."""
+    checks = sorted({n for n, path in MODULES.items() if threshold_range_checks(path)})
+    assert checks == ["asbunet.inference.postprocess"], checks
+    worded = sorted(n for n, path in MODULES.items() if re.search(r"thresholds? must", path.read_text()))
+    assert worded == ["asbunet.inference.postprocess"], worded
+
+
+def threshold_range_checks(path: Path) -> list[str]:
+    """The chained comparisons of `path`'s code that bound a threshold on both sides (`a < threshold < b`)."""
+    text = path.read_text()
+    found = []
+    for node in ast.walk(ast.parse(text)):
+        if isinstance(node, ast.Compare) and len(node.ops) == 2:
+            middle = node.comparators[0]
+            if (middle.id if isinstance(middle, ast.Name) else getattr(middle, "attr", None)) == "threshold":
+                found.append(ast.get_source_segment(text, node))
+    return found
+
+
+def test_one_guided_filter():
+    """The probability is refined in one place, the model's own refinement (`asbunet.inference.refine`): no other
+    module runs the box filters of a guided filter."""
+    filters = sorted(
+        n
+        for n, path in MODULES.items()
+        if any(
+            isinstance(node, ast.Attribute) and node.attr == "boxFilter"
+            for node in ast.walk(ast.parse(path.read_text()))
+        )
+    )
+    assert filters == ["asbunet.inference.refine"], filters

@@ -18,7 +18,7 @@ from asbunet.evaluate.run import evaluate_model
 from asbunet.inference.refine import GuidedRefine
 from asbunet.inference.weights import load_checkpoint, load_model, read_safetensors
 from asbunet.metrics import iou
-from asbunet.segment.options import SegmentOptions, resolve_options
+from asbunet.segment.stream import VideoSegmenter
 from asbunet.train.bundle import bundle_checkpoint
 from asbunet.train.calibrate import (
     THRESHOLDS,
@@ -127,9 +127,12 @@ def test_sweep_errors():
     image, label = np.zeros((8, 8, 3), np.uint8), np.zeros((8, 8), np.uint8)
     with pytest.raises(ValueError, match="as many masks"):
         threshold_sweep(segmenter, [image], [])
-    with pytest.raises(ValueError, match="thresholds"):
-        threshold_sweep(segmenter, [image], [label], thresholds=[0.5, 1.5])
-    with pytest.raises(ValueError, match=r"threshold must be in \[0, 1\]"):
+    for wrong in (1.5, 0.0, 1.0):  # one range everywhere: (0, 1), both ends excluded
+        with pytest.raises(ValueError, match=r"threshold must be in \(0, 1\)"):
+            threshold_sweep(segmenter, [image], [label], thresholds=[0.5, wrong])
+    with pytest.raises(ValueError, match="at least one threshold"):
+        threshold_sweep(segmenter, [image], [label], thresholds=[])
+    with pytest.raises(ValueError, match=r"threshold must be in \(0, 1\)"):
         Segmenter(ramp_runner, threshold=2.0)
 
 
@@ -233,11 +236,16 @@ def test_segment_and_evaluate_use_the_model_threshold_unless_given(trained, tmp_
     cfg, run = trained
     bundle_checkpoint(run / "best.pt", tmp_path / "m.safetensors", threshold=0.7)
     segmenter = Segmenter.from_pretrained(tmp_path / "m.safetensors")
-    assert resolve_options(None, segmenter).threshold == 0.7
-    assert resolve_options(SegmentOptions(threshold=0.4), segmenter).threshold == 0.4
+    assert segmenter.threshold == 0.7 and VideoSegmenter(segmenter).threshold == 0.7
+    assert Segmenter.from_pretrained(tmp_path / "m.safetensors", threshold=0.4).threshold == 0.4
+    assert VideoSegmenter(segmenter, threshold=0.4).threshold == 0.4 and segmenter.threshold == 0.7
     data = cfg.data.train[0]
     summary = evaluate_model(tmp_path / "m.safetensors", [data], tmp_path / "eval", gallery=0, progress=False)
     assert summary["settings"]["threshold"] == 0.7
+    given = evaluate_model(
+        tmp_path / "m.safetensors", [data], tmp_path / "eval4", gallery=0, progress=False, threshold=0.4
+    )
+    assert given["settings"]["threshold"] == 0.4
 
 
 def test_fine_tuning_starts_from_the_given_weights(trained, tmp_path):

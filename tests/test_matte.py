@@ -11,7 +11,7 @@ import pytest
 from asbunet import Segmenter, VideoSegmenter
 from asbunet.data.io import read_image
 from asbunet.segment import effects, matte
-from asbunet.segment.options import SegmentOptions, resolve_options
+from asbunet.segment.options import SegmentOptions
 from asbunet.segment.render import postprocess, render
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples" / "images"
@@ -67,8 +67,7 @@ def test_outputs_composite_with_the_matte(kind, effect):
     prob = ghost_probability()
     image = np.random.default_rng(0).integers(0, 256, (96, 96, 3), dtype=np.uint8)  # a sharp, busy background
     image[prob >= 0.7] = 200
-    options = SegmentOptions(effect=effect, threshold=0.7)
-    out = render(kind, image, prob, options)
+    out = render(kind, image, prob, SegmentOptions(effect=effect), 0.7)
     outside, inside = beyond(prob >= 0.7, 8)
     if kind == "cutout":
         assert out[..., 3][outside].max() == 0 and out[..., 3][inside].min() == 255
@@ -94,10 +93,10 @@ def bundled() -> Segmenter:
 
 def test_sample_photos_keep_the_background_out(bundled):
     """Cut-outs of every bundled sample photo against the model's own mask."""
-    options = resolve_options(SegmentOptions(), bundled)
+    options = SegmentOptions()
     for path in sorted(SAMPLES.glob("*.jpg")):
         image = read_image(path)
-        rgba = render("cutout", image, postprocess(bundled, image, options), options)
+        rgba = render("cutout", image, postprocess(bundled, image, options), options, bundled.threshold)
         out, inside = alpha_beyond_10px(rgba[..., 3] / 255.0, bundled.mask(image))
         assert out <= 0.005 and inside >= 0.995, f"{path.name}: mean alpha {out:.4f} outside, {inside:.4f} inside"
 

@@ -12,6 +12,7 @@ import torch
 from asbunet import create_model
 from asbunet.cli import main
 from asbunet.data.io import DataError
+from asbunet.inference.refine import GuidedRefine
 from asbunet.inference.runners import TorchRunner
 from asbunet.inference.segmenter import Segmenter
 from asbunet.segment import effects
@@ -101,51 +102,6 @@ def run_cli(argv: list[str]) -> int:
         return main(argv)
     except SystemExit as stop:
         return stop.code
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Guided filter
-# ---------------------------------------------------------------------------------------------------------------
-
-
-def step_case() -> tuple[np.ndarray, np.ndarray]:
-    """Guide with a sharp vertical edge between columns 15 and 16; src a soft ramp across it (an upsampled mask)."""
-    guide = np.zeros((32, 32), np.float32)
-    guide[:, 16:] = 1.0
-    ramp = np.clip((np.arange(32, dtype=np.float32) - 11.5) / 8.0, 0.0, 1.0)  # 0 up to column 11, 1 from 20
-    return guide, np.tile(ramp, (32, 1))
-
-
-@pytest.mark.parametrize("subsample", [1, 2])
-def test_guided_filter_snaps_soft_mask_to_guide_edge(subsample):
-    guide, src = step_case()
-    out = effects.guided_filter(guide, src, radius=4, eps=1e-4, subsample=subsample)
-    assert src[0, 16] - src[0, 15] < 0.15  # the input is soft across the edge
-    assert out[0, 16] - out[0, 15] > 0.45  # the output jumps where the guide does...
-    assert np.argmax(np.diff(out[0])) == 15 and np.all(np.diff(out, axis=1) > -1e-4)  # ...and nowhere else
-    np.testing.assert_allclose(out, out[:1].repeat(32, axis=0), atol=1e-5)
-
-
-def test_guided_filter_keeps_constant_and_is_edge_preserving_only_where_guide_has_edges():
-    rng = np.random.default_rng(0)
-    guide = rng.random((24, 24), dtype=np.float32)
-    np.testing.assert_allclose(
-        effects.guided_filter(guide, np.full((24, 24), 0.7, np.float32), 3, 1e-3), 0.7, atol=1e-4
-    )
-    _, src = step_case()
-    flat = effects.guided_filter(np.full((32, 32), 0.5, np.float32), src, radius=4, eps=1e-4)
-    assert flat[0, 16] - flat[0, 15] < 0.15  # nothing to snap to: a flat guide only smooths
-
-
-def test_refine_probability_range_and_errors():
-    image, prob = square_image(), np.random.default_rng(1).random((48, 64), dtype=np.float32)
-    out = effects.refine_probability(image, prob)
-    assert out.shape == (48, 64) and out.dtype == np.float32 and 0.0 <= out.min() and out.max() <= 1.0
-    with pytest.raises(ValueError, match="sizes differ"):
-        effects.refine_probability(image, prob[:40])
-    with pytest.raises(ValueError, match="radius"):
-        effects.guided_filter(prob, prob, radius=0, eps=1e-3)
-    assert effects.default_radius(720, 1280, 256) == 5 and effects.default_radius(48, 64) == 2
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -272,12 +228,15 @@ def test_segment_folder_writes_all_outputs_and_reports_the_corrupt_file(tmp_path
     )
 
 
-def test_refinement_snaps_the_upsampled_boundary_to_the_image_edge(tmp_path):
-    """A 16-pixel network input upsampled 8x gives a boundary ramp 8 px wide; refined, it steps at the image edge."""
-    segmenter = Segmenter(lambda batch: batch.mean(axis=1, keepdims=True), input_size=16)
+def test_the_models_refinement_snaps_the_upsampled_boundary_to_the_image_edge(tmp_path):
+    """A 16-pixel network input upsampled 8x gives a boundary ramp 8 px wide; with the model's refinement it steps at
+    the image edge, and without it (`--no-refine`) it stays the bilinear ramp."""
+    refine = GuidedRefine(radius=2, eps=1e-4, subsample=1)
+    segmenter = Segmenter(lambda batch: batch.mean(axis=1, keepdims=True), input_size=16, refine=refine)
     path = write_rgb(tmp_path / "in.png", square_image(96, 128))  # square edge between columns 31 and 32
-    refined = segment_files(segmenter, [path], tmp_path / "a", SegmentOptions(save=("prob",)), False)
-    plain = segment_files(segmenter, [path], tmp_path / "b", SegmentOptions(save=("prob",), refine=False), False)
+    options = SegmentOptions(save=("prob",))
+    refined = segment_files(segmenter, [path], tmp_path / "a", options, False)
+    plain = segment_files(segmenter.with_settings(refine=False), [path], tmp_path / "b", options, False)
     a = cv2.imread(str(refined.written[0]), cv2.IMREAD_GRAYSCALE)[48].astype(int)
     b = cv2.imread(str(plain.written[0]), cv2.IMREAD_GRAYSCALE)[48].astype(int)
     assert b[32] - b[31] < 40 < 120 < a[32] - a[31]
@@ -413,7 +372,7 @@ def test_video_smoothing_steadies_the_mask(tmp_path):
             segmenter,
             clip,
             tmp_path / f"s{smooth}",
-            SegmentOptions(save=("prob",), smoother="ema", smooth=smooth, refine=False),
+            SegmentOptions(save=("prob",), smoother="ema", smooth=smooth),
             progress=False,
         )
         capture, values = cv2.VideoCapture(str(result.outputs[0])), []

@@ -273,8 +273,10 @@ def test_evaluate_video_reports_flicker_and_smoothing_lowers_it(tmp_path, capsys
     onnx.save(onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 18)]), model)
     figures = {}
     for smoother in ("frame_by_frame", "ema"):
-        settings = Settings(threshold=0.5, video=True, smoother=smoother)
-        summary = evaluate_model(str(model), [tmp_path / "seq"], tmp_path / smoother, settings=settings, gallery=0)
+        settings = Settings(video=True, smoother=smoother)
+        summary = evaluate_model(
+            str(model), [tmp_path / "seq"], tmp_path / smoother, settings=settings, gallery=0, threshold=0.5
+        )
         figures[smoother] = summary["datasets"]["seq"]["flicker"]
     assert 0 < figures["ema"] < figures["frame_by_frame"]
     assert "flicker" in (tmp_path / "ema" / "seq" / "per_image.csv").read_text().splitlines()[0]

@@ -14,9 +14,9 @@ moved over person-free DAVIS frames of the training and validation lists
 20% to 90% of the frame, people who enter or leave the frame, camera pan and shake, per-frame variation of the person
 (a small independent smooth warp of the cut-out every frame, so limbs and edges change shape), brightness flicker,
 sensor noise per channel and motion blur at speed. Every smoother of the grid runs on the bundled model's
-probabilities through the video pipeline (network -> smoother -> guided-filter refinement -> threshold at the model's
-threshold) and the rule of `README.md` (judged per clip) chooses. Writes `grid.csv`, `grid.md`, `chosen.json` and the
-cost per 640x360 frame of each smoother.
+probabilities through the video pipeline (network -> smoother -> threshold at the model's threshold; rounds 1 to 4
+also ran a grey guided filter after the smoother) and the rule of `README.md` (judged per clip) chooses. Writes
+`grid.csv`, `grid.md`, `chosen.json` and the cost per 640x360 frame of each smoother.
 
 Part `davis` reports on every davis_person sequence (evaluation only, never used to choose) the IoU and flicker of
 the same pipeline frame by frame, with the old moving average (momentum 0.6), with the chosen smoother
@@ -44,7 +44,7 @@ import numpy as np
 from asbunet import Segmenter
 from asbunet.inference.postprocess import logits_to_probability
 from asbunet.metrics import iou
-from asbunet.segment import effects, temporal
+from asbunet.segment import temporal
 from asbunet.segment.flicker import flicker
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -282,14 +282,10 @@ def cached_logits(key: str, segmenter: Segmenter, frames) -> list[np.ndarray]:
 # ------------------------------------------------------------------------------------------------ pipeline
 
 
-def pipeline_masks(segmenter: Segmenter, probs, frames, smoother, refine: bool = True) -> np.ndarray:
-    """Masks of the video pipeline: smoother, then guided-filter refinement, then the model's threshold."""
-    radius = effects.default_radius(*probs[0].shape, segmenter.input_size)
-
-    def post(p, i):
-        return effects.refine_probability(frames[i], p, radius) if refine else p
-
-    out = temporal.smooth_sequence(probs, frames, smoother, post)
+def pipeline_masks(segmenter: Segmenter, probs, frames, smoother) -> np.ndarray:
+    """Masks of the video pipeline: the model's probability, smoother, then the model's threshold. (Rounds 1 to 4 ran
+    a grey guided filter after the smoother, since removed from the pipeline; the history holds it.)"""
+    out = temporal.smooth_sequence(probs, frames, smoother)
     return np.stack([p >= segmenter.threshold for p in out])
 
 
@@ -463,7 +459,7 @@ def write_grid(rows, ref, chosen, result) -> None:
         "# Temporal smoothing: grid on synthetic clips (round 4)",
         "",
         f"Written by `experiments/temporal/study.py --part grid`. Model {result['model']} (threshold "
-        f"{result['threshold']}); pipeline: network -> smoother -> guided-filter refinement -> threshold. "
+        f"{result['threshold']}); pipeline: network -> smoother -> threshold. "
         f"{n} clips of {CLIP_FRAMES} frames at {CLIP_HW[1]}x{CLIP_HW[0]}, seed {SEED}: the {n} people of the "
         f"training sets' validation split the model segments worst on their own photo (IoU {min(own):.2f}-"
         f"{max(own):.2f}), heights 20-90% of the frame, paths: {paths}; camera pan and shake, a small independent "
@@ -550,7 +546,7 @@ def write_davis(rows, segmenter: Segmenter, chosen: dict) -> None:
         "and its parameters were chosen on synthetic clips by the rule of `README.md`, `grid.md`; run once, nothing "
         "tuned after it; earlier rounds: `round1/davis_person.md`, `round2/davis_person.md`, "
         "`round3/davis_person.md`). "
-        f"ASBU-Net rows: {segmenter.name}, pipeline network -> smoother -> guided-filter refinement -> threshold "
+        f"ASBU-Net rows: {segmenter.name}, pipeline network -> smoother -> threshold "
         f"{segmenter.threshold}; MediaPipe landscape: its probability at threshold 0.5, no refinement (as "
         "`asbunet evaluate --model mediapipe_landscape`). Masks at the frames' full resolution, before any video "
         "encoding. IoU: mean over frames; flicker: share of pixels whose mask changes between consecutive frames "

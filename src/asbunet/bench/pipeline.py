@@ -1,6 +1,6 @@
-"""Frames per second of the whole video pipeline (`asbunet bench-video`): decode, network, temporal smoothing,
-guided-filter refinement, background effect and H.264 encode, on a 720p clip, for every bundled model and MediaPipe
-landscape in the same pipeline, the same run.
+"""Frames per second of the whole video pipeline (`asbunet bench-video`): decode, network, resizing the probability
+back (the model's refinement or bilinear), temporal smoothing, background effect and H.264 encode, on a 720p clip, for
+every bundled model and MediaPipe landscape in the same pipeline, the same run.
 
 Each model segments the clip through `asbunet.segment.video.segment_video` (what `asbunet segment` runs: decoding and
 encoding on threads of their own, beside the network), several times round-robin; the figure is the median of the
@@ -22,9 +22,9 @@ from asbunet.bench.machine import describe_isa_of, describe_machine, machine_inf
 from asbunet.bench.outputs import segmenter_for
 from asbunet.data.io import IMAGE_SUFFIXES, DataError, read_image
 from asbunet.inference.peers import DEFAULT_PEERS_DIR
+from asbunet.inference.preprocess import normalize
 from asbunet.inference.segmenter import Segmenter
 from asbunet.inference.weights import bundled_models
-from asbunet.segment import effects
 from asbunet.segment.media import VideoReader, VideoWriter
 from asbunet.segment.options import SegmentOptions
 from asbunet.segment.render import render
@@ -89,9 +89,11 @@ def default_models() -> list[str]:
 
 
 def stage_times(segmenter: Segmenter, clip: Path, options: SegmentOptions, frames: int = 30) -> dict[str, float]:
-    """Median milliseconds per frame of each stage, run one after the other on one thread of control."""
+    """Median milliseconds per frame of each stage, run one after the other on one thread of control: `network` runs
+    the model on the frame resized to its input, `resize` brings its probability back to the frame's size (the
+    model's refinement, or bilinearly: `Segmenter.probability`)."""
     video = VideoSegmenter(segmenter, options)
-    times: dict[str, list[float]] = {k: [] for k in ("decode", "network", "smooth", "refine", "effect", "encode")}
+    times: dict[str, list[float]] = {k: [] for k in ("decode", "network", "resize", "smooth", "effect", "encode")}
     with (
         VideoReader(clip) as reader,
         VideoWriter(
@@ -109,14 +111,14 @@ def stage_times(segmenter: Segmenter, clip: Path, options: SegmentOptions, frame
             if frame is None:
                 break
             t1 = time.perf_counter()
-            prob = segmenter.predict(frame.rgb, warn=False)
+            small = segmenter.network_image(frame.rgb)
+            logits = segmenter.runner(normalize(small)[None])[0, 0]  # (h, w)
             t2 = time.perf_counter()
-            prob = video.smoother(prob, frame.rgb)
+            prob = segmenter.probability(frame.rgb, small, logits)
             t3 = time.perf_counter()
-            radius = effects.default_radius(*prob.shape, segmenter.input_size)
-            prob = effects.refine_probability(frame.rgb, prob, radius)
+            prob = video.smoother(prob, frame.rgb)
             t4 = time.perf_counter()
-            out = render("effect", frame.rgb, prob, video.options)
+            out = render("effect", frame.rgb, prob, video.options, video.threshold)
             t5 = time.perf_counter()
             writer.write(out, frame.pts)
             t6 = time.perf_counter()
@@ -168,8 +170,9 @@ def report_markdown(report: dict) -> str:
     stages = list(report["results"][0]["stages_ms"])
     lines = [
         f"Whole video pipeline on a {clip['width']}x{clip['height']} clip of {clip['frames']} frames "
-        f"(`{clip['path']}`): decode, network ({report['threads']} threads), temporal smoothing, guided-filter "
-        "refinement, background blur, H.264 encode, decoding and encoding on threads of their own. Frames per second: "
+        f"(`{clip['path']}`): decode, network ({report['threads']} threads), resizing the probability back (the "
+        "model's own refinement, or bilinear), temporal smoothing, background blur, H.264 encode, decoding and "
+        "encoding on threads of their own. Frames per second: "
         f"median of {report['runs']} runs of the whole clip, models round-robin. Stage columns: median milliseconds "
         "per frame of each stage alone, run one after the other.",
         "",

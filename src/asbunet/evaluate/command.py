@@ -12,7 +12,7 @@ def cmd_evaluate(args) -> None:
     models, datasets = split_models(args.model)  # `--model A B DATA...`: the data sets may follow the models
     if not models:
         raise ValueError(f"--model: {args.model[0]} is a data set, not a model; give the models first")
-    settings = Settings(threshold=args.threshold, resize=args.resize, video=args.video, smoother=args.smoother)
+    settings = Settings(resize=args.resize, video=args.video, smoother=args.smoother)
     evaluate_model(
         models,
         datasets + args.datasets,
@@ -23,6 +23,7 @@ def cmd_evaluate(args) -> None:
         threads=args.threads,
         peers=args.peers,
         runtime=args.runtime,
+        threshold=args.threshold,
     )
 
 
@@ -60,7 +61,8 @@ def add_evaluate_parser(sub) -> None:
     p.add_argument(
         "--threshold",
         type=float,
-        help="mask = probability >= threshold, for every model (default: each model's own, see docs/model_card.md; "
+        help="mask = probability >= threshold, in (0, 1), for every model (default: each model's own, see "
+        "docs/model_card.md; "
         "0.5 for checkpoints and MediaPipe)",
     )
     p.add_argument(

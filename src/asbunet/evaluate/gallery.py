@@ -52,7 +52,6 @@ def write_gallery(
     from matplotlib.figure import Figure
     from matplotlib.patches import Patch
 
-    settings = settings.for_segmenter(segmenter)
     rows = max(1, len(chosen))
     aspect = max((r.height / r.width for r in chosen), default=1.0)  # panel height / width
     fig = Figure(figsize=(4 * 2.4, rows * (2.4 * min(aspect, 2.0) + 0.3) + 0.5), dpi=100)
@@ -62,7 +61,7 @@ def write_gallery(
     for row, r in zip(axes, chosen, strict=False):
         image, label = source.load(r.index)
         prob = predict_probability(segmenter, image, settings.resize)
-        pred, y = binarize(prob, settings.threshold), label.astype(bool)
+        pred, y = binarize(prob, segmenter.threshold), label.astype(bool)
         band = ignore_band(y, settings.band)
         min_area = int(np.ceil(settings.band.min_false_fraction * y.size))
         blobs, _ = false_detection_mask(pred, y, band, min_area)

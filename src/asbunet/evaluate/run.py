@@ -100,6 +100,7 @@ def evaluate_model(
     progress: bool = True,
     peers: str | Path = DEFAULT_PEERS_DIR,
     runtime: str | None = None,
+    threshold: float | None = None,
 ) -> dict:
     """Evaluates one model, or several on the same images, on each data set; prints a table per data set and writes
     the files of the module docstring.
@@ -111,12 +112,13 @@ def evaluate_model(
         output: folder for the results (created).
         size: network input size (long side, or side with `resize="square"`); None for the model's own. Peers
             always run at their own size.
-        settings: threshold (None: each model's own), resize mode and metric parameters.
+        settings: resize mode, metric parameters, video and smoother.
         gallery: number of worst images drawn per data set and model; 0 for none.
         threads: CPU threads of PyTorch, onnxruntime and the peers' interpreter; None leaves the default.
         progress: show a progress bar.
         peers: folder with the MediaPipe `.tflite` files.
         runtime: how bundled models run ("onnx", "onnx-int8", "torch"; None: `Segmenter.from_pretrained`'s default).
+        threshold: the mask threshold of every model, in (0, 1); None: each model's own.
 
     Returns:
         The summary written to `summary.json`.
@@ -141,33 +143,29 @@ def evaluate_model(
     sources = [open_source(d) for d in datasets]  # fail on a missing data set before loading the models
     if size is not None:
         check_input_size(size)
-    segmenters = [Segmenter.from_loaded(load_model(m, runtime, threads, peers), size) for m in models]
-    model_settings = [settings.for_segmenter(s) for s in segmenters]
+    segmenters = [Segmenter.from_loaded(load_model(m, runtime, threads, peers), size, threshold) for m in models]
     taken_models: set[str] = set()
     subfolders = [""] + [unique(model_slug(m), taken_models) for m in models[1:]]
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)
-    reports = [
-        {"model": seg.name, "settings": st.describe(seg), "datasets": {}}
-        for seg, st in zip(segmenters, model_settings, strict=True)
-    ]
+    reports = [{"model": seg.name, "settings": settings.describe(seg), "datasets": {}} for seg in segmenters]
     comparison = {}
     taken: set[str] = set()
     for path, source in zip(datasets, sources, strict=True):
         slug = dataset_slug(path, taken)
         person_free = is_person_free(source)
         results = []
-        for name, seg, st, sub, report in zip(models, segmenters, model_settings, subfolders, reports, strict=True):
+        for name, seg, sub, report in zip(models, segmenters, subfolders, reports, strict=True):
             folder = out / slug / sub
             folder.mkdir(parents=True, exist_ok=True)
-            res = evaluate_source(seg, source, st, f"{slug} {name}" if len(models) > 1 else slug, progress)
+            res = evaluate_source(seg, source, settings, f"{slug} {name}" if len(models) > 1 else slug, progress)
             prefix = f"{slug}/{sub}/" if sub else f"{slug}/"
-            write_csv(res, folder / "per_image.csv", st.band)
+            write_csv(res, folder / "per_image.csv", settings.band)
             entry = {
                 "path": str(path),
                 "images": len(res),
                 "person_free": person_free,
-                **summarize([r.stats for r in res], st.band),
+                **summarize([r.stats for r in res], settings.band),
                 "per_image_csv": f"{prefix}per_image.csv",
                 "gallery": None,
             }
@@ -175,10 +173,10 @@ def evaluate_model(
                 entry["flicker"] = sequence_flicker(res)
             if person_free:
                 entry["frames_over_1pct"] = sum(
-                    r.stats.scores(st.band)["person_share"] > PERSON_FREE_LIMIT for r in res
+                    r.stats.scores(settings.band)["person_share"] > PERSON_FREE_LIMIT for r in res
                 )
             if gallery:
-                write_gallery(seg, source, worst(res, gallery, st.band), folder / "gallery.png", st)
+                write_gallery(seg, source, worst(res, gallery, settings.band), folder / "gallery.png", settings)
                 entry["gallery"] = f"{prefix}gallery.png"
             report["datasets"][slug] = entry
             results.append(res)

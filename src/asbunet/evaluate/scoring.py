@@ -1,10 +1,11 @@
-"""How one model is scored on one data set: the settings (threshold, resize mode, ignore band), the probability of an
-image, the per-image results and the worst images."""
+"""How one model is scored on one data set: the settings (resize mode, ignore band, smoother), the probability of an
+image, the per-image results and the worst images. The threshold is the segmenter's (`Segmenter.threshold`: the
+model's own, or the one `asbunet evaluate --threshold` gave it)."""
 
 from __future__ import annotations
 
 import sys
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 
 import numpy as np
 from tqdm import tqdm
@@ -55,7 +56,6 @@ def predict_probability(segmenter: Segmenter, image: np.ndarray, resize: str = "
 class Settings:
     """How predictions are made and scored."""
 
-    threshold: float | None = None  # None: the model's own (`Segmenter.threshold`)
     resize: str = "keep"
     band: IgnoreBand = IgnoreBand()
     boundary_ratio: float = BOUNDARY_DILATION_RATIO
@@ -65,12 +65,6 @@ class Settings:
     def __post_init__(self):
         if self.resize not in RESIZE_MODES:
             raise ValueError(f"unknown resize mode {self.resize!r}; valid: {', '.join(RESIZE_MODES)}")
-        if self.threshold is not None and not 0 <= self.threshold < 1:
-            raise ValueError(f"threshold must be in [0, 1), got {self.threshold}")
-
-    def for_segmenter(self, segmenter: Segmenter) -> Settings:
-        """These settings with the model's own threshold where none is set."""
-        return self if self.threshold is not None else replace(self, threshold=segmenter.threshold)
 
     def describe(self, segmenter: Segmenter) -> dict:
         """The settings a model was evaluated with, for `summary.json`."""
@@ -78,7 +72,8 @@ class Settings:
         return {
             "input_size": segmenter.input_size,
             "fixed_size": None if fixed is None else list(fixed),  # (H, W) every image is resized to
-            "threshold": self.threshold,
+            "threshold": segmenter.threshold,
+            "refine": segmenter.refine.to_text() if segmenter.refine is not None else None,
             "resize": "fixed" if fixed is not None else self.resize,
             "ignore_band": asdict(self.band),
             "boundary_dilation_ratio": self.boundary_ratio,
@@ -115,15 +110,14 @@ def evaluate_source(
 ) -> list[ImageResult]:
     """Segments every image of `source` in order and scores it against its label; a video (`settings.video`) runs
     the frames through the smoother in order and scores each frame's flicker against the previous one."""
-    settings = settings.for_segmenter(segmenter)
-    smoother = smoother_for(settings.smoother, None, settings.threshold) if settings.video else None
+    smoother = smoother_for(settings.smoother, None, segmenter.threshold) if settings.video else None
     results, previous = [], None
     for i in tqdm(range(len(source)), desc=desc, unit="img", disable=not progress, file=sys.stderr):
         image, label = source.load(i)
         prob = predict_probability(segmenter, image, settings.resize)
         if smoother is not None:
             prob = smoother(prob, image)
-        mask = binarize(prob, settings.threshold)
+        mask = binarize(prob, segmenter.threshold)
         stats = image_stats(mask, label, prob, settings.band, settings.boundary_ratio)
         change = None
         if settings.video and previous is not None:

@@ -3,7 +3,10 @@
 The logits are resized back to the image's own size before the sigmoid. A pixel is person when its probability is
 **at or above** the threshold (`binarize`): the rule that chooses a model's threshold on its validation split
 (`asbunet.train.calibrate`), scores it (`asbunet.metrics`), trains it and applies it (`Segmenter.mask`, the
-`mask` output of `asbunet segment`) is this one, everywhere.
+`mask` output of `asbunet segment`) is this one, everywhere. A threshold lies strictly between 0 and 1
+(`check_threshold`, the one range check, wherever a threshold enters: a model's metadata, `Segmenter`, `binarize`,
+`asbunet bundle`, the calibration's sweep, the hysteresis smoother); at 0 every pixel would be person, at 1 only
+saturated ones.
 """
 
 from __future__ import annotations
@@ -31,10 +34,10 @@ def logits_to_probability(logits: np.ndarray, height: int, width: int) -> np.nda
 
 
 def check_threshold(threshold: float) -> float:
-    """`threshold` if it lies in [0, 1], else a `ValueError`."""
-    if not 0.0 <= threshold <= 1.0:
-        raise ValueError(f"threshold must be in [0, 1], got {threshold}")
-    return threshold
+    """`threshold` as a float if it is a number in (0, 1), both ends excluded, else a `ValueError`."""
+    if not isinstance(threshold, (int, float, np.number)) or not 0.0 < threshold < 1.0:
+        raise ValueError(f"threshold must be in (0, 1), both ends excluded, got {threshold!r}")
+    return float(threshold)
 
 
 def binarize(probability: np.ndarray, threshold: float = 0.5) -> np.ndarray:

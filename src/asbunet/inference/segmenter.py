@@ -33,13 +33,17 @@ class Segmenter:
         runner: the network (`asbunet.inference.runners`: `TorchRunner`, `OnnxRunner`, `TfliteRunner`).
         input_size: long side of the network input; the short side follows the image's aspect ratio.
         name: what the segmenter runs, for messages.
-        threshold: probability at or above which a pixel is person in `mask`; a bundled model carries the one
-            calibrated on its validation split (`asbunet bundle`), other models use 0.5.
+        threshold: probability at or above which a pixel is person in `mask`, in (0, 1); a bundled model carries the
+            one calibrated on its validation split (`asbunet bundle`), other models use 0.5.
         fixed_size: `(h, w)` of a model that takes the whole image resized to one size, as MediaPipe feeds its
             models (keeping the aspect ratio first and resizing a second time to the model's size costs MediaPipe
             general 0.006 IoU on davis_person/tennis); None keeps the aspect ratio at `input_size`.
         refine: how the probability is resized back to the image's size: None bilinearly, a `GuidedRefine` along
-            the image's edges (`asbunet.inference.refine`); a bundled model carries its own.
+            the image's edges (`asbunet.inference.refine`); a bundled model carries its own, or none.
+
+    The threshold and the refinement are the model's own unless given (`from_pretrained`, `with_settings`): they are
+    resolved here, once, and every consumer (`mask`, `asbunet segment`, `VideoSegmenter`, `asbunet evaluate`) reads
+    them from the segmenter.
     """
 
     def __init__(
@@ -61,6 +65,8 @@ class Segmenter:
         input_size: int | None = None,
         threads: int | None = None,
         runtime: str | None = None,
+        threshold: float | None = None,
+        refine: bool = True,
     ) -> Segmenter:
         """Loads the bundled model (`name=None`), another bundled name, a checkpoint (`.pt`), a `.safetensors` file
         written by `asbunet bundle`, an ONNX or TFLite file, or a model name (`load_model`).
@@ -71,17 +77,32 @@ class Segmenter:
                 "torch" (PyTorch fp32); None: onnxruntime, int8 where the bundled metadata says that it is within 0.3
                 IoU points of fp32, else fp32. A file runs on its own runtime; a runtime that contradicts it is an
                 error.
+            threshold: the mask threshold, in (0, 1); None: the one stored with the model.
+            refine: False resizes the probability back bilinearly even where the model carries a refinement.
         """
         name = DEFAULT_MODEL if name is None else name
-        return cls.from_loaded(load_model(name, runtime, threads), input_size)
+        return cls.from_loaded(load_model(name, runtime, threads), input_size, threshold, refine)
 
     @classmethod
-    def from_loaded(cls, loaded: LoadedModel, input_size: int | None = None) -> Segmenter:
-        """A segmenter running a model of `load_model` at its own settings (`input_size` overrides its long side;
-        a model of fixed size always runs at that size)."""
+    def from_loaded(
+        cls, loaded: LoadedModel, input_size: int | None = None, threshold: float | None = None, refine: bool = True
+    ) -> Segmenter:
+        """A segmenter running a model of `load_model` at its own settings: `input_size` overrides its long side (a
+        model of fixed size always runs at that size), `threshold` its threshold, `refine=False` drops its
+        refinement."""
         size = loaded.input_size if input_size is None or loaded.fixed_size else input_size
-        size, threshold = model_settings(loaded.name, size, loaded.threshold)
-        return cls(loaded.runner, size, loaded.name, threshold, loaded.fixed_size, loaded.refine)
+        size, stored = model_settings(loaded.name, size, loaded.threshold)
+        segmenter = cls(loaded.runner, size, loaded.name, stored, loaded.fixed_size, loaded.refine)
+        return segmenter.with_settings(threshold, refine)
+
+    def with_settings(self, threshold: float | None = None, refine: bool = True) -> Segmenter:
+        """This segmenter, or a copy running the same network with another threshold (None: this one's) or, with
+        `refine=False`, resizing the probability back bilinearly."""
+        if threshold is None and (refine or self.refine is None):
+            return self
+        threshold = self.threshold if threshold is None else threshold
+        refinement = self.refine if refine else None
+        return type(self)(self.runner, self.input_size, self.name, threshold, self.fixed_size, refinement)
 
     def network_image(self, rgb: np.ndarray) -> np.ndarray:
         """RGB uint8 `(H, W, 3)` -> the RGB uint8 image `(h, w, 3)` the network sees: long side `input_size`, aspect

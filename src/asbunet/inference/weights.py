@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from asbunet.inference.peers import DEFAULT_PEERS_DIR, PEERS, peer_path
 from asbunet.inference.peers import THRESHOLD as PEER_THRESHOLD
+from asbunet.inference.postprocess import check_threshold
 from asbunet.inference.refine import GuidedRefine
 from asbunet.inference.runners import (
     INT8_DEFAULT_KEY,
@@ -107,12 +108,12 @@ def model_settings(source: str | Path, input_size, threshold) -> tuple[int, floa
         size, value = int(input_size), float(threshold)
     except (TypeError, ValueError, OverflowError):
         raise ValueError(f"{source}: unreadable input size {input_size!r} or threshold {threshold!r}") from None
-    if not 16 <= size <= 8192 or not 0.0 <= value <= 1.0:
-        raise ValueError(
-            f"{source}: stored input size {size} (expected 16 to 8192) or threshold {value} (expected 0 to 1) is "
-            "out of range"
-        )
-    return size, value
+    if not 16 <= size <= 8192:
+        raise ValueError(f"{source}: stored input size {size} is out of range (expected 16 to 8192)")
+    try:
+        return size, check_threshold(value)
+    except ValueError as err:
+        raise ValueError(f"{source}: stored {err}") from None
 
 
 def stored_refine(source: str | Path, text: str | None) -> GuidedRefine | None:

@@ -46,14 +46,14 @@ def cmd_segment(args) -> None:
         options = SegmentOptions(
             save=save,
             effect=effect,
-            threshold=args.threshold,
-            refine=args.refine,
             smoother=args.smoother,
             smooth=args.smooth,
             max_frames=args.max_frames,
             main_person=args.main_person,
         )
-        segmenter = Segmenter.from_pretrained(args.model, input_size=args.size, runtime=args.runtime)
+        segmenter = Segmenter.from_pretrained(
+            args.model, input_size=args.size, runtime=args.runtime, threshold=args.threshold, refine=args.refine
+        )
         previous = signal.signal(signal.SIGTERM, _interrupt)  # closes the videos being written, as Ctrl+C does
         try:
             if args.camera is not None:
@@ -109,13 +109,15 @@ def add_segment_parser(sub) -> None:
     p.add_argument(
         "--threshold",
         type=float,
-        help="mask threshold on the probability (default: the model's own, docs/model_card.md; 0.5 for checkpoints)",
+        help="mask threshold on the probability, in (0, 1) (default: the model's own, docs/model_card.md; 0.5 for "
+        "checkpoints)",
     )
     p.add_argument(
         "--refine",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="guided-filter refinement at output resolution (default: on)",
+        help="resize the probability back with the model's own refinement, if it carries one (default: on); "
+        "--no-refine resizes it bilinearly",
     )
     p.add_argument(
         "--smoother",

@@ -1,12 +1,7 @@
-"""Mask refinement and image effects at output resolution: guided filter, overlay, cut-out, background blur/replace.
+"""Image effects at output resolution: mask and probability images, overlay, cut-out, background blur/replace.
 
-The network runs at a low resolution (long side 384 for the bundled model) and its logits are upsampled bilinearly, so
-at the image's own size the mask boundary is soft and ignores the image's edges. `refine_probability` applies the guided
-filter of He, Sun and Tang ("Guided Image Filtering", ECCV 2010; TPAMI 35(6), 2013, Algorithm 1), guided by the
-grayscale image: within each window the output is a linear function of the guide, so the mask boundary snaps to
-edges of the image and follows hair and fine contours. All window means are `cv2.boxFilter` calls, so the cost is
-O(N) whatever the radius; large images use the subsampled variant of He and Sun ("Fast Guided Filter",
-arXiv:1505.00996, Algorithm 2), computing the coefficients at a reduced size and upsampling them.
+Compositing only: how the probability reaches the image's size (bilinearly, or along the image's edges with the
+model's own refinement) is the model's business (`asbunet.inference.refine`, applied by `Segmenter.predict`).
 
 Every effect takes an RGB uint8 image `(H, W, 3)` and an alpha `(H, W)` float32 in [0, 1] and composites
 `out = alpha * image + (1 - alpha) * background`. The alpha is `asbunet.segment.matte.matte` of the probability: 1
@@ -45,96 +40,6 @@ COLORS: dict[str, Color] = {
     "teal": (0, 128, 128),
     "chromakey": (0, 177, 64),
 }
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Guided filter
-# ---------------------------------------------------------------------------------------------------------------
-
-
-def _box(x: np.ndarray, radius: int) -> np.ndarray:
-    """Mean over a `(2r+1) x (2r+1)` window (reflected borders)."""
-    return cv2.boxFilter(x, cv2.CV_32F, (2 * radius + 1, 2 * radius + 1), borderType=cv2.BORDER_REFLECT)
-
-
-def to_guide(image: np.ndarray) -> np.ndarray:
-    """Grayscale guide `(H, W)` float32 in [0, 1] from an RGB uint8 `(H, W, 3)` or grayscale `(H, W)` image."""
-    if image.ndim == 3:
-        image = cv2.cvtColor(np.ascontiguousarray(image[..., :3]), cv2.COLOR_RGB2GRAY)
-    if image.dtype == np.uint8:
-        return image.astype(np.float32) * np.float32(1 / 255)
-    return image.astype(np.float32)
-
-
-def guided_filter(guide: np.ndarray, src: np.ndarray, radius: int, eps: float, subsample: int = 1) -> np.ndarray:
-    """Guided filter of `src` with a grayscale `guide` (He et al., TPAMI 2013, Algorithm 1).
-
-    Args:
-        guide: `(H, W)` float32, values in [0, 1] (see `to_guide`).
-        src: `(H, W)` float32, the input to filter (here a probability map).
-        radius: window radius `r` at full resolution; windows are `(2r+1) x (2r+1)`.
-        eps: regularization; edges of the guide with variance well above `eps` are kept, flatter regions smoothed.
-        subsample: `s` of the fast guided filter (He and Sun, 2015): the linear coefficients are computed at
-            `1/s` of the size with radius `r/s` and upsampled; 1 is the exact filter.
-
-    Returns:
-        `(H, W)` float32, the filtered `src` (not clipped).
-    """
-    if guide.shape != src.shape or guide.ndim != 2:
-        raise ValueError(f"guide and src must be 2-D arrays of the same shape, got {guide.shape} and {src.shape}")
-    if radius < 1 or eps <= 0 or subsample < 1:
-        raise ValueError(f"need radius >= 1, eps > 0 and subsample >= 1, got {radius}, {eps}, {subsample}")
-    full_i = guide.astype(np.float32, copy=False)
-    h, w = full_i.shape
-    i, p, r = full_i, src.astype(np.float32, copy=False), radius
-    if subsample > 1:
-        small = (max(1, round(w / subsample)), max(1, round(h / subsample)))
-        i = cv2.resize(full_i, small, interpolation=cv2.INTER_AREA)
-        p = cv2.resize(p, small, interpolation=cv2.INTER_AREA)
-        r = max(1, round(radius / subsample))
-    mean_i, mean_p = _box(i, r), _box(p, r)
-    var_i = _box(i * i, r) - mean_i * mean_i
-    cov_ip = _box(i * p, r) - mean_i * mean_p
-    a = cov_ip / (var_i + np.float32(eps))  # eq. (5)
-    b = mean_p - a * mean_i  # eq. (6)
-    mean_a, mean_b = _box(a, r), _box(b, r)
-    if subsample > 1:
-        mean_a = cv2.resize(mean_a, (w, h), interpolation=cv2.INTER_LINEAR)
-        mean_b = cv2.resize(mean_b, (w, h), interpolation=cv2.INTER_LINEAR)
-    return mean_a * full_i + mean_b  # eq. (8)
-
-
-def default_radius(height: int, width: int, input_size: int = 256) -> int:
-    """Guided-filter radius: the upsampling factor from a network input of long side `input_size`, at least 2.
-
-    The bilinearly upsampled mask is soft over about one factor's width (3 px at 832 from 256, 5 px at 1280),
-    so windows of that radius cover the soft band; larger windows also blur the mask where the guide is flat.
-    """
-    return max(2, round(max(height, width) / input_size))
-
-
-def refine_probability(
-    image: np.ndarray, prob: np.ndarray, radius: int | None = None, eps: float = 1e-3, subsample: int | None = None
-) -> np.ndarray:
-    """Edge-aware refinement of an upsampled probability map, guided by the image's grayscale.
-
-    Args:
-        image: RGB uint8 `(H, W, 3)` (or grayscale `(H, W)`) at the output resolution.
-        prob: person probability `(H, W)` at the same resolution.
-        radius: window radius in pixels; default `default_radius` of the image size (for a 256 network input).
-        eps: regularization (guide intensities in [0, 1]); smaller snaps harder to image edges.
-        subsample: fast-guided-filter factor; default 1 (exact) up to radius 7, then keeps the reduced radius
-            at about 4 px.
-
-    Returns:
-        Refined probability `(H, W)` float32 in [0, 1].
-    """
-    if image.shape[:2] != prob.shape:
-        raise ValueError(f"image {image.shape[:2]} and probability {prob.shape} sizes differ")
-    radius = default_radius(*prob.shape) if radius is None else radius
-    subsample = max(1, radius // 4) if subsample is None else subsample
-    out = guided_filter(to_guide(image), prob, radius, eps, subsample)
-    return np.clip(out, 0.0, 1.0, out=out)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -8,8 +8,8 @@ For each image `<stem>.<ext>` the requested outputs are written to the output fo
     cutout   <stem>_cutout.png    RGBA, alpha = probability
     effect   <stem>_<name>.jpg    blurred (`_blur`) or replaced (`_background`) background
 
-Videos go through `asbunet.segment.video` (one `.mp4` per requested output). The probability is refined at output
-resolution by the guided filter (`asbunet.segment.effects.refine_probability`) unless `refine=False`. Images and video
+Videos go through `asbunet.segment.video` (one `.mp4` per requested output). The probability and the mask are the
+segmenter's (`Segmenter.predict`, with the model's refinement, and `Segmenter.threshold`). Images and video
 frames larger than `asbunet.data.io.MAX_PIXELS` are refused from their headers, before decoding. An input that
 fails for any reason (unreadable, too large, out of memory, a full disk, an output that another run is writing at
 the same time) is reported and skipped, with none of its outputs left (`asbunet.publish`: all of an input's outputs
@@ -34,7 +34,7 @@ from asbunet.data.io import IMAGE_SUFFIXES, VIDEO_SUFFIXES, DataError, read_imag
 from asbunet.inference.preprocess import input_warning
 from asbunet.inference.segmenter import Segmenter
 from asbunet.publish import OutputBusyError, claimed
-from asbunet.segment.options import SegmentOptions, is_video, output_names, resolve_options, video_outputs
+from asbunet.segment.options import SegmentOptions, is_video, output_names, video_outputs
 from asbunet.segment.render import postprocess, prepare_output_dir, render, write_image
 
 SUFFIXES = IMAGE_SUFFIXES + VIDEO_SUFFIXES
@@ -198,13 +198,13 @@ def segment_image(
     image = read_image(path)
     if warn is not None and (problem := input_warning(image)):
         warn(problem)
-    options = resolve_options(options, segmenter)
+    options = options or SegmentOptions()
     prob = postprocess(segmenter, image, options)
     with claimed(targets) as group:  # all of the image's outputs, or none
         for kind, target in zip(options.outputs_for(False), targets, strict=True):
             tmp = group.temporary(target)
             try:
-                write_image(tmp, render(kind, image, prob, options))
+                write_image(tmp, render(kind, image, prob, options, segmenter.threshold))
             except OSError as err:  # named by the final name, not the temporary one
                 raise OSError(str(err).replace(str(tmp), str(target))) from None
     return list(targets)
@@ -238,7 +238,7 @@ def segment_files(
     """
     from asbunet.segment.video import segment_video
 
-    options = resolve_options(options, segmenter)
+    options = options or SegmentOptions()
     log = log or (lambda line: tqdm.write(line, file=sys.stderr))
     report = Report()
     paths = collect_inputs(inputs, report.skipped)

@@ -2,8 +2,8 @@
 
 The probability map is soft everywhere: a court or a wall the model is 20% sure of would show through any new
 background as a ghost if the probability were the alpha. `matte` keeps the probability only in a narrow band around
-the edge of the thresholded mask, where it carries the edge's detail (hair, the guided filter's snap to image
-edges), and clamps it to 1 deeper inside and to 0 further out. With the signed distance `s` of a pixel to the mask
+the edge of the thresholded mask, where it carries the edge's detail (hair, the snap of the model's refinement to
+image edges), and clamps it to 1 deeper inside and to 0 further out. With the signed distance `s` of a pixel to the mask
 edge (positive inside), the alpha is the probability clamped between two ramps:
 
     lower(s) = clip((s - band/2) / (band/2), 0, 1)     # 0 up to band/2 inside, 1 from band inside

@@ -1,13 +1,12 @@
-"""What `asbunet segment` writes for each input and how it post-processes the probability: `SegmentOptions`,
-the output kinds and their file names."""
+"""What `asbunet segment` writes for each input and how it post-processes the probability over time: `SegmentOptions`,
+the output kinds and their file names. The threshold and the refinement are the model's (`Segmenter`), not options."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from asbunet.data.io import VIDEO_SUFFIXES
-from asbunet.inference.segmenter import Segmenter
 from asbunet.segment import effects, temporal
 
 OUTPUTS = ("mask", "prob", "overlay", "cutout", "effect")
@@ -28,9 +27,6 @@ class SegmentOptions:
             and `effect` for videos.
         effect: the background effect of the `effect` output (`asbunet.segment.effects.parse_background`); `None` means
             `BlurBackground()`.
-        threshold: probability at or above which a pixel is person in the binary mask; `None` uses the model's own
-            (`Segmenter.threshold`: calibrated on validation for the bundled model, else 0.5).
-        refine: guided-filter refinement of the probability at output resolution.
         smoother: video only: how the probability is smoothed over time (`asbunet.segment.temporal.SMOOTHERS`);
             the default "confidence" averages where the probability barely changes and lets large changes through.
         smooth: video only: the smoother's weight of the past frames in [0, 1); None = its chosen value
@@ -42,8 +38,6 @@ class SegmentOptions:
 
     save: tuple[str, ...] | None = None
     effect: effects.Effect | None = None
-    threshold: float | None = None
-    refine: bool = True
     smoother: str = temporal.DEFAULT_SMOOTHER[0]
     smooth: float | None = None
     max_frames: int | None = None
@@ -54,8 +48,6 @@ class SegmentOptions:
             unknown = [s for s in self.save if s not in OUTPUTS]
             if unknown or not self.save:
                 raise ValueError(f"unknown output {', '.join(unknown) or '(empty)'}; choose from: {', '.join(OUTPUTS)}")
-        if self.threshold is not None and not 0.0 <= self.threshold <= 1.0:
-            raise ValueError(f"threshold must be in [0, 1], got {self.threshold}")
         if self.smooth is not None and not 0.0 <= self.smooth < 1.0:
             raise ValueError(f"smooth must be in [0, 1) (0 = off), got {self.smooth}")
         unknown = [n for n in self.smoother.split("+") if n not in temporal.SMOOTHERS]
@@ -80,12 +72,6 @@ class SegmentOptions:
 
 def is_video(path: Path) -> bool:
     return path.suffix.lower() in VIDEO_SUFFIXES
-
-
-def resolve_options(options: SegmentOptions | None, segmenter: Segmenter) -> SegmentOptions:
-    """`options` (the defaults when None) with the model's own threshold where none is set."""
-    options = options or SegmentOptions()
-    return replace(options, threshold=segmenter.threshold) if options.threshold is None else options
 
 
 def video_outputs(options: SegmentOptions, source: str) -> tuple[str, ...]:

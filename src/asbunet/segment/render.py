@@ -1,5 +1,5 @@
-"""From one image or video frame to its outputs: the probability (network, temporal smoothing, guided-filter
-refinement) and the array of each output kind, written atomically."""
+"""From one image or video frame to its outputs: the probability (the model's, `Segmenter.predict`, then temporal
+smoothing and the main person) and the array of each output kind at the model's threshold, written atomically."""
 
 from __future__ import annotations
 
@@ -36,42 +36,40 @@ def postprocess(
     options: SegmentOptions,
     smoother: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
 ) -> np.ndarray:
-    """Probability `(H, W)` of an RGB image: network, temporal smoothing (`smoother(prob, image)`, video only),
-    only the main person (`options.main_person`), guided-filter refinement (`options.refine`)."""
+    """Probability `(H, W)` of an RGB image: the model's (`Segmenter.predict`: the network, resized back with the
+    model's refinement or bilinearly), temporal smoothing (`smoother(prob, image)`, video only), only the main person
+    (`options.main_person`, at `segmenter.threshold`)."""
     prob = segmenter.predict(image, warn=False)  # segment_image reports `input_warning` with the file name
     if smoother is not None:
         prob = smoother(prob, image)
     if options.main_person:
-        threshold = segmenter.threshold if options.threshold is None else options.threshold
-        prob = regions.keep_main_person(prob, threshold, margin=max(2, min(prob.shape) // 60))
-    if options.refine:
-        radius = effects.default_radius(*prob.shape, segmenter.input_size)
-        prob = effects.refine_probability(image, prob, radius)
+        prob = regions.keep_main_person(prob, segmenter.threshold, margin=max(2, min(prob.shape) // 60))
     return prob
 
 
-def alpha_of(prob: np.ndarray, options: SegmentOptions) -> np.ndarray:
-    """The compositing alpha of a probability (`matte.matte` at the options' threshold, 0.5 where none is set)."""
-    return matte.matte(prob, 0.5 if options.threshold is None else options.threshold)
-
-
 def render(
-    kind: str, image: np.ndarray, prob: np.ndarray, options: SegmentOptions, alpha: np.ndarray | None = None
+    kind: str,
+    image: np.ndarray,
+    prob: np.ndarray,
+    options: SegmentOptions,
+    threshold: float,
+    alpha: np.ndarray | None = None,
 ) -> np.ndarray:
-    """The array of one output kind: uint8 gray `(H, W)`, RGB `(H, W, 3)` or RGBA `(H, W, 4)`.
+    """The array of one output kind: uint8 gray `(H, W)`, RGB `(H, W, 3)` or RGBA `(H, W, 4)`, at `threshold` (the
+    segmenter's).
 
-    `cutout` and `effect` composite with `alpha` (default `alpha_of(prob, options)`); `overlay` tints by the
+    `cutout` and `effect` composite with `alpha` (default `matte.matte(prob, threshold)`); `overlay` tints by the
     probability itself, to show it.
     """
     if kind == "mask":
-        return effects.mask_image(prob, options.threshold)
+        return effects.mask_image(prob, threshold)
     if kind == "prob":
         return effects.probability_image(prob)
     if kind == "overlay":
         return effects.overlay(image, prob)
     if kind not in ("cutout", "effect"):
         raise ValueError(f"unknown output {kind!r}; choose from: {', '.join(OUTPUTS)}")
-    alpha = alpha_of(prob, options) if alpha is None else alpha
+    alpha = matte.matte(prob, threshold) if alpha is None else alpha
     return effects.cutout(image, alpha) if kind == "cutout" else options.background(image, alpha)
 
 

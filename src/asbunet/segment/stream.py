@@ -20,42 +20,43 @@ import numpy as np
 from asbunet.inference.postprocess import binarize
 from asbunet.inference.preprocess import to_rgb
 from asbunet.inference.segmenter import Segmenter
-from asbunet.segment import effects, temporal
-from asbunet.segment.options import SegmentOptions, resolve_options
-from asbunet.segment.render import alpha_of, postprocess, render
+from asbunet.segment import effects, matte, temporal
+from asbunet.segment.options import SegmentOptions
+from asbunet.segment.render import postprocess, render
 
 
 @dataclass(frozen=True)
 class FrameResult:
-    """One processed frame: the frame `image` (H, W, 3) RGB and its person `probability` (H, W) float32, after
-    smoothing and refinement; the outputs are rendered when asked for."""
+    """One processed frame: the frame `image` (H, W, 3) RGB and its person `probability` (H, W) float32 (the model's,
+    smoothed over time), with the `threshold` of its mask; the outputs are rendered when asked for."""
 
     image: np.ndarray
     probability: np.ndarray
     options: SegmentOptions
+    threshold: float
 
     @cached_property
     def mask(self) -> np.ndarray:
         """Person mask (H, W) bool: probability at or above the threshold."""
-        return binarize(self.probability, self.options.threshold)
+        return binarize(self.probability, self.threshold)
 
     @cached_property
     def alpha(self) -> np.ndarray:
         """The compositing alpha (H, W) float32: 1 inside the person, 0 outside, soft only at the edge
         (`asbunet.segment.matte`)."""
-        return alpha_of(self.probability, self.options)
+        return matte.matte(self.probability, self.threshold)
 
     @cached_property
     def effect(self) -> np.ndarray:
         """The frame with the background effect applied, (H, W, 3) uint8 RGB."""
-        return render("effect", self.image, self.probability, self.options, self.alpha)
+        return render("effect", self.image, self.probability, self.options, self.threshold, self.alpha)
 
     def render(self, kind: str) -> np.ndarray:
         """One output kind (`asbunet.segment.options.OUTPUTS`) as a uint8 array."""
         if kind == "effect":
             return self.effect
         alpha = self.alpha if kind == "cutout" else None
-        return render(kind, self.image, self.probability, self.options, alpha)
+        return render(kind, self.image, self.probability, self.options, self.threshold, alpha)
 
 
 class VideoSegmenter:
@@ -63,9 +64,11 @@ class VideoSegmenter:
 
     Args:
         segmenter: the model (default: the bundled one, `Segmenter.from_pretrained()`).
-        options: post-processing and effect (`SegmentOptions`: `smoother`, `smooth`, `main_person`, `refine`,
-            `threshold`, `effect`); the keyword arguments below override its fields.
+        options: post-processing and effect (`SegmentOptions`: `smoother`, `smooth`, `main_person`, `effect`); the
+            keyword arguments below override its fields.
         background: `"blur"`, a colour (`"#00ff00"`, `"green"`) or an image path (`asbunet.segment.effects`).
+        threshold: the mask threshold of the frames, in (0, 1); None: the segmenter's (the model's own).
+        refine: False resizes the probability back bilinearly even where the model carries a refinement.
         **overrides: fields of `SegmentOptions` (e.g. `smooth=0`, `main_person=True`).
     """
 
@@ -74,14 +77,17 @@ class VideoSegmenter:
         segmenter: Segmenter | None = None,
         options: SegmentOptions | None = None,
         background: str | effects.Effect | None = None,
+        threshold: float | None = None,
+        refine: bool = True,
         **overrides,
     ):
-        self.segmenter = segmenter if segmenter is not None else Segmenter.from_pretrained()
+        segmenter = segmenter if segmenter is not None else Segmenter.from_pretrained()
+        self.segmenter = segmenter.with_settings(threshold, refine)  # the frames' threshold, resolved once
         options = options or SegmentOptions()
         if background is not None:
             overrides["effect"] = effects.parse_background(background) if isinstance(background, str) else background
-        self.options = resolve_options(replace(options, **overrides), self.segmenter)
-        self.smoother = temporal.smoother_for(self.options.smoother, self.options.smooth, self.options.threshold)
+        self.options = replace(options, **overrides)
+        self.smoother = temporal.smoother_for(self.options.smoother, self.options.smooth, self.threshold)
         self.shape: tuple[int, int] | None = None
 
     def process(self, frame: np.ndarray) -> FrameResult:
@@ -91,7 +97,12 @@ class VideoSegmenter:
             self.reset()  # a new frame size starts a new stream
         self.shape = rgb.shape[:2]
         probability = postprocess(self.segmenter, rgb, self.options, self.smoother)
-        return FrameResult(rgb, probability, self.options)
+        return FrameResult(rgb, probability, self.options, self.threshold)
+
+    @property
+    def threshold(self) -> float:
+        """The mask threshold of the frames (the segmenter's, or the one given)."""
+        return self.segmenter.threshold
 
     def reset(self) -> None:
         """Forgets the previous frames (a cut, a new stream)."""

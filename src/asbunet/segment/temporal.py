@@ -21,7 +21,7 @@ its stability where nothing moves and let motion through:
 Every smoother is a small stateful object with one interface, `smoother(prob, frame_rgb) -> prob` on `(H, W)` float32
 probabilities (and the frame as RGB uint8 `(H, W, 3)`, which `motion` and `flow` need and the others ignore), plus
 `reset()` between videos; `create_smoother(name, **params)` builds one by name. They work on plain numpy arrays so the
-video pipeline can call one where it calls the moving average today (before the guided-filter refinement).
+video pipeline calls one on the model's probability (`Segmenter.predict`, refined or bilinear) of each frame.
 
 Their steadiness is measured by `asbunet.segment.flicker`: the share of pixels whose predicted mask changes between
 consecutive frames where the label does not change, mean over frame pairs.
@@ -36,7 +36,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from asbunet.inference.postprocess import binarize
+from asbunet.inference.postprocess import binarize, check_threshold
 
 # ---------------------------------------------------------------------------------------------------------------
 # Smoothers
@@ -329,8 +329,7 @@ class Hysteresis:
         tau: float | None = None,
         width: int = 160,
     ):
-        if not 0.0 < threshold < 1.0:
-            raise ValueError(f"threshold must be in (0, 1), got {threshold}")
+        threshold = check_threshold(threshold)
         margin_on = margin if margin_on is None else margin_on
         margin_off = margin if margin_off is None else margin_off
         if not 0.0 <= margin_on < 1.0 - threshold:
@@ -455,7 +454,7 @@ def smooth_sequence(
     probs: Sequence[np.ndarray], frames: Sequence[np.ndarray] | None, smoother, post=None
 ) -> list[np.ndarray]:
     """Runs a fresh `smoother` (reset first) over a sequence of probabilities; `post(prob, i)` is applied after it
-    (e.g. the guided-filter refinement). Frames may be None for smoothers that do not use them."""
+    (e.g. only the main person). Frames may be None for smoothers that do not use them."""
     smoother.reset()
     out = []
     for i, prob in enumerate(probs):

@@ -34,7 +34,7 @@ from asbunet.data.io import DataError, check_pixels
 from asbunet.inference.segmenter import Segmenter
 from asbunet.publish import claimed
 from asbunet.segment.media import VideoReader, VideoWriter
-from asbunet.segment.options import SegmentOptions, output_names, resolve_options, video_outputs
+from asbunet.segment.options import SegmentOptions, output_names, video_outputs
 from asbunet.segment.render import prepare_output_dir
 from asbunet.segment.sinks import FrameSink, PreviewSink, RecordingSink, VirtualCameraSink
 from asbunet.segment.stream import VideoSegmenter
@@ -187,7 +187,7 @@ def segment_video(
             header declares (truncated). OutputBusyError: another process is writing one of `targets`. OSError: an
             output cannot be written (every output of the video is removed then).
     """
-    options = resolve_options(options, segmenter)
+    options = options or SegmentOptions()
     source = str(path)
     kinds = video_outputs(options, source)
     if len(targets) != len(kinds):
@@ -261,7 +261,7 @@ def segment_video_file(
     progress: bool = True,
 ) -> VideoResult:
     """Segments a video file into `output/<stem>_<kind>.<ext>` (e.g. `talk_blur.mp4`, `talk_cutout.webm`)."""
-    options = resolve_options(options, segmenter)
+    options = options or SegmentOptions()
     path = Path(path)
     kinds = video_outputs(options, str(path))
     targets = [Path(output) / f"{path.stem}{output_names(k, options.background, True)}" for k in kinds]
@@ -356,7 +356,7 @@ def segment_camera(
     Raises:
         DataError: no camera at `index`. SinkError: no virtual camera device, or no GUI for the preview.
     """
-    options = resolve_options(options, segmenter)
+    options = options or SegmentOptions()
     source = f"camera {index}"
     kinds = video_outputs(options, source) if (options.save is not None or not virtual_camera) else ()
     capture = open_camera(index)

@@ -15,6 +15,7 @@ from pathlib import Path
 from safetensors.torch import save_file
 
 from asbunet.atomic import replacing
+from asbunet.inference.postprocess import check_threshold
 from asbunet.inference.refine import GuidedRefine
 from asbunet.inference.runners import TorchRunner
 from asbunet.inference.weights import (
@@ -91,8 +92,7 @@ def bundle_checkpoint(
     ckpt = load_checkpoint(checkpoint)
     if ckpt.get("model_options"):
         raise ValueError(f"{checkpoint}: bundling models built with options {ckpt['model_options']} is not supported")
-    if threshold is not None and not 0 <= threshold < 1:
-        raise ValueError(f"threshold must be in [0, 1), got {threshold}")
+    threshold = None if threshold is None else check_threshold(threshold)
     sizes = list(input_sizes or [int(ckpt.get("input_size", 256))])
     if threshold is not None and len(sizes) == 1:
         calibration = {"threshold": threshold, "input_size": sizes[0], "by": "hand"}

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from asbunet.data.mixture import IGNORE
-from asbunet.inference.postprocess import binarize
+from asbunet.inference.postprocess import binarize, check_threshold
 from asbunet.inference.preprocess import SIZE_MULTIPLE
 from asbunet.inference.refine import GuidedRefine
 from asbunet.inference.runners import Runner
@@ -87,9 +87,9 @@ def threshold_sweep(
     (one per image) averages kind by kind (`selection_score`)."""
     if len(images) != len(masks) or not images:
         raise ValueError(f"need as many masks as images, and at least one; got {len(images)} and {len(masks)}")
-    keys = [float(t) for t in thresholds]
-    if not keys or not all(0 <= t < 1 for t in keys):
-        raise ValueError(f"thresholds must be a list of values in [0, 1), got {keys}")
+    keys = [check_threshold(t) for t in thresholds]
+    if not keys:
+        raise ValueError("give at least one threshold to sweep")
     ious = np.zeros((len(images), len(keys)))  # (N, T)
     items = range(len(images)) if progress is None else progress(range(len(images)))
     for i in items:
