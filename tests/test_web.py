@@ -23,6 +23,8 @@ import numpy as np
 import pytest
 
 from asbunet import Segmenter
+from asbunet.inference.postprocess import sigmoid
+from asbunet.inference.refine import GuidedRefine
 from asbunet.segment.temporal import DEFAULT_SMOOTHER, create_smoother
 
 REPO = Path(__file__).resolve().parents[1]
@@ -155,6 +157,38 @@ def test_page_processing_matches_segmenter(segment_page, size):
     assert (mask != (expected >= segmenter.threshold)).sum() <= (np.abs(expected - 0.7) < 1e-5).sum()
 
 
+REFINE_JS = """async ([refine, rgba, height, width, small, h, w, logits, ph, pw]) => {
+  const m = await import("./refine.js");
+  const bytes = (b64) => Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+  const prob = m.guidedRefine(m.parseRefine(refine), bytes(rgba), height, width, bytes(small), h, w,
+    new Float32Array(bytes(logits).buffer), ph, pw);
+  return Array.from(prob);
+}"""
+
+# (frame, network image, logits, refinement): the fast model's head-stride logits at a quarter-size fit, a growing
+# probability, the fitting grid at the network size, halves with rounding of the shrunk image at stake
+REFINE_CASES = [
+    ((360, 640), (176, 320), (88, 160), GuidedRefine(2, 1e-4, 4)),
+    ((480, 640), (240, 320), (240, 320), GuidedRefine(3, 3e-4, 2)),
+    ((100, 75), (64, 48), (64, 48), GuidedRefine(2, 1e-3, 1)),
+    ((200, 100), (96, 48), (24, 12), GuidedRefine(2, 1e-4, 2)),
+]
+
+
+@pytest.mark.parametrize("frame, network, head, refine", REFINE_CASES, ids=[str(c[0]) for c in REFINE_CASES])
+def test_page_refinement_matches_guided_refine(segment_page, frame, network, head, refine):
+    """web/refine.js resizes the probability back as `GuidedRefine` does (smooth random images and logits)."""
+    rng = np.random.default_rng(frame[0])
+    rgb = cv2.GaussianBlur(rng.integers(0, 256, (*frame, 3), dtype=np.uint8), (0, 0), 3)
+    small = cv2.resize(rgb, network[::-1], interpolation=cv2.INTER_AREA)
+    logits = cv2.GaussianBlur(rng.normal(0, 4, head).astype(np.float32), (0, 0), 2)
+    rgba = np.concatenate([rgb, np.full((*frame, 1), 255, np.uint8)], axis=2)
+    b64 = [base64.b64encode(a.tobytes()).decode() for a in (rgba, small, logits)]
+    out = segment_page.evaluate(REFINE_JS, [refine.to_text(), b64[0], *frame, b64[1], *network, b64[2], *head])
+    expected = refine(rgb, small, sigmoid(logits))
+    assert np.abs(np.array(out, np.float32).reshape(frame) - expected).max() < 1e-4
+
+
 SMOOTHER_JS = """async ([frames, momentum, delta]) => {
   const m = await import("./segment.js");
   const smoother = new m.ConfidenceGatedSmoother(momentum, delta);
@@ -212,7 +246,7 @@ def test_page_masks_match_segmenter(page_ready, playwright, shared_data, tmp_pat
             runtime = "onnx-int8" if spec["precision"] == "int8" else "onnx"
             segmenter = Segmenter.from_pretrained(spec["name"], runtime=runtime)
             assert (spec["input_size"], spec["threshold"]) == (segmenter.input_size, segmenter.threshold)
-            segmenter.refine = None  # the page resizes the probability back bilinearly, without the guided filter
+            assert spec["refine"] == (segmenter.refine.to_text() if segmenter.refine else None)
             expected = segmenter.mask(seen)
             iou = (expected & mask).sum() / max(1, (expected | mask).sum())
             print(f"{spec['label']}: IoU {iou:.5f} with Segmenter ({(expected != mask).sum()} pixels differ)")

@@ -7,6 +7,7 @@
 // web/bench.py read.
 
 import * as ort from "./vendor/ort/ort.wasm.min.mjs";
+import { guidedRefine, parseRefine } from "./refine.js";
 import { ConfidenceGatedSmoother, logitsToProbability, mask, networkSize, normalize, resizeRGB } from "./segment.js";
 
 const $ = (id) => document.getElementById(id);
@@ -217,7 +218,8 @@ async function step() {
       frameCtx.drawImage(video, 0, 0, width, height);
       const image = frameCtx.getImageData(0, 0, width, height);
       const [h, w] = networkSize(height, width, spec.input_size, manifest.size_multiple);
-      const x = normalize(resizeRGB(image.data, height, width, h, w), h, w, manifest.mean, manifest.std);
+      const small = resizeRGB(image.data, height, width, h, w);
+      const x = normalize(small, h, w, manifest.mean, manifest.std);
       const tensor = new ort.Tensor("float32", x, [1, 3, h, w]);
       const networkStart = performance.now();
       const result = await session.run({ [session.inputNames[0]]: tensor });
@@ -225,7 +227,10 @@ async function step() {
       const output = result[session.outputNames[0]]; // (1, 1, h, w), or smaller from an `--head-stride` export
       const [oh, ow] = output.dims.slice(-2);
       const postStart = performance.now();
-      let prob = logitsToProbability(output.data, oh, ow, height, width);
+      const refine = parseRefine(spec.refine); // the model's own refinement, as `Segmenter.predict` applies it
+      let prob = refine
+        ? guidedRefine(refine, image.data, height, width, small, h, w, output.data, oh, ow)
+        : logitsToProbability(output.data, oh, ow, height, width);
       if ($("smooth").checked) prob = smoother.apply(prob);
       else smoother.reset();
       const binary = mask(prob, spec.threshold);

@@ -9,7 +9,8 @@
 // - normalization: RGB / 255, minus the ImageNet mean, over its standard deviation, as float32 (3, h, w)
 //   (`normalize`);
 // - logits resized bilinearly (INTER_LINEAR, half-pixel centres, edges clamped) to the frame's size, then the
-//   sigmoid clipped at +-30 (`logits_to_probability`);
+//   sigmoid clipped at +-30 (`logits_to_probability`), or, for a model that carries a refinement, resized along the
+//   frame's edges by it (web/refine.js, `GuidedRefine`), as `Segmenter.predict` does;
 // - optional exponential moving average of the probabilities, s_t = m s_{t-1} + (1 - m) p_t (`TemporalSmoother`);
 // - mask: probability >= threshold, compared in float32 (`binarize`, `Segmenter.mask`).
 //
@@ -36,7 +37,7 @@ function clampByte(v) {
 }
 
 /** OpenCV's area weights along one axis (`computeResizeAreaTab`): for each output index, [[source index, weight]]. */
-function areaTable(src, dst) {
+export function areaTable(src, dst) {
   const scale = src / dst;
   const table = [];
   for (let d = 0; d < dst; d++) {
@@ -58,7 +59,7 @@ function areaTable(src, dst) {
  * Two-tap interpolation along one axis, for each output index [i0, i1, weight of i1]: OpenCV's INTER_LINEAR, or with
  * `area` the taps its INTER_AREA uses when the image grows along either axis.
  */
-function linearTable(src, dst, area = false) {
+export function linearTable(src, dst, area = false) {
   const scale = src / dst;
   const i0 = new Int32Array(dst);
   const i1 = new Int32Array(dst);

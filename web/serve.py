@@ -9,8 +9,9 @@ Set-up (`setup`, also `--setup-only`):
    SIMD + threads module and binary; MediaPipe's solution files).
 3. The bundled ONNX files of the installed package (`weights/<name>.onnx`, fp32, and `weights/<name>.int8.onnx`) are
    copied to web/models/, and web/models/models.json is written from their metadata (input size, threshold, the
-   int8-default decision) and the package's preprocessing constants (mean, std, size multiple) and default
-   temporal smoother, so that the page mirrors `asbunet.Segmenter` without reading ONNX metadata itself.
+   model's own refinement, the int8-default decision) and the package's preprocessing constants (mean, std, size
+   multiple) and default temporal smoother, so that the page mirrors `asbunet.Segmenter` without reading ONNX
+   metadata itself.
 
 Serving (`serve`): a threaded `http.server` on 127.0.0.1 that sends `Cross-Origin-Opener-Policy: same-origin` and
 `Cross-Origin-Embedder-Policy: require-corp`, which make the page cross-origin isolated, as onnxruntime-web's
@@ -136,7 +137,7 @@ def onnx_metadata(path: Path) -> dict[str, str]:
 def bundled_models() -> list[dict]:
     """One entry per bundled ONNX file (fp32 and int8 of each bundled model), as models.json lists them."""
     import asbunet
-    from asbunet.inference.runners import INPUT_SIZE_KEY, INT8_DEFAULT_KEY, THRESHOLD_KEY
+    from asbunet.inference.runners import INPUT_SIZE_KEY, INT8_DEFAULT_KEY, REFINE_KEY, THRESHOLD_KEY
 
     weights = Path(asbunet.__file__).parent / "weights"
     names = sorted(p.stem for p in weights.glob("*.safetensors"))
@@ -159,6 +160,7 @@ def bundled_models() -> list[dict]:
                     "label": f"{name} ({precision})",
                     "input_size": int(meta.get(INPUT_SIZE_KEY, 256)),
                     "threshold": float(meta.get(THRESHOLD_KEY, 0.5)),
+                    "refine": meta.get(REFINE_KEY),  # the model's own refinement (web/refine.js), or None
                     "default": int8_default == (precision == "int8"),
                     "bytes": path.stat().st_size,
                     "source": path,
