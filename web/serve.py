@@ -62,7 +62,9 @@ RUNTIME_FILES = {
         ],
     ),
 }
-PAGE_FILES = frozenset({"index.html", "app.js", "segment.js", "style.css", "mediapipe.html", "mediapipe.js"})
+PAGE_FILES = frozenset(
+    {"index.html", "app.js", "segment.js", "refine.js", "style.css", "mediapipe.html", "mediapipe.js"}
+)
 # the folders of browser files `setup` fills, and the kinds of file the page loads from them
 PAGE_FOLDERS = {"vendor": (".js", ".mjs", ".wasm", ".data", ".binarypb", ".tflite"), "models": (".onnx", ".json")}
 HEADERS = {
