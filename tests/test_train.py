@@ -210,7 +210,7 @@ def test_sigterm_says_where_it_saved_and_resume_removes_stale_temporary_files(
 
 def test_interrupted_message_says_what_last_pt_holds(tmp_path):
     from asbunet.train.command import Terminated
-    from asbunet.train.engine import interrupted_message
+    from asbunet.train.run_folder import interrupted_message
 
     run = "asbunet train --config c.yaml"
     stop = Terminated("SIGTERM")
