@@ -42,7 +42,7 @@ lint: $(FULL)
 
 # The bundled models' ONNX files (fp32 and int8) from their safetensors weights; run after replacing the weights.
 onnx: $(FULL)
-	$(BIN)/asbunet export-bundled
+	$(BIN)/asbunet export --bundled
 
 bench: $(FULL)
 	$(BIN)/python -m pip install --quiet -e ".[bench]"

@@ -74,11 +74,11 @@ def score(segmenter: Segmenter, samples: list[tuple], settings: dict) -> dict[st
     out = {name: np.zeros((len(samples), len(THRESHOLDS))) for name in settings}
     for i, (source, index) in enumerate(tqdm(samples, unit="img", file=sys.stderr)):
         image, label = source.load(index)
-        small = segmenter.network_image(image)
+        small = segmenter._network_image(image)
         logits = segmenter.runner(normalize(small)[None])[0, 0]  # (h, w), once for every setting
         target = label.astype(bool)
         for name, resizer in resizers.items():
-            probability = resizer.probability(image, small, logits)
+            probability = resizer._probability(image, small, logits)
             out[name][i] = [iou(binarize(probability, t), target) for t in THRESHOLDS]
     return out
 

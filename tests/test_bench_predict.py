@@ -1,4 +1,4 @@
-"""`asbunet bench-predict`: a whole `Segmenter.predict` call timed per model and thread count, beside MediaPipe."""
+"""`asbunet bench predict`: a whole `Segmenter.predict` call timed per model and thread count, beside MediaPipe."""
 
 import json
 import os
@@ -30,7 +30,7 @@ def test_default_models_are_every_bundled_runtime_then_mediapipe():
 
 def test_cli_times_each_model_per_thread_count_against_mediapipe_landscape(tmp_path, capsys):
     out = tmp_path / "bench"
-    args = ["bench-predict", "--models", "asbunet_person:onnx-int8", "mediapipe_landscape", "--runs", "2"]
+    args = ["bench", "predict", "--model", "asbunet_person:onnx-int8", "mediapipe_landscape", "--runs", "2"]
     assert main([*args, "--warmup", "1", "--threads", "1", "2", "--frame", "160x90", "--output", str(out)]) in (0, None)
     report = json.loads((out / "predict.json").read_text())
     rows = {(r["model"], r["threads"]): r for r in report["rows"]}
@@ -45,7 +45,7 @@ def test_cli_times_each_model_per_thread_count_against_mediapipe_landscape(tmp_p
 
 
 def test_cli_refuses_a_bad_frame_size(tmp_path, capsys):
-    assert main(["bench-predict", "--frame", "640", "--output", str(tmp_path)]) == 2
+    assert main(["bench", "predict", "--frame", "640", "--output", str(tmp_path)]) == 2
     assert "--frame takes WxH such as 640x360, got '640'" in capsys.readouterr().err
 
 

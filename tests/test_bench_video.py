@@ -1,4 +1,4 @@
-"""`asbunet bench-video`: the whole video pipeline timed per model, with the machine and its instruction sets."""
+"""`asbunet bench video`: the whole video pipeline timed per model, with the machine and its instruction sets."""
 
 import json
 
@@ -36,10 +36,11 @@ def test_cli_times_each_model_and_names_the_machine(frames_dir, tmp_path, checkp
     out = tmp_path / "bench"
     code = main(
         [
-            "bench-video",
+            "bench",
+            "video",
             "--clip",
             str(clip),
-            "--models",
+            "--model",
             str(checkpoint),
             "mediapipe_landscape",
             "--runs",

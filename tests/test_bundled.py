@@ -26,7 +26,7 @@ from asbunet.inference.segmenter import Segmenter
 from asbunet.inference.weights import DEFAULT_MODEL, bundled_models, bundled_onnx_paths, bundled_path
 
 REPO = Path(__file__).resolve().parents[1]
-FIX = "the bundled ONNX files are stale: run `asbunet export-bundled` from the repository root and commit them"
+FIX = "the bundled ONNX files are stale: run `asbunet export --bundled` from the repository root and commit them"
 
 
 @pytest.fixture(scope="module", params=bundled_models())
@@ -37,10 +37,10 @@ def runtimes(request) -> dict:
 
 
 def test_bundled_onnx_files_match_the_shipped_weights():
-    """Fails when the safetensors weights change without `asbunet export-bundled` writing the ONNX files again."""
+    """Fails when the safetensors weights change without `asbunet export --bundled` writing the ONNX files again."""
     problems = check_bundled_onnx()
     assert not problems, f"{FIX}:\n" + "\n".join(problems)
-    assert main(["export-bundled", "--check"]) == 0
+    assert main(["export", "--bundled", "--check"]) == 0
 
 
 @pytest.mark.parametrize("name", bundled_models())
@@ -166,11 +166,11 @@ def test_stale_onnx_files_are_found_and_refused(stale_weights, capsys):
         for path in bundled_onnx_paths(DEFAULT_MODEL)
     ]
     with pytest.raises(SystemExit) as exit_:
-        main(["export-bundled", "--check"])
-    assert exit_.value.code == 1 and "run `asbunet export-bundled asbunet_person`" in capsys.readouterr().err
-    with pytest.raises(ValueError, match="not exported from the shipped weights.*asbunet export-bundled"):
+        main(["export", "--bundled", "--check"])
+    assert exit_.value.code == 1 and "run `asbunet export --bundled asbunet_person`" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="not exported from the shipped weights.*asbunet export --bundled"):
         Segmenter.from_pretrained()
     assert Segmenter.from_pretrained(runtime="torch").runner is not None  # the weights themselves still load
     (stale_weights / f"{DEFAULT_MODEL}.int8.onnx").unlink()
-    with pytest.raises(FileNotFoundError, match="asbunet export-bundled asbunet_person"):
+    with pytest.raises(FileNotFoundError, match="asbunet export --bundled asbunet_person"):
         Segmenter.from_pretrained(runtime="onnx-int8")

@@ -333,9 +333,9 @@ def test_bench_quick_mode_writes_table_plot_and_profile(tmp_path, ccp_samples):
     code = main(
         [
             "bench",
-            "--models",
+            "--model",
             "asbunet_025",
-            "--sizes",
+            "--size",
             "64x64",
             "--threads",
             "1",

@@ -400,7 +400,7 @@ def test_cli_video_with_max_frames(tmp_path, checkpoint, capsys):
             "green",
             "--max-frames",
             "4",
-            "--smooth",
+            "--momentum",
             "0",
         ]
     )

@@ -49,7 +49,7 @@ def test_no_refine_resizes_bilinearly_and_keeps_the_threshold(model):
     plain = Segmenter.from_pretrained(model, refine=False)
     assert plain.refine is None and plain.threshold == own.threshold and plain.runner is not None
     image = read_image(IMAGES[0])
-    logits = plain.logits(image)
+    logits = plain._logits(image)
     bilinear = logits_to_probability(logits, *image.shape[:2])
     np.testing.assert_allclose(plain.predict(image), bilinear, atol=1e-6)
     if own.refine is not None:

@@ -72,7 +72,7 @@ def native(rgb: np.ndarray, warmup: int, frames: int, threads: int) -> list[dict
         times = []
         for i in range(warmup + frames):
             start = time.perf_counter()
-            segmenter.logits(rgb)
+            segmenter._logits(rgb)
             if i >= warmup:
                 times.append((time.perf_counter() - start) * 1000)
         label = f"onnxruntime {precision} in Python, same frame ({threads} threads; network and its input only)"

@@ -88,11 +88,11 @@ def main() -> None:
     scores: dict[tuple[str, float], dict[str, list[float]]] = {}
     for name, source, i in tqdm(held_out_photos(CONFIG), desc="validation photos", unit="img"):
         image, label = source.load(i)
-        small = segmenter.network_image(image)
+        small = segmenter._network_image(image)
         logits = segmenter.runner(normalize(small)[None])[0, 0]  # (h, w)
         for setting, refine in settings.items():
             segmenter.refine = refine
-            probability = segmenter.probability(image, small, logits)
+            probability = segmenter._probability(image, small, logits)
             for t in THRESHOLDS:
                 per_set = scores.setdefault((setting, t), {})
                 per_set.setdefault(name, []).append(iou(binarize(probability, t), label.astype(bool)))

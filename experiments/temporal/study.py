@@ -273,7 +273,7 @@ def cached_logits(key: str, segmenter: Segmenter, frames) -> list[np.ndarray]:
         data = np.load(path, allow_pickle=False)
         if str(data["model"]) == segmenter.name and len(data["logits"]) == len(frames):
             return list(data["logits"])
-    logits = [segmenter.logits(f) for f in frames]
+    logits = [segmenter._logits(f) for f in frames]
     CACHE.mkdir(parents=True, exist_ok=True)
     np.savez(path, logits=np.stack(logits), model=segmenter.name)
     return logits

@@ -1,20 +1,32 @@
 """asbunet: person segmentation with ASBU-Net (Bansal et al., "Atrous Space Bender U-Net").
 
-`Segmenter` runs the bundled model on onnxruntime without importing PyTorch; `VideoSegmenter` (frames one at a time,
-with temporal state), `create_model` and `list_models` (PyTorch) are imported on first use.
+`Segmenter` runs the bundled model on onnxruntime without importing PyTorch; `bundled_models` lists the models it
+can load by name, and `ImageWarning` is the warning it gives for an image it cannot segment meaningfully.
+`VideoSegmenter` (frames one at a time, with temporal state) with its `FrameResult`, `create_model` and `list_models`
+(PyTorch) are imported on first use.
 """
 
-from asbunet.inference.segmenter import Segmenter
+from asbunet.inference.segmenter import ImageWarning, Segmenter
+from asbunet.inference.weights import bundled_models
 
 __version__ = "0.1.0"
-__all__ = ["Segmenter", "VideoSegmenter", "create_model", "list_models", "__version__"]
+__all__ = [
+    "Segmenter",
+    "ImageWarning",
+    "bundled_models",
+    "VideoSegmenter",
+    "FrameResult",
+    "create_model",
+    "list_models",
+    "__version__",
+]
 
 
 def __getattr__(name: str):
-    if name == "VideoSegmenter":
-        from asbunet.segment.stream import VideoSegmenter
+    if name in ("VideoSegmenter", "FrameResult"):
+        from asbunet.segment import stream
 
-        return VideoSegmenter
+        return getattr(stream, name)
     if name in ("create_model", "list_models"):
         from asbunet import models
 

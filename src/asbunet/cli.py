@@ -27,26 +27,48 @@ def package_version() -> str:
         return __version__
 
 
+USER_COMMANDS = ("segment", "evaluate", "train", "bundle", "export")
+MAINTAINER_COMMANDS = (
+    "bench",
+    "compare",
+    "summary",
+    "receptive-field",
+    "check-data",
+    "preview-augment",
+    "teacher-labels",
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    """The `asbunet` parser: each room adds its own subcommands (`asbunet.<room>.command`)."""
-    parser = argparse.ArgumentParser(prog="asbunet", description="Person segmentation with ASBU-Net.")
+    """The `asbunet` parser: each room adds its own subcommands (`asbunet.<room>.command`), the user commands first,
+    then the maintainer tools. The old names `bench-video`, `bench-predict` and `export-bundled` still parse, as
+    hidden aliases of `bench video`, `bench predict` and `export --bundled`."""
+    parser = argparse.ArgumentParser(
+        prog="asbunet",
+        description="Person segmentation with ASBU-Net.",
+        epilog=f"user commands: {', '.join(USER_COMMANDS)}; maintainer tools: {', '.join(MAINTAINER_COMMANDS)}. "
+        "`asbunet COMMAND --help` for each one's options.",
+    )
     parser.add_argument("--version", action="version", version=f"asbunet {package_version()}")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", title="commands (the user's first, then the maintainer's)"
+    )
+    segment_command.add_segment_parser(sub)
+    evaluate_command.add_evaluate_parser(sub)
     train_command.add_train_parser(sub)
+    train_command.add_bundle_parser(sub)
+    export_command.add_export_parser(sub)
+    bench_command.add_bench_parser(sub)
+    compare_command.add_compare_parser(sub)
+    analysis_command.add_summary_parser(sub)
+    analysis_command.add_receptive_field_parser(sub)
     data_command.add_check_data_parser(sub)
     data_command.add_preview_augment_parser(sub)
     data_command.add_teacher_labels_parser(sub)
-    train_command.add_bundle_parser(sub)
-    analysis_command.add_summary_parser(sub)
-    analysis_command.add_receptive_field_parser(sub)
-    segment_command.add_segment_parser(sub)
-    evaluate_command.add_evaluate_parser(sub)
-    compare_command.add_compare_parser(sub)
-    export_command.add_export_parser(sub)
-    export_command.add_export_bundled_parser(sub)
-    bench_command.add_bench_parser(sub)
+    # hidden aliases, the old names of modes (not listed in --help)
     bench_command.add_bench_video_parser(sub)
     bench_command.add_bench_predict_parser(sub)
+    export_command.add_export_bundled_parser(sub)
     return parser
 
 

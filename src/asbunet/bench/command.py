@@ -1,6 +1,9 @@
-"""The command line of this room, each subparser beside its command: `asbunet bench`."""
+"""The command line of this room, each subparser beside its command: `asbunet bench`, with its modes `bench video`
+and `bench predict` (`bench-video` and `bench-predict`, their old names, still parse as hidden aliases)."""
 
 from __future__ import annotations
+
+import argparse
 
 from asbunet.export.command import add_calibration_arguments
 from asbunet.inference.peers import DEFAULT_PEERS_DIR
@@ -16,7 +19,7 @@ def cmd_bench(args) -> None:
     def parse_size(text: str) -> tuple[int, int]:
         h, _, w = text.lower().partition("x")
         if not (h.isdigit() and w.isdigit()):
-            raise ValueError(f"--sizes takes HxW values such as 256x256 or 144x256, got {text!r}")
+            raise ValueError(f"--size takes HxW values such as 256x256 or 144x256, got {text!r}")
         return int(h), int(w)
 
     if args.fetch_peers:
@@ -40,12 +43,35 @@ def cmd_bench(args) -> None:
         print(f"wrote {path}")
 
 
+BENCH_HELP = "latency of every model and runtime vs matmul peaks and MediaPipe; modes: video, predict"
+VIDEO_HELP = "frames per second of the whole video pipeline on a 720p clip, beside MediaPipe"
+PREDICT_HELP = "latency of a whole Segmenter.predict call on a video frame, beside MediaPipe"
+
+
+def add_subparser(sub, name: str, help: str, hidden: bool = False) -> argparse.ArgumentParser:
+    """A subparser listed in its parent's help with `help`, or, `hidden`, parsed but not listed (an old name)."""
+    return sub.add_parser(name, description=help, **({} if hidden else {"help": help}))
+
+
+def add_hidden_alias(p: argparse.ArgumentParser, flag: str, dest: str, **kwargs) -> None:
+    """An old spelling of an option: parsed into `dest`, left out of --help and of the docs' options tables."""
+    p.add_argument(flag, dest=dest, help=argparse.SUPPRESS, default=argparse.SUPPRESS, **kwargs)
+
+
+def add_model_argument(p: argparse.ArgumentParser, help: str, metavar: str = "SPEC") -> None:
+    """`--model SPEC [SPEC ...]` into `models`, `--models` its old spelling."""
+    p.add_argument("--model", dest="models", nargs="+", metavar=metavar, help=help)
+    add_hidden_alias(p, "--models", "models", nargs="+")
+
+
 def add_bench_parser(sub) -> None:
-    """The `bench` subcommand's arguments."""
-    p = sub.add_parser("bench", help="latency of every model and runtime vs matmul peaks and MediaPipe")
-    p.add_argument("--models", nargs="+", metavar="NAME", help="registry model names (default: all)")
+    """The `bench` subcommand's arguments, and its modes `video` and `predict`."""
+    p = add_subparser(sub, "bench", BENCH_HELP)
+    add_model_argument(p, "registry model names (default: all)", metavar="NAME")
+    add_hidden_alias(p, "--sizes", "sizes", nargs="+")
     p.add_argument(
-        "--sizes",
+        "--size",
+        dest="sizes",
         nargs="+",
         default=["256x256", "144x256", "360x640"],
         metavar="HxW",
@@ -95,6 +121,9 @@ def add_bench_parser(sub) -> None:
         help="folder for the results (default out/bench; the repository's committed results are in benchmarks/)",
     )
     p.set_defaults(func=cmd_bench)
+    modes = p.add_subparsers(dest="mode", metavar="{video,predict}", title="modes (default: the network alone)")
+    add_bench_video_parser(modes, "video")
+    add_bench_predict_parser(modes, "predict")
 
 
 def _print_and_write(report: dict, markdown: str, output: str, stem: str) -> None:
@@ -123,19 +152,15 @@ def cmd_bench_video(args) -> None:
     _print_and_write(report, report_markdown(report), args.output, "pipeline")
 
 
-def add_bench_video_parser(sub) -> None:
-    """The `bench-video` subcommand's arguments."""
-    p = sub.add_parser(
-        "bench-video", help="frames per second of the whole video pipeline on a 720p clip, beside MediaPipe"
-    )
+def add_bench_video_parser(sub, name: str = "bench-video") -> None:
+    """The arguments of `bench video` (`name="video"`), or of its hidden old name `bench-video`."""
+    p = add_subparser(sub, name, VIDEO_HELP, hidden=name == "bench-video")
     p.add_argument("--frames", metavar="DIR", help="images to make the 720p clip from (e.g. a davis_person sequence)")
     p.add_argument("--clip", metavar="VIDEO", help="an existing video to run instead")
     p.add_argument("--clip-frames", type=int, default=150, help="frames of the clip made from --frames (default 150)")
-    p.add_argument(
-        "--models",
-        nargs="+",
-        metavar="SPEC",
-        help="models (bundled name[:runtime], files, mediapipe_landscape; default: the bundled models and "
+    add_model_argument(
+        p,
+        "models (bundled name[:runtime], files, mediapipe_landscape; default: the bundled models and "
         "mediapipe_landscape)",
     )
     p.add_argument("--runs", type=int, default=3, help="timed runs of the clip per model (default 3)")
@@ -162,16 +187,12 @@ def cmd_bench_predict(args) -> None:
     _print_and_write(report, report_markdown(report), args.output, "predict")
 
 
-def add_bench_predict_parser(sub) -> None:
-    """The `bench-predict` subcommand's arguments."""
-    p = sub.add_parser(
-        "bench-predict", help="latency of a whole Segmenter.predict call on a video frame, beside MediaPipe"
-    )
-    p.add_argument(
-        "--models",
-        nargs="+",
-        metavar="SPEC",
-        help="models (bundled name[:runtime], files, mediapipe_general, mediapipe_landscape; default: every bundled "
+def add_bench_predict_parser(sub, name: str = "bench-predict") -> None:
+    """The arguments of `bench predict` (`name="predict"`), or of its hidden old name `bench-predict`."""
+    p = add_subparser(sub, name, PREDICT_HELP, hidden=name == "bench-predict")
+    add_model_argument(
+        p,
+        "models (bundled name[:runtime], files, mediapipe_general, mediapipe_landscape; default: every bundled "
         "model on onnx-int8, onnx and torch, then both MediaPipe models)",
     )
     p.add_argument("--image", help="picture the frame is made from (default: seeded noise)")

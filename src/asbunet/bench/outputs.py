@@ -1,4 +1,4 @@
-"""What the frame benchmarks (`bench-video`, `bench-predict`) share: a segmenter from a model spec, and their two
+"""What the frame benchmarks (`bench video`, `bench predict`) share: a segmenter from a model spec, and their two
 result files."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Frames per second of the whole video pipeline (`asbunet bench-video`): decode, network, resizing the probability
+"""Frames per second of the whole video pipeline (`asbunet bench video`): decode, network, resizing the probability
 back (the model's refinement or bilinear), temporal smoothing, background effect and H.264 encode, on a 720p clip, for
 every bundled model and MediaPipe landscape in the same pipeline, the same run.
 
@@ -37,7 +37,7 @@ PEER = "mediapipe_landscape"
 
 @dataclass
 class PipelineConfig:
-    """What `asbunet bench-video` measures.
+    """What `asbunet bench video` measures.
 
     Args:
         frames: folder of images the clip is made from (in name order, looped to `clip_frames`), or None to use `clip`.
@@ -111,10 +111,10 @@ def stage_times(segmenter: Segmenter, clip: Path, options: SegmentOptions, frame
             if frame is None:
                 break
             t1 = time.perf_counter()
-            small = segmenter.network_image(frame.rgb)
+            small = segmenter._network_image(frame.rgb)
             logits = segmenter.runner(normalize(small)[None])[0, 0]  # (h, w)
             t2 = time.perf_counter()
-            prob = segmenter.probability(frame.rgb, small, logits)
+            prob = segmenter._probability(frame.rgb, small, logits)
             t3 = time.perf_counter()
             prob = video.smoother(prob, frame.rgb)
             t4 = time.perf_counter()

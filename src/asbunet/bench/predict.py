@@ -1,4 +1,4 @@
-"""Latency of the public API (`asbunet bench-predict`): one `Segmenter.predict` call on a video frame, from the RGB
+"""Latency of the public API (`asbunet bench predict`): one `Segmenter.predict` call on a video frame, from the RGB
 frame to the person probability at the frame's size, for each bundled model on each runtime, and MediaPipe Selfie
 Segmentation's own whole predict, the same run.
 
@@ -32,7 +32,7 @@ RUNTIMES = ("onnx-int8", "onnx", "torch")
 
 @dataclass
 class PredictBenchConfig:
-    """What `asbunet bench-predict` measures.
+    """What `asbunet bench predict` measures.
 
     Args:
         models: specs `name[:runtime]` (bundled names, files, the MediaPipe peers); None: every bundled model on
@@ -90,7 +90,7 @@ def run_predict_bench(cfg: PredictBenchConfig) -> dict:
         reference = timings.get(REFERENCE)
         for spec, timing in timings.items():
             seg = segmenters[spec]
-            h, w = seg.network_input(frame).shape[1:]
+            h, w = seg._network_input(frame).shape[1:]
             rows.append(
                 {
                     "model": spec,

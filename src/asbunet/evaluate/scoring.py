@@ -49,7 +49,7 @@ def predict_probability(segmenter: Segmenter, image: np.ndarray, resize: str = "
         return segmenter.predict(image)
     rgb, s = to_rgb(image), segmenter.input_size
     small = resize_to(rgb, (s, s))
-    return segmenter.probability(rgb, small, segmenter.runner(normalize(small)[None])[0, 0])
+    return segmenter._probability(rgb, small, segmenter.runner(normalize(small)[None])[0, 0])
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""The bundled model's ONNX files (`asbunet export-bundled`): fp32 and int8 exported from the shipped safetensors
+"""The bundled model's ONNX files (`asbunet export --bundled`): fp32 and int8 exported from the shipped safetensors
 weights, with the weights' SHA-256, input size and threshold in their metadata, and the decision whether int8 is
 the default runtime (within `INT8_TOLERANCE` of fp32 on the training run's validation split)."""
 

@@ -1,11 +1,28 @@
-"""The command line of this room, each subparser beside its command: `asbunet export`, `asbunet export-bundled`."""
+"""The command line of this room, each subparser beside its command: `asbunet export`, and `asbunet export --bundled`
+(`export-bundled`, its old name, still parses as a hidden alias)."""
 
 from __future__ import annotations
 
 import sys
 
+BUNDLED_ONLY = ("check", "validation", "threads")  # the options of `export --bundled` alone
+
 
 def cmd_export(args) -> None:
+    if args.bundled is not None:
+        if args.model or args.output:
+            raise ValueError("--bundled writes the bundled models' own files: give their names after --bundled")
+        args.names = args.bundled
+        cmd_export_bundled(args)
+        return
+    if given := [f"--{name}" for name in BUNDLED_ONLY if getattr(args, name)]:
+        raise ValueError(f"{', '.join(given)}: only with --bundled")
+    if not args.model or not args.output:
+        raise ValueError("give a MODEL and --output FILE.onnx, or --bundled [NAME ...]")
+    _export_one(args)
+
+
+def _export_one(args) -> None:
     from pathlib import Path
 
     from asbunet.export.calibration import calibration_files, load_images
@@ -62,9 +79,20 @@ def cmd_export(args) -> None:
 
 def add_export_parser(sub) -> None:
     """The `export` subcommand's arguments."""
-    p = sub.add_parser("export", help="ONNX (and int8, TFLite) export checked against PyTorch (docs/deployment.md)")
-    p.add_argument("model", help="registry model name, bundled model name or .pt checkpoint")
-    p.add_argument("--output", required=True, help="the .onnx file to write (int8: <stem>_int8.onnx beside it)")
+    help = (
+        "ONNX (and int8, TFLite) export checked against PyTorch (docs/deployment.md); --bundled: the bundled models' "
+        "own files"
+    )
+    p = sub.add_parser("export", help=help, description=help)
+    p.add_argument("model", nargs="?", help="registry model name, bundled model name or .pt checkpoint")
+    p.add_argument("--output", help="the .onnx file to write (int8: <stem>_int8.onnx beside it); needed with MODEL")
+    p.add_argument(
+        "--bundled",
+        nargs="*",
+        metavar="NAME",
+        help="instead of MODEL: write the ONNX files (fp32, int8) of these bundled models (default: all) from their "
+        "weights and choose their default runtime",
+    )
     p.add_argument(
         "--size",
         nargs=2,
@@ -87,6 +115,7 @@ def add_export_parser(sub) -> None:
         "resizes them back to the image itself; ONNX files only)",
     )
     p.add_argument("--tflite", action="store_true", help="also write <stem>.tflite (needs litert-torch)")
+    add_bundled_check_arguments(p, "--bundled: ")
     p.set_defaults(func=cmd_export)
 
 
@@ -100,10 +129,10 @@ def cmd_export_bundled(args) -> None:
     if args.check:
         stale = {name: check_bundled_onnx([name]) for name in names}
         for problem in (p for problems in stale.values() for p in problems):
-            print(f"asbunet export-bundled: {problem}", file=sys.stderr)
+            print(f"asbunet export --bundled: {problem}", file=sys.stderr)
         if any(stale.values()):
             again = " ".join(name for name, problems in stale.items() if problems)
-            print(f"asbunet export-bundled: run `asbunet export-bundled {again}`", file=sys.stderr)
+            print(f"asbunet export --bundled: run `asbunet export --bundled {again}`", file=sys.stderr)
             raise SystemExit(1)
         print(f"the ONNX files of {', '.join(names)} match the shipped weights")
         return
@@ -122,31 +151,35 @@ def cmd_export_bundled(args) -> None:
 
 
 def add_export_bundled_parser(sub) -> None:
-    """The `export-bundled` subcommand's arguments."""
-    p = sub.add_parser(
-        "export-bundled",
-        help="write the bundled models' ONNX files (fp32, int8) from their weights and choose the default runtime",
-    )
+    """The hidden `export-bundled` subcommand, the old name of `export --bundled`: parsed, not listed in --help."""
+    p = sub.add_parser("export-bundled", description="the old name of `asbunet export --bundled`")
     p.add_argument("names", nargs="*", metavar="NAME", help="bundled models (default: all)")
-    p.add_argument("--check", action="store_true", help="only check that the ONNX files match the weights")
     add_calibration_arguments(
         p,
         "folders of photos for the int8 calibration (default: photos of the training split of the run that trained "
         "the weights, from the training config in their metadata)",
     )
+    add_bundled_check_arguments(p)
+    p.set_defaults(func=cmd_export_bundled)
+
+
+def add_bundled_check_arguments(p, prefix: str = "") -> None:
+    """`--check`, `--validation` and `--threads` of `export --bundled`."""
+    p.add_argument("--check", action="store_true", help=f"{prefix}only check that the ONNX files match the weights")
     p.add_argument(
         "--validation",
         nargs="+",
         metavar="DATASET",
-        help="labelled data sets on which int8 is compared with fp32 (default: that run's validation split)",
+        help=f"{prefix}labelled data sets on which int8 is compared with fp32 (default: that run's validation split)",
     )
-    p.add_argument("--threads", type=int, help="onnxruntime threads for the comparison (default: one per core)")
-    p.set_defaults(func=cmd_export_bundled)
+    p.add_argument(
+        "--threads", type=int, help=f"{prefix}onnxruntime threads for the comparison (default: one per core)"
+    )
 
 
 def add_calibration_arguments(p, folders_help: str) -> None:
-    """`--calibration DIR [DIR ...]` and `--calibration-count N`, the int8 calibration photos of `export`,
-    `export-bundled` and `bench`."""
+    """`--calibration DIR [DIR ...]` and `--calibration-count N`, the int8 calibration photos of `export` (with
+    `--bundled` too) and `bench`."""
     p.add_argument("--calibration", nargs="+", metavar="DIR", help=folders_help)
     p.add_argument(
         "--calibration-count",

@@ -30,7 +30,7 @@ REFINE_KEY = "asbunet.refine"  # metadata: how the probability is resized back (
 HEAD_STRIDE_KEY = (
     "asbunet.head_stride"  # "true": logits at the network's output stride (`asbunet export --head-stride`)
 )
-# metadata of the bundled ONNX files (`asbunet export-bundled`, `asbunet.export.bundled.export_bundled`):
+# metadata of the bundled ONNX files (`asbunet export --bundled`, `asbunet.export.bundled.export_bundled`):
 WEIGHTS_DIGEST_KEY = "asbunet.weights_sha256"  # SHA-256 of the safetensors file they were exported from
 INT8_DEFAULT_KEY = "asbunet.int8_default"  # "true": int8 within `INT8_TOLERANCE` of fp32, the default runtime
 INT8_CHECK_KEY = "asbunet.int8_check"  # JSON: the measurement behind INT8_DEFAULT_KEY (images, IoUs, CPU)

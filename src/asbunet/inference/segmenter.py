@@ -44,6 +44,10 @@ class Segmenter:
     The threshold and the refinement are the model's own unless given (`from_pretrained`, `with_settings`): they are
     resolved here, once, and every consumer (`mask`, `asbunet segment`, `VideoSegmenter`, `asbunet evaluate`) reads
     them from the segmenter.
+
+    The API: `from_pretrained` (a bundled model or a file), `from_loaded` (a model already loaded by `load_model`),
+    `with_settings` (the same network at another threshold or without the refinement), `predict`, `predict_batch`
+    and `mask`. The methods with a leading underscore are the steps of `predict`, shared with the benchmarks.
     """
 
     def __init__(
@@ -104,23 +108,23 @@ class Segmenter:
         refinement = self.refine if refine else None
         return type(self)(self.runner, self.input_size, self.name, threshold, self.fixed_size, refinement)
 
-    def network_image(self, rgb: np.ndarray) -> np.ndarray:
+    def _network_image(self, rgb: np.ndarray) -> np.ndarray:
         """RGB uint8 `(H, W, 3)` -> the RGB uint8 image `(h, w, 3)` the network sees: long side `input_size`, aspect
         ratio kept (`network_size`), or the model's fixed size."""
         size = self.fixed_size or network_size(rgb.shape[0], rgb.shape[1], self.input_size)
         return resize_to(rgb, size)
 
-    def network_input(self, rgb: np.ndarray) -> np.ndarray:
+    def _network_input(self, rgb: np.ndarray) -> np.ndarray:
         """RGB uint8 `(H, W, 3)` -> the normalized network input `(3, h, w)` of this model."""
-        return normalize(self.network_image(rgb))
+        return normalize(self._network_image(rgb))
 
-    def logits(self, image: np.ndarray) -> np.ndarray:
+    def _logits(self, image: np.ndarray) -> np.ndarray:
         """Network logits `(h, w)` at the network size (or at its output stride, `asbunet export --head-stride`) for
         one image."""
-        x = self.network_input(to_rgb(image))[None]  # (1, 3, h, w)
+        x = self._network_input(to_rgb(image))[None]  # (1, 3, h, w)
         return self.runner(x)[0, 0]
 
-    def probability(self, rgb: np.ndarray, small: np.ndarray, logits: np.ndarray) -> np.ndarray:
+    def _probability(self, rgb: np.ndarray, small: np.ndarray, logits: np.ndarray) -> np.ndarray:
         """Person probability `(H, W)` of `rgb` from the network's logits `(h, w)` on `small`, the image as the
         network saw it (or at the network's output stride): resized back bilinearly, or along the image's edges with
         `refine`."""
@@ -138,9 +142,9 @@ class Segmenter:
         rgb = to_rgb(image)
         if warn and (problem := input_warning(rgb)):
             warnings.warn(problem, ImageWarning, stacklevel=2)
-        small = self.network_image(rgb)
+        small = self._network_image(rgb)
         logits = self.runner(normalize(small)[None])[0, 0]  # (h, w)
-        return self.probability(rgb, small, logits)
+        return self._probability(rgb, small, logits)
 
     def mask(self, image: np.ndarray) -> np.ndarray:
         """Person mask `(H, W)` bool: `predict(image) >= threshold` (`binarize`)."""
@@ -152,7 +156,7 @@ class Segmenter:
     def predict_batch(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
         """`predict` for a list; images of the same network size run as one batch."""
         rgbs = [to_rgb(im) for im in images]
-        smalls = [self.network_image(im) for im in rgbs]
+        smalls = [self._network_image(im) for im in rgbs]
         prepared = [normalize(small) for small in smalls]
         out: list[np.ndarray | None] = [None] * len(rgbs)
         groups: dict[tuple[int, int], list[int]] = {}
@@ -161,5 +165,5 @@ class Segmenter:
         for idx in groups.values():
             logits = self.runner(np.stack([prepared[i] for i in idx]))  # (b, 1, h, w)
             for k, i in enumerate(idx):
-                out[i] = self.probability(rgbs[i], smalls[i], logits[k, 0])
+                out[i] = self._probability(rgbs[i], smalls[i], logits[k, 0])
         return out

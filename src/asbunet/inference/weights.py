@@ -225,7 +225,7 @@ def load_bundled_onnx(name: str, runtime: str | None = None, threads: int | None
     """
     weights = bundled_path(name)
     fp32, int8 = bundled_onnx_paths(name)
-    fix = f"write them with `asbunet export-bundled {name}`, or run the weights in PyTorch (runtime='torch')"
+    fix = f"write them with `asbunet export --bundled {name}`, or run the weights in PyTorch (runtime='torch')"
     path = int8 if runtime in (None, "onnx-int8") else fp32
     if not path.is_file():
         raise FileNotFoundError(f"{path}: the bundled ONNX file of {name} is missing; {fix}")

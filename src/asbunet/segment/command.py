@@ -126,8 +126,10 @@ def add_segment_parser(sub) -> None:
         help=f"video: how masks are steadied over time (default {SegmentOptions.smoother}: averaged where the "
         "probability barely changes, large changes passed at once; docs/segment.md)",
     )
+    p.add_argument("--smooth", dest="smooth", type=float, help=argparse.SUPPRESS, default=argparse.SUPPRESS)
     p.add_argument(
-        "--smooth",
+        "--momentum",
+        dest="smooth",
         type=float,
         metavar="M",
         help="video: the smoother's weight of past frames in [0, 1), 0 = off (default: the smoother's own, "

@@ -51,7 +51,7 @@ def calibrate_checkpoint(
         raise ValueError(
             f"cannot choose the threshold or input size on the run's validation split ({err}); run from the folder "
             "the training ran in, or give one threshold and one input size by hand (`asbunet bundle ... "
-            "--threshold 0.5 --input-size 256`)"
+            "--threshold 0.5 --size 256`)"
         ) from None
     images, masks = [pool.images[i] for i in indices], [pool.masks[i] for i in indices]
     kinds = mixture_kinds if cfg.data.mixture else split_kinds(pool, indices, cfg.selection)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+
 
 class Terminated(KeyboardInterrupt):
     """SIGTERM, raised where the training stands, so that it stops as after Ctrl+C and says where it saved."""
@@ -79,7 +81,7 @@ def cmd_bundle(args) -> None:
     )
     output = Path(args.output).resolve()
     if output.parent == WEIGHTS_DIR.resolve():
-        print(f"its ONNX files are now stale: run `asbunet export-bundled {output.stem}` and commit all three files")
+        print(f"its ONNX files are now stale: run `asbunet export --bundled {output.stem}` and commit all three files")
 
 
 def add_bundle_parser(sub) -> None:
@@ -93,7 +95,11 @@ def add_bundle_parser(sub) -> None:
         help="mask threshold to store (default: the best mean IoU on the run's validation split, 0.30-0.90)",
     )
     p.add_argument(
-        "--input-size",
+        "--input-size", dest="input_size", type=int, nargs="+", help=argparse.SUPPRESS, default=argparse.SUPPRESS
+    )
+    p.add_argument(
+        "--size",
+        dest="input_size",
         type=int,
         nargs="+",
         metavar="N",
