@@ -1,5 +1,5 @@
 """Renders docs/segment_alpha.png: cut-outs over magenta with the probability as alpha (the earlier behaviour) and with
-the matte (`asbunet.segment.matte`), for a davis_person/tennis frame and a bundled sample photo, with the bundled model.
+the matte (`asbunet.frames.matte`), for a davis_person/tennis frame and a bundled sample photo, with the bundled model.
 
     python benchmarks/segment_alpha.py [--data ../shared/data] [--output docs/segment_alpha.png]
 
@@ -17,10 +17,10 @@ from PIL import Image
 
 from asbunet import Segmenter
 from asbunet.data.io import read_image
-from asbunet.segment import effects
-from asbunet.segment.matte import matte
-from asbunet.segment.options import SegmentOptions
-from asbunet.segment.render import postprocess
+from asbunet.frames import effects
+from asbunet.frames.matte import matte
+from asbunet.frames.options import FrameOptions
+from asbunet.frames.render import postprocess
 
 REPO = Path(__file__).resolve().parents[1]
 MAGENTA = (255, 0, 255)
@@ -29,7 +29,7 @@ HEIGHT = 270  # of each panel
 
 def panels(segmenter: Segmenter, image: np.ndarray, name: str) -> list[np.ndarray]:
     """The image over magenta with the probability as alpha, then with the matte, each `HEIGHT` high, labelled."""
-    prob = postprocess(segmenter, image, SegmentOptions())
+    prob = postprocess(segmenter, image, FrameOptions())
     out = []
     for label, alpha in (("probability as alpha", prob), ("matte", matte(prob, segmenter.threshold))):
         a8 = effects.probability_image(alpha)

@@ -1,6 +1,7 @@
-"""The package's layout stays as docs/architecture.md draws it: no import cycle between its modules (imports inside
-functions count, and so do the packages' `__init__` files), no module over 500 lines, one model loader, one threshold
-rule with one range check, one guided filter and no path outside the repository."""
+"""The package's layout stays as docs/architecture.md draws it: floors that only look down (`FLOORS`), no import cycle
+between its modules (imports inside functions count, and so do the packages' `__init__` files), no module over 500
+lines, one model loader, one threshold rule with one range check, one guided filter and no path outside the
+repository."""
 
 from __future__ import annotations
 
@@ -83,6 +84,72 @@ def test_no_import_cycle_between_the_package_modules():
     assert graph["asbunet.inference.segmenter"] >= {"asbunet.inference.weights", "asbunet.inference.preprocess"}
     cycle = find_cycle(graph)
     assert cycle is None, f"import cycle: {' -> '.join(cycle)}"
+
+
+# The floors, from the bottom up: a module imports modules of its own floor or of the floors below, never above. A
+# room is a sub-package (`asbunet/frames/`) or a top-level module (`asbunet/metrics.py`); `asbunet` is the package's
+# door (`asbunet/__init__.py`), loaded before any of its modules, so that importing it from below adds nothing.
+FLOORS: list[set[str]] = [
+    {"atomic", "metrics", "layers", "publish", "extras", "paper"},  # core: files written atomically, metrics, layers
+    {"models"},  # the networks: import only torch and the layers
+    {"inference"},  # load and run a model: pre- and post-processing, runtimes, the model's refinement
+    {"data"},  # images, masks, data sets, augmentation
+    {"frames"},  # VideoSegmenter: frames one at a time, smoothers, main person, compositing
+    {"train"},  # training, calibration, bundling, the augmentation preview
+    {"export"},  # ONNX, int8, TFLite, the bundled models' files
+    {"evaluate", "segment", "analysis"},  # the commands on a model: evaluate, segment, summary
+    {"bench", "compare"},  # the maintainers' measurements, over the commands above
+    {"cli", "asbunet"},  # the command line and the package's door
+]
+DOOR = "asbunet"
+
+
+def room(module: str) -> str:
+    """A module's room: `asbunet.frames.stream` -> `frames`, `asbunet.metrics` -> `metrics`, `asbunet` -> itself."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else parts[0]
+
+
+def floor(module: str) -> int:
+    """The floor of a module's room (0 is the bottom); a KeyError names a room that `FLOORS` does not place."""
+    for level, rooms in enumerate(FLOORS):
+        if room(module) in rooms:
+            return level
+    raise KeyError(f"{module}: room {room(module)!r} has no floor; add it to FLOORS and docs/architecture.md")
+
+
+def upward(importer: str, imported: str) -> bool:
+    """Whether `importer` importing `imported` climbs a floor (the package's door excepted)."""
+    return imported != DOOR and floor(imported) > floor(importer)
+
+
+def test_the_floor_rule_catches_an_upward_import(tmp_path):
+    source = tmp_path / "fake.py"  # a module of the base floor that reaches for a frame, inside a function
+    source.write_text("def f():\n    from asbunet.frames import stream\n")
+    assert [d for d in imported_modules(source, "asbunet.inference.fake") if upward("asbunet.inference.fake", d)] == [
+        "asbunet.frames.stream"
+    ]
+    assert upward("asbunet.inference.segmenter", "asbunet.frames.stream")  # the base floor reaching for frames
+    assert upward("asbunet.frames.stream", "asbunet.segment.options")  # frames reaching for the CLI's options
+    assert upward("asbunet.data.command", "asbunet.train.preview")
+    assert not upward("asbunet.segment.video", "asbunet.frames.stream")
+    assert not upward("asbunet.bench.pipeline", "asbunet.segment.media")  # the room above
+    assert not upward("asbunet.compare.run", "asbunet.bench.run")  # the same floor
+    assert not upward("asbunet.extras", "asbunet")  # `asbunet.__version__`
+    with pytest.raises(KeyError, match="no floor"):
+        floor("asbunet.newroom.thing")
+
+
+def test_every_room_has_a_floor_and_no_import_climbs_one():
+    rooms = {room(name) for name in MODULES}
+    placed = set().union(*FLOORS)
+    assert rooms == placed, (
+        f"rooms without a floor: {sorted(rooms - placed)}; floors without a room: {sorted(placed - rooms)}"
+    )
+    climbs = sorted(
+        f"{name} -> {dep}" for name, path in MODULES.items() for dep in imported_modules(path) if upward(name, dep)
+    )
+    assert not climbs, "imports that climb a floor (docs/architecture.md):\n" + "\n".join(climbs)
 
 
 @pytest.mark.parametrize("name", sorted(MODULES))

@@ -15,10 +15,10 @@ from safetensors.torch import save_file
 from asbunet import Segmenter
 from asbunet.cli import main
 from asbunet.evaluate.run import evaluate_model
+from asbunet.frames.stream import VideoSegmenter
 from asbunet.inference.refine import GuidedRefine
 from asbunet.inference.weights import load_checkpoint, load_model, read_safetensors
 from asbunet.metrics import iou
-from asbunet.segment.stream import VideoSegmenter
 from asbunet.train.bundle import bundle_checkpoint
 from asbunet.train.calibrate import (
     THRESHOLDS,

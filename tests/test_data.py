@@ -19,9 +19,9 @@ from asbunet.data.augment import AugmentConfig
 from asbunet.data.check import check_datasets, check_source, format_report
 from asbunet.data.dataset import EpochRandomSampler, SamplePool, ShapeBatchSampler, TrainDataset
 from asbunet.data.io import DataError, read_image, read_mask
-from asbunet.data.preview import denormalize, preview_samples, save_grid
 from asbunet.data.sources import CocoSource, FolderSource, open_source, split_indices
 from asbunet.train.config import TrainConfig
+from asbunet.train.preview import denormalize, preview_samples, save_grid
 
 # pycocotools' RLE decoding predates NumPy 2's copy keyword
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy:DeprecationWarning")

@@ -10,9 +10,9 @@ import pytest
 
 from asbunet import Segmenter, VideoSegmenter
 from asbunet.data.io import read_image
-from asbunet.segment import effects, matte
-from asbunet.segment.options import SegmentOptions
-from asbunet.segment.render import postprocess, render
+from asbunet.frames import effects, matte
+from asbunet.frames.options import FrameOptions
+from asbunet.frames.render import postprocess, render
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples" / "images"
 
@@ -67,7 +67,7 @@ def test_outputs_composite_with_the_matte(kind, effect):
     prob = ghost_probability()
     image = np.random.default_rng(0).integers(0, 256, (96, 96, 3), dtype=np.uint8)  # a sharp, busy background
     image[prob >= 0.7] = 200
-    out = render(kind, image, prob, SegmentOptions(effect=effect), 0.7)
+    out = render(kind, image, prob, FrameOptions(effect=effect), 0.7)
     outside, inside = beyond(prob >= 0.7, 8)
     if kind == "cutout":
         assert out[..., 3][outside].max() == 0 and out[..., 3][inside].min() == 255
@@ -93,7 +93,7 @@ def bundled() -> Segmenter:
 
 def test_sample_photos_keep_the_background_out(bundled):
     """Cut-outs of every bundled sample photo against the model's own mask."""
-    options = SegmentOptions()
+    options = FrameOptions()
     for path in sorted(SAMPLES.glob("*.jpg")):
         image = read_image(path)
         rgba = render("cutout", image, postprocess(bundled, image, options), options, bundled.threshold)

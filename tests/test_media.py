@@ -8,6 +8,7 @@ import pytest
 
 from asbunet import Segmenter
 from asbunet.data.io import DataError
+from asbunet.frames.options import FrameOptions
 from asbunet.segment.media import VideoReader, VideoWriter
 from asbunet.segment.options import SegmentOptions
 from asbunet.segment.video import segment_video_file
@@ -124,7 +125,7 @@ def test_segment_writes_h264_with_the_audio_and_timing_and_a_transparent_cutout(
     segmenter = Segmenter(lambda batch: batch.mean(axis=1, keepdims=True).astype(np.float32), input_size=32)
     times_ms = [0, 100, 120, 220, 240, 500, 520, 560]  # a variable frame rate
     clip = make_clip(tmp_path / "talk.mp4", times_ms)
-    options = SegmentOptions(save=("effect", "mask", "cutout"), smooth=0.5)
+    options = SegmentOptions(save=("effect", "mask", "cutout"), frame=FrameOptions(smooth=0.5))
     result = segment_video_file(segmenter, clip, tmp_path / "out", options, progress=False)
     assert [p.name for p in result.outputs] == ["talk_blur.mp4", "talk_mask.mp4", "talk_cutout.webm"]
     for path in result.outputs[:2]:

@@ -393,7 +393,7 @@ def test_decoding_ahead_stops_when_the_encoder_fails_with_every_frame_decoded():
 
 
 def test_ctrl_c_keeps_closed_partial_videos_unless_closing_fails(tmp_path, segmenter, monkeypatch):
-    from asbunet.segment import stream
+    from asbunet.frames import stream
 
     clip = noise_clip(tmp_path / "clip.mp4", 12)
     real, seen = stream.VideoSegmenter.process, []

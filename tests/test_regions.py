@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from asbunet.segment.regions import keep_main_person, main_person_region
+from asbunet.frames.regions import keep_main_person, main_person_region
 
 
 def disc(h, w, cy, cx, r):

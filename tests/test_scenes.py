@@ -21,7 +21,6 @@ from asbunet.data.augment import (
 )
 from asbunet.data.dataset import SamplePool, TrainDataset, validation_scenes
 from asbunet.data.io import DataError
-from asbunet.data.preview import denormalize
 from asbunet.data.sources import FolderSource, open_source
 from asbunet.data.teachers import TEACHER_FILES, TeacherConfig, Teachers, detector_anchors, teacher_label
 from asbunet.inference.postprocess import binarize
@@ -31,6 +30,7 @@ from asbunet.models import create_model
 from asbunet.train.calibrate import selection_iou, validation_kind
 from asbunet.train.config import TrainConfig
 from asbunet.train.engine import evaluate_iou, load_backgrounds, load_data
+from asbunet.train.preview import denormalize
 
 SCENES = AugmentConfig(
     composite=1.0,

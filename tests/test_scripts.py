@@ -71,9 +71,9 @@ def test_a_stale_import_is_caught(tmp_path):
     script = tmp_path / "old.py"
     lines = [
         "from asbunet import Segmenter, VideoSegmenter",  # one bound at import, one a lazy export in __all__
-        "from asbunet.segment import effects",  # a submodule
+        "from asbunet.frames import effects",  # a submodule
         "import asbunet.metrics",
-        "from asbunet.effects import refine_probability",  # moved to asbunet.segment.effects
+        "from asbunet.effects import refine_probability",  # moved to asbunet.frames.effects
         "from asbunet.metrics import no_such_name",
         "import asbunet.gone",
     ]

@@ -12,10 +12,11 @@ import torch
 from asbunet import create_model
 from asbunet.cli import main
 from asbunet.data.io import DataError
+from asbunet.frames import effects
+from asbunet.frames.options import FrameOptions
 from asbunet.inference.refine import GuidedRefine
 from asbunet.inference.runners import TorchRunner
 from asbunet.inference.segmenter import Segmenter
-from asbunet.segment import effects
 from asbunet.segment.files import collect_inputs, planned_outputs, segment_files
 from asbunet.segment.options import SegmentOptions
 from asbunet.segment.video import open_camera, segment_video_file
@@ -205,7 +206,8 @@ def test_segment_folder_writes_all_outputs_and_reports_the_corrupt_file(tmp_path
     folder = image_folder(tmp_path / "in")
     out = tmp_path / "out"
     options = SegmentOptions(
-        save=("mask", "prob", "overlay", "cutout", "effect"), effect=effects.ColorBackground((0, 0, 255))
+        save=("mask", "prob", "overlay", "cutout", "effect"),
+        frame=FrameOptions(effect=effects.ColorBackground((0, 0, 255))),
     )
     messages: list[str] = []
     report = segment_files(bright_segmenter, [folder], out, options, progress=False, log=messages.append)
@@ -248,7 +250,11 @@ def test_default_outputs(tmp_path, bright_segmenter):
     report = segment_files(bright_segmenter, [path], tmp_path / "o1", progress=False)
     assert [p.name for p in report.written] == ["one.png"]
     report = segment_files(
-        bright_segmenter, [path], tmp_path / "o2", SegmentOptions(effect=effects.BlurBackground()), progress=False
+        bright_segmenter,
+        [path],
+        tmp_path / "o2",
+        SegmentOptions(frame=FrameOptions(effect=effects.BlurBackground())),
+        progress=False,
     )
     assert [p.name for p in report.written] == ["one.png", "one_blur.jpg"]
 
@@ -348,7 +354,11 @@ def test_video_in_and_out_keeps_frames_size_and_fps(tmp_path, random_segmenter):
     clip = write_clip(tmp_path / "clip.mp4")
     assert video_info(clip)[:3] == (10, 64, 48)
     result = segment_video_file(
-        random_segmenter, clip, tmp_path / "out", SegmentOptions(save=("effect", "mask"), smooth=0.5), progress=False
+        random_segmenter,
+        clip,
+        tmp_path / "out",
+        SegmentOptions(save=("effect", "mask"), frame=FrameOptions(smooth=0.5)),
+        progress=False,
     )
     assert [p.name for p in result.outputs] == ["clip_blur.mp4", "clip_mask.mp4"]
     assert result.frames == 10 and result.fps > 0 and "10 frames" in result.summary()
@@ -372,7 +382,7 @@ def test_video_smoothing_steadies_the_mask(tmp_path):
             segmenter,
             clip,
             tmp_path / f"s{smooth}",
-            SegmentOptions(save=("prob",), smoother="ema", smooth=smooth),
+            SegmentOptions(save=("prob",), frame=FrameOptions(smoother="ema", smooth=smooth)),
             progress=False,
         )
         capture, values = cv2.VideoCapture(str(result.outputs[0])), []

@@ -11,9 +11,11 @@ import pytest
 from asbunet import Segmenter
 from asbunet.cli import main
 from asbunet.data.io import DataError
-from asbunet.segment import devices, effects, sinks, video
+from asbunet.frames import effects
+from asbunet.frames.options import FrameOptions
+from asbunet.frames.stream import VideoSegmenter
+from asbunet.segment import devices, sinks, video
 from asbunet.segment.options import SegmentOptions
-from asbunet.segment.stream import VideoSegmenter
 
 
 class FakeCamera:
@@ -190,12 +192,12 @@ def test_camera_to_virtual_camera_runs_the_frame_api_path(tmp_path, monkeypatch,
     clip = grey_clip(tmp_path / "cam.avi")
     monkeypatch.setattr(video, "open_camera", lambda index: cv2.VideoCapture(str(clip)))
     segmenter = brightness_segmenter()
-    options = SegmentOptions(effect=effects.ColorBackground((0, 255, 0)), smooth=0.5)
+    options = SegmentOptions(frame=FrameOptions(effect=effects.ColorBackground((0, 255, 0)), smooth=0.5))
     result = video.segment_camera(segmenter, 0, None, options, progress=False, virtual_camera=True)
     camera = FakeCamera.opened[0]
     assert result.frames == 6 and result.outputs == [] and camera.closed
     assert (camera.width, camera.height, camera.fps) == (64, 48, 15.0)
-    reference = VideoSegmenter(segmenter, options)
+    reference = VideoSegmenter(segmenter, options.frame)
     capture = cv2.VideoCapture(str(clip))
     for sent in camera.frames:
         expected = reference.process(cv2.cvtColor(capture.read()[1], cv2.COLOR_BGR2RGB)).effect

@@ -1,13 +1,13 @@
-"""Temporal smoothers and the flicker metric (`asbunet.segment.temporal`) on small synthetic sequences."""
+"""Temporal smoothers and the flicker metric (`asbunet.frames.temporal`) on small synthetic sequences."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
+from asbunet.frames import temporal
+from asbunet.frames.flicker import flicker, flicker_pairs
 from asbunet.metrics import iou
-from asbunet.segment import temporal
-from asbunet.segment.flicker import flicker, flicker_pairs
 
 H, W, T = 64, 128, 24
 

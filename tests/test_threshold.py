@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from asbunet.cli import main
+from asbunet.frames.stream import VideoSegmenter
+from asbunet.frames.temporal import Hysteresis
 from asbunet.inference.postprocess import binarize, check_threshold
 from asbunet.inference.segmenter import Segmenter
-from asbunet.segment.stream import VideoSegmenter
-from asbunet.segment.temporal import Hysteresis
 from asbunet.train.bundle import bundle_checkpoint
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"

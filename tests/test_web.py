@@ -23,9 +23,9 @@ import numpy as np
 import pytest
 
 from asbunet import Segmenter
+from asbunet.frames.temporal import DEFAULT_SMOOTHER, create_smoother
 from asbunet.inference.postprocess import sigmoid
 from asbunet.inference.refine import GuidedRefine
-from asbunet.segment.temporal import DEFAULT_SMOOTHER, create_smoother
 
 REPO = Path(__file__).resolve().parents[1]
 WEB = REPO / "web"

@@ -112,7 +112,7 @@ function defaultBackground(width, height) {
   return canvas;
 }
 
-// The background of `asbunet.segment.effects.blur_background`: a Gaussian of sigma = long side / 40 on a copy
+// The background of `asbunet.frames.effects.blur_background`: a Gaussian of sigma = long side / 40 on a copy
 // downscaled so that the blur is 4 px there, with the person masked out before blurring (premultiplied alpha makes
 // the canvas blur a normalized convolution), over the plainly blurred frame where the window holds little background.
 function drawBlurredBackground(image, prob, width, height) {
@@ -148,7 +148,7 @@ function drawCover(source, width, height) {
   outCtx.drawImage(source, (width - w) / 2, (height - h) / 2, w, h);
 }
 
-// out = alpha * frame + (1 - alpha) * background, alpha = the person probability (`asbunet.segment.effects.composite`).
+// out = alpha * frame + (1 - alpha) * background, alpha = the person probability (`asbunet.frames.effects.composite`).
 function render(image, prob, binary, width, height) {
   resize(output, width, height);
   const mode = background();

@@ -208,7 +208,7 @@ export function logitsToProbability(logits, h, w, height, width) {
 }
 
 /**
- * The video pipeline's default smoother (`asbunet.segment.temporal.ConfidenceGatedEMA`): a moving average whose
+ * The video pipeline's default smoother (`asbunet.frames.temporal.ConfidenceGatedEMA`): a moving average whose
  * memory fades where the probability changes, `s = p + w (s - p)` with `w = m (1 - min(1, |p - s| / delta))`;
  * noise around a steady value is averaged away, a person arriving, leaving or moving is taken at once.
  */

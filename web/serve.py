@@ -173,8 +173,8 @@ def bundled_models() -> list[dict]:
 
 def write_models() -> list[dict]:
     """Copies the bundled ONNX files to web/models/ and writes web/models/models.json; returns its entries."""
+    from asbunet.frames.temporal import DEFAULT_SMOOTHER
     from asbunet.inference.preprocess import IMAGENET_MEAN, IMAGENET_STD, SIZE_MULTIPLE
-    from asbunet.segment.temporal import DEFAULT_SMOOTHER
 
     models = bundled_models()
     for spec in models:

@@ -42,10 +42,10 @@ import cv2
 import numpy as np
 
 from asbunet import Segmenter
+from asbunet.frames import temporal
+from asbunet.frames.flicker import flicker
 from asbunet.inference.postprocess import logits_to_probability
 from asbunet.metrics import iou
-from asbunet.segment import temporal
-from asbunet.segment.flicker import flicker
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent

@@ -24,7 +24,7 @@ __all__ = [
 
 def __getattr__(name: str):
     if name in ("VideoSegmenter", "FrameResult"):
-        from asbunet.segment import stream
+        from asbunet.frames import stream
 
         return getattr(stream, name)
     if name in ("create_model", "list_models"):

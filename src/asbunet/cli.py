@@ -63,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     analysis_command.add_summary_parser(sub)
     analysis_command.add_receptive_field_parser(sub)
     data_command.add_check_data_parser(sub)
-    data_command.add_preview_augment_parser(sub)
+    train_command.add_preview_augment_parser(sub)
     data_command.add_teacher_labels_parser(sub)
     # hidden aliases, the old names of modes (not listed in --help)
     bench_command.add_bench_video_parser(sub)

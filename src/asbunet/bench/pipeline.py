@@ -21,14 +21,14 @@ from asbunet import atomic
 from asbunet.bench.machine import describe_isa_of, describe_machine, machine_info
 from asbunet.bench.outputs import segmenter_for
 from asbunet.data.io import IMAGE_SUFFIXES, DataError, read_image
+from asbunet.frames.render import render
+from asbunet.frames.stream import VideoSegmenter
 from asbunet.inference.peers import DEFAULT_PEERS_DIR
 from asbunet.inference.preprocess import normalize
 from asbunet.inference.segmenter import Segmenter
 from asbunet.inference.weights import bundled_models
 from asbunet.segment.media import VideoReader, VideoWriter
 from asbunet.segment.options import SegmentOptions
-from asbunet.segment.render import render
-from asbunet.segment.stream import VideoSegmenter
 from asbunet.segment.video import segment_video
 
 CLIP_SIZE = (1280, 720)
@@ -92,7 +92,7 @@ def stage_times(segmenter: Segmenter, clip: Path, options: SegmentOptions, frame
     """Median milliseconds per frame of each stage, run one after the other on one thread of control: `network` runs
     the model on the frame resized to its input, `resize` brings its probability back to the frame's size (the
     model's refinement, or bilinearly: `Segmenter.probability`)."""
-    video = VideoSegmenter(segmenter, options)
+    video = VideoSegmenter(segmenter, options.frame)
     times: dict[str, list[float]] = {k: [] for k in ("decode", "network", "resize", "smooth", "effect", "encode")}
     with (
         VideoReader(clip) as reader,

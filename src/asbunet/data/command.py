@@ -1,5 +1,4 @@
-"""The command line of this room, each subparser beside its command:
-`asbunet check-data`, `asbunet preview-augment`, `asbunet teacher-labels`."""
+"""The command line of this room, each subparser beside its command: `asbunet check-data`, `asbunet teacher-labels`."""
 
 from __future__ import annotations
 
@@ -32,38 +31,6 @@ def add_check_data_parser(sub) -> None:
         help="report problems but exit 0 while usable samples remain (as data.skip_bad=true trains)",
     )
     p.set_defaults(func=cmd_check_data)
-
-
-def cmd_preview_augment(args) -> None:
-    from tqdm import tqdm
-
-    from asbunet.data.preview import preview_samples, save_grid
-    from asbunet.train.config import load_config
-
-    cfg = load_config(args.config, args.overrides)
-    pool_size = args.pool_size or None
-    samples = preview_samples(cfg, args.count, args.epoch, pool_size, lambda it: tqdm(it, desc="loading", leave=False))
-    title = f"{args.config}: epoch {args.epoch}, " + (
-        "first samples of training" if pool_size is None else f"pool of {pool_size} samples per dataset"
-    )
-    print(f"wrote {save_grid(samples, args.output, title)} ({len(samples)} samples)")
-
-
-def add_preview_augment_parser(sub) -> None:
-    """The `preview-augment` subcommand's arguments."""
-    p = sub.add_parser("preview-augment", help="grid of augmented training samples with their masks (Section IV-A)")
-    p.add_argument("--config", required=True, help="YAML training config, e.g. configs/pfcn_fast.yaml")
-    p.add_argument("--count", type=int, default=16, help="number of samples (default 16)")
-    p.add_argument("--output", required=True, help="image file to write, e.g. augment.png")
-    p.add_argument("--epoch", type=int, default=1, help="epoch whose augmentation to show (default 1)")
-    p.add_argument(
-        "--pool-size",
-        type=int,
-        default=64,
-        help="samples loaded per dataset (default 64); 0 loads all: exactly the run's first samples",
-    )
-    p.add_argument("overrides", nargs="*", help="key=value config overrides, e.g. augment.composite=1")
-    p.set_defaults(func=cmd_preview_augment)
 
 
 def cmd_teacher_labels(args) -> None:

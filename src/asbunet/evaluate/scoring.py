@@ -12,6 +12,8 @@ from tqdm import tqdm
 
 from asbunet.data.io import DataError
 from asbunet.data.sources import FolderSource, Source
+from asbunet.frames.flicker import flicker_pairs
+from asbunet.frames.temporal import smoother_for
 from asbunet.inference.postprocess import binarize
 from asbunet.inference.preprocess import normalize, resize_to, to_rgb
 from asbunet.inference.segmenter import Segmenter
@@ -21,8 +23,6 @@ from asbunet.metrics import (
     ImageStats,
     image_stats,
 )
-from asbunet.segment.flicker import flicker_pairs
-from asbunet.segment.temporal import smoother_for
 
 RESIZE_MODES = ("keep", "square")
 
@@ -60,7 +60,7 @@ class Settings:
     band: IgnoreBand = IgnoreBand()
     boundary_ratio: float = BOUNDARY_DILATION_RATIO
     video: bool = False  # each data set is a frame sequence (name order): flicker is scored, `smoother` applies
-    smoother: str = "frame_by_frame"  # `asbunet.segment.temporal` smoother run over a sequence's probabilities
+    smoother: str = "frame_by_frame"  # `asbunet.frames.temporal` smoother run over a sequence's probabilities
 
     def __post_init__(self):
         if self.resize not in RESIZE_MODES:

@@ -15,9 +15,10 @@ def cmd_segment(args) -> None:
     import cv2
 
     from asbunet.data.io import MAX_PIXELS, pixel_limit
+    from asbunet.frames.effects import parse_background
+    from asbunet.frames.options import FrameOptions
     from asbunet.inference.segmenter import Segmenter
     from asbunet.segment.devices import check_camera
-    from asbunet.segment.effects import parse_background
     from asbunet.segment.files import segment_files
     from asbunet.segment.options import SegmentOptions
     from asbunet.segment.sinks import check_virtual_camera
@@ -43,14 +44,8 @@ def cmd_segment(args) -> None:
         save += ("effect",)
     with pixel_limit(MAX_PIXELS if args.max_pixels is None else args.max_pixels):
         effect = None if args.background is None else parse_background(args.background)
-        options = SegmentOptions(
-            save=save,
-            effect=effect,
-            smoother=args.smoother,
-            smooth=args.smooth,
-            max_frames=args.max_frames,
-            main_person=args.main_person,
-        )
+        frame = FrameOptions(effect=effect, smoother=args.smoother, smooth=args.smooth, main_person=args.main_person)
+        options = SegmentOptions(save=save, max_frames=args.max_frames, frame=frame)
         segmenter = Segmenter.from_pretrained(
             args.model, input_size=args.size, runtime=args.runtime, threshold=args.threshold, refine=args.refine
         )
@@ -82,8 +77,8 @@ def cmd_segment(args) -> None:
 
 def add_segment_parser(sub) -> None:
     """The `segment` subcommand's arguments."""
-    from asbunet.segment.options import SegmentOptions
-    from asbunet.segment.temporal import DEFAULT_SMOOTHER, OLD_SMOOTHER, SMOOTHERS
+    from asbunet.frames.options import FrameOptions
+    from asbunet.frames.temporal import DEFAULT_SMOOTHER, OLD_SMOOTHER, SMOOTHERS
 
     p = sub.add_parser("segment", help="person masks and effects for images, folders, videos or a camera")
     p.add_argument("inputs", nargs="*", metavar="INPUT", help="image or video files, folders, glob patterns")
@@ -121,9 +116,9 @@ def add_segment_parser(sub) -> None:
     )
     p.add_argument(
         "--smoother",
-        default=SegmentOptions.smoother,
+        default=FrameOptions.smoother,
         choices=list(SMOOTHERS),
-        help=f"video: how masks are steadied over time (default {SegmentOptions.smoother}: averaged where the "
+        help=f"video: how masks are steadied over time (default {FrameOptions.smoother}: averaged where the "
         "probability barely changes, large changes passed at once; docs/segment.md)",
     )
     p.add_argument("--smooth", dest="smooth", type=float, help=argparse.SUPPRESS, default=argparse.SUPPRESS)

@@ -31,11 +31,12 @@ from pathlib import Path
 from tqdm import tqdm
 
 from asbunet.data.io import IMAGE_SUFFIXES, VIDEO_SUFFIXES, DataError, read_image
+from asbunet.frames.render import postprocess, render
 from asbunet.inference.preprocess import input_warning
 from asbunet.inference.segmenter import Segmenter
 from asbunet.publish import OutputBusyError, claimed
 from asbunet.segment.options import SegmentOptions, is_video, output_names, video_outputs
-from asbunet.segment.render import postprocess, prepare_output_dir, render, write_image
+from asbunet.segment.outputs import prepare_output_dir, write_image
 
 SUFFIXES = IMAGE_SUFFIXES + VIDEO_SUFFIXES
 
@@ -168,7 +169,7 @@ def planned_outputs(inputs: Sequence[Path], output: Path, options: SegmentOption
     for path in inputs:
         video = is_video(path)
         kinds = video_outputs(options, str(path)) if video else options.outputs_for(False)
-        targets = [output / f"{path.stem}{output_names(k, options.background, video)}" for k in kinds]
+        targets = [output / f"{path.stem}{output_names(k, options.frame.background, video)}" for k in kinds]
         for t in targets:
             if t.resolve() in sources:
                 raise ValueError(f"{t}: output would overwrite an input; choose another --output folder")
@@ -199,12 +200,12 @@ def segment_image(
     if warn is not None and (problem := input_warning(image)):
         warn(problem)
     options = options or SegmentOptions()
-    prob = postprocess(segmenter, image, options)
+    prob = postprocess(segmenter, image, options.frame)
     with claimed(targets) as group:  # all of the image's outputs, or none
         for kind, target in zip(options.outputs_for(False), targets, strict=True):
             tmp = group.temporary(target)
             try:
-                write_image(tmp, render(kind, image, prob, options, segmenter.threshold))
+                write_image(tmp, render(kind, image, prob, options.frame, segmenter.threshold))
             except OSError as err:  # named by the final name, not the temporary one
                 raise OSError(str(err).replace(str(tmp), str(target))) from None
     return list(targets)

@@ -1,16 +1,15 @@
-"""What `asbunet segment` writes for each input and how it post-processes the probability over time: `SegmentOptions`,
-the output kinds and their file names. The threshold and the refinement are the model's (`Segmenter`), not options."""
+"""What `asbunet segment` writes for each input: `SegmentOptions` (the output kinds, how many frames, and the frames'
+own `FrameOptions`) and the outputs' file names. The threshold and the refinement are the model's (`Segmenter`)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from asbunet.data.io import VIDEO_SUFFIXES
-from asbunet.segment import effects, temporal
-
-OUTPUTS = ("mask", "prob", "overlay", "cutout", "effect")
-
+from asbunet.frames import effects
+from asbunet.frames.options import FrameOptions
+from asbunet.frames.render import OUTPUTS
 
 IMAGE_DEFAULT = ("mask",)
 
@@ -20,46 +19,27 @@ VIDEO_DEFAULT = ("effect",)
 
 @dataclass(frozen=True)
 class SegmentOptions:
-    """What to write and how to post-process.
+    """What to write, and how its frames are post-processed.
 
     Args:
         save: outputs among `OUTPUTS`; `None` writes `mask` for images (plus `effect` when an effect is given)
             and `effect` for videos.
-        effect: the background effect of the `effect` output (`asbunet.segment.effects.parse_background`); `None` means
-            `BlurBackground()`.
-        smoother: video only: how the probability is smoothed over time (`asbunet.segment.temporal.SMOOTHERS`);
-            the default "confidence" averages where the probability barely changes and lets large changes through.
-        smooth: video only: the smoother's weight of the past frames in [0, 1); None = its chosen value
-            (`temporal.DEFAULT_SMOOTHER` for "confidence", `temporal.OLD_SMOOTHER` for "ema"), 0 = off.
         max_frames: video only: stop after this many frames (`None` = all; a camera runs until interrupted).
-        main_person: keep only the main person (`asbunet.segment.regions`): the largest connected person region,
-            favouring the centre; everyone else is treated as background.
+        frame: smoothing over time, the main person and the background effect (`asbunet.frames.options`), as
+            `VideoSegmenter` takes them.
     """
 
     save: tuple[str, ...] | None = None
-    effect: effects.Effect | None = None
-    smoother: str = temporal.DEFAULT_SMOOTHER[0]
-    smooth: float | None = None
     max_frames: int | None = None
-    main_person: bool = False
+    frame: FrameOptions = field(default_factory=FrameOptions)
 
     def __post_init__(self):
         if self.save is not None:
             unknown = [s for s in self.save if s not in OUTPUTS]
             if unknown or not self.save:
                 raise ValueError(f"unknown output {', '.join(unknown) or '(empty)'}; choose from: {', '.join(OUTPUTS)}")
-        if self.smooth is not None and not 0.0 <= self.smooth < 1.0:
-            raise ValueError(f"smooth must be in [0, 1) (0 = off), got {self.smooth}")
-        unknown = [n for n in self.smoother.split("+") if n not in temporal.SMOOTHERS]
-        if unknown:
-            raise ValueError(f"unknown smoother {self.smoother!r}; choose from: {', '.join(temporal.SMOOTHERS)}")
         if self.max_frames is not None and self.max_frames < 1:
             raise ValueError(f"max_frames must be >= 1, got {self.max_frames}")
-
-    @property
-    def background(self) -> effects.Effect:
-        """The effect of the `effect` output."""
-        return effects.BlurBackground() if self.effect is None else self.effect
 
     def outputs_for(self, is_video: bool) -> tuple[str, ...]:
         """Output kinds written for an image or a video."""
@@ -67,7 +47,7 @@ class SegmentOptions:
             return self.save
         if is_video:
             return VIDEO_DEFAULT
-        return IMAGE_DEFAULT if self.effect is None else (*IMAGE_DEFAULT, "effect")
+        return IMAGE_DEFAULT if self.frame.effect is None else (*IMAGE_DEFAULT, "effect")
 
 
 def is_video(path: Path) -> bool:

@@ -31,13 +31,13 @@ from tqdm import tqdm
 
 from asbunet import atomic
 from asbunet.data.io import DataError, check_pixels
+from asbunet.frames.stream import VideoSegmenter
 from asbunet.inference.segmenter import Segmenter
 from asbunet.publish import claimed
 from asbunet.segment.media import VideoReader, VideoWriter
 from asbunet.segment.options import SegmentOptions, output_names, video_outputs
-from asbunet.segment.render import prepare_output_dir
+from asbunet.segment.outputs import prepare_output_dir
 from asbunet.segment.sinks import FrameSink, PreviewSink, RecordingSink, VirtualCameraSink
-from asbunet.segment.stream import VideoSegmenter
 
 QUEUE_SIZE = 4  # frames decoded ahead of the network, and rendered frames waiting for the encoder
 
@@ -192,7 +192,7 @@ def segment_video(
     kinds = video_outputs(options, source)
     if len(targets) != len(kinds):
         raise ValueError(f"{source}: {len(targets)} output files given for {len(kinds)} outputs ({', '.join(kinds)})")
-    video = VideoSegmenter(segmenter, options)
+    video = VideoSegmenter(segmenter, options.frame)
     reader = VideoReader(path)
     total = reader.frames or None
     if options.max_frames is not None:
@@ -264,7 +264,7 @@ def segment_video_file(
     options = options or SegmentOptions()
     path = Path(path)
     kinds = video_outputs(options, str(path))
-    targets = [Path(output) / f"{path.stem}{output_names(k, options.background, True)}" for k in kinds]
+    targets = [Path(output) / f"{path.stem}{output_names(k, options.frame.background, True)}" for k in kinds]
     if any(t.resolve() == path.resolve() for t in targets):
         raise ValueError(f"{path}: output would overwrite the input; choose another output folder")
     prepare_output_dir(output)
@@ -376,7 +376,7 @@ def segment_camera(
         if kinds and output is not None:
             out = prepare_output_dir(output)
             for kind in kinds:
-                target = out / f"camera{index}{output_names(kind, options.background, True)}"
+                target = out / f"camera{index}{output_names(kind, options.frame.background, True)}"
                 targets.append(target)
                 partials.append(atomic.partial_path(target))
                 sinks.setdefault(kind, []).append(
@@ -388,7 +388,7 @@ def segment_camera(
             for sink in group:
                 sink.close()
         raise
-    video = VideoSegmenter(segmenter, options)
+    video = VideoSegmenter(segmenter, options.frame)
     count, seconds, interrupted = run_live(
         video, camera_frames(capture, source), sinks, source, options.max_frames, progress
     )

@@ -17,12 +17,12 @@ from functools import cached_property
 
 import numpy as np
 
+from asbunet.frames import effects, matte, temporal
+from asbunet.frames.options import FrameOptions
+from asbunet.frames.render import postprocess, render
 from asbunet.inference.postprocess import binarize
 from asbunet.inference.preprocess import to_rgb
 from asbunet.inference.segmenter import Segmenter
-from asbunet.segment import effects, matte, temporal
-from asbunet.segment.options import SegmentOptions
-from asbunet.segment.render import postprocess, render
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ class FrameResult:
 
     image: np.ndarray
     probability: np.ndarray
-    options: SegmentOptions
+    options: FrameOptions
     threshold: float
 
     @cached_property
@@ -43,7 +43,7 @@ class FrameResult:
     @cached_property
     def alpha(self) -> np.ndarray:
         """The compositing alpha (H, W) float32: 1 inside the person, 0 outside, soft only at the edge
-        (`asbunet.segment.matte`)."""
+        (`asbunet.frames.matte`)."""
         return matte.matte(self.probability, self.threshold)
 
     @cached_property
@@ -52,7 +52,7 @@ class FrameResult:
         return render("effect", self.image, self.probability, self.options, self.threshold, self.alpha)
 
     def render(self, kind: str) -> np.ndarray:
-        """One output kind (`asbunet.segment.options.OUTPUTS`) as a uint8 array."""
+        """One output kind (`asbunet.frames.render.OUTPUTS`) as a uint8 array."""
         if kind == "effect":
             return self.effect
         alpha = self.alpha if kind == "cutout" else None
@@ -64,18 +64,18 @@ class VideoSegmenter:
 
     Args:
         segmenter: the model (default: the bundled one, `Segmenter.from_pretrained()`).
-        options: post-processing and effect (`SegmentOptions`: `smoother`, `smooth`, `main_person`, `effect`); the
+        options: post-processing and effect (`FrameOptions`: `smoother`, `smooth`, `main_person`, `effect`); the
             keyword arguments below override its fields.
-        background: `"blur"`, a colour (`"#00ff00"`, `"green"`) or an image path (`asbunet.segment.effects`).
+        background: `"blur"`, a colour (`"#00ff00"`, `"green"`) or an image path (`asbunet.frames.effects`).
         threshold: the mask threshold of the frames, in (0, 1); None: the segmenter's (the model's own).
         refine: False resizes the probability back bilinearly even where the model carries a refinement.
-        **overrides: fields of `SegmentOptions` (e.g. `smooth=0`, `main_person=True`).
+        **overrides: fields of `FrameOptions` (e.g. `smooth=0`, `main_person=True`).
     """
 
     def __init__(
         self,
         segmenter: Segmenter | None = None,
-        options: SegmentOptions | None = None,
+        options: FrameOptions | None = None,
         background: str | effects.Effect | None = None,
         threshold: float | None = None,
         refine: bool = True,
@@ -83,7 +83,11 @@ class VideoSegmenter:
     ):
         segmenter = segmenter if segmenter is not None else Segmenter.from_pretrained()
         self.segmenter = segmenter.with_settings(threshold, refine)  # the frames' threshold, resolved once
-        options = options or SegmentOptions()
+        options = options or FrameOptions()
+        if not isinstance(options, FrameOptions):
+            raise TypeError(
+                f"options must be FrameOptions (a command's options hold theirs), got {type(options).__name__}"
+            )
         if background is not None:
             overrides["effect"] = effects.parse_background(background) if isinstance(background, str) else background
         self.options = replace(options, **overrides)

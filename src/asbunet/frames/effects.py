@@ -4,7 +4,7 @@ Compositing only: how the probability reaches the image's size (bilinearly, or a
 model's own refinement) is the model's business (`asbunet.inference.refine`, applied by `Segmenter.predict`).
 
 Every effect takes an RGB uint8 image `(H, W, 3)` and an alpha `(H, W)` float32 in [0, 1] and composites
-`out = alpha * image + (1 - alpha) * background`. The alpha is `asbunet.segment.matte.matte` of the probability: 1
+`out = alpha * image + (1 - alpha) * background`. The alpha is `asbunet.frames.matte.matte` of the probability: 1
 inside the person, 0 outside, soft only at the edge, so that no background the model is half sure of shows through.
 """
 

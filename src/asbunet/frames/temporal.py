@@ -23,7 +23,7 @@ probabilities (and the frame as RGB uint8 `(H, W, 3)`, which `motion` and `flow`
 `reset()` between videos; `create_smoother(name, **params)` builds one by name. They work on plain numpy arrays so the
 video pipeline calls one on the model's probability (`Segmenter.predict`, refined or bilinear) of each frame.
 
-Their steadiness is measured by `asbunet.segment.flicker`: the share of pixels whose predicted mask changes between
+Their steadiness is measured by `asbunet.frames.flicker`: the share of pixels whose predicted mask changes between
 consecutive frames where the label does not change, mean over frame pairs.
 `experiments/temporal/study.py` chose the default smoother and its parameters on synthetic clips built from the
 training data and reports it on davis_person.

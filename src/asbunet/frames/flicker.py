@@ -2,7 +2,7 @@
 
 `flicker(masks, labels)` is the share of pixels whose predicted mask changes between consecutive frames where the
 label does not change, mean over frame pairs (lower is steadier); without labels, the share of all pixels that change.
-`asbunet evaluate --video` reports it for frame sequences; `asbunet.segment.temporal` holds the smoothers that lower it.
+`asbunet evaluate --video` reports it for frame sequences; `asbunet.frames.temporal` holds the smoothers that lower it.
 """
 
 from __future__ import annotations
