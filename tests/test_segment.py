@@ -14,6 +14,7 @@ from asbunet.cli import main
 from asbunet.data.io import DataError
 from asbunet.frames import effects
 from asbunet.frames.options import FrameOptions
+from asbunet.frames.stream import VideoSegmenter
 from asbunet.inference.refine import GuidedRefine
 from asbunet.inference.runners import TorchRunner
 from asbunet.inference.segmenter import Segmenter
@@ -280,6 +281,18 @@ def test_collect_inputs_and_output_plan_errors(tmp_path):
         planned_outputs(collect_inputs([tmp_path / "other"]), tmp_path / "other", SegmentOptions())
     with pytest.raises(ValueError, match="choose from: mask, prob"):
         SegmentOptions(save=("mask", "sparkles"))
+
+
+def test_the_frame_api_takes_frame_options_not_the_commands(bright_segmenter):
+    """`VideoSegmenter` knows nothing of what `segment` saves or for how many frames: it takes `FrameOptions`, which
+    `SegmentOptions` holds as `frame`."""
+    options = SegmentOptions(save=("effect",), max_frames=3, frame=FrameOptions(smooth=0.5, main_person=True))
+    video = VideoSegmenter(bright_segmenter, options.frame)
+    assert video.options == FrameOptions(smooth=0.5, main_person=True) and not hasattr(video.options, "save")
+    with pytest.raises(TypeError, match="its .frame"):
+        VideoSegmenter(bright_segmenter, options)
+    with pytest.raises(ValueError, match="smooth must be in"):
+        FrameOptions(smooth=1.0)
 
 
 # ---------------------------------------------------------------------------------------------------------------

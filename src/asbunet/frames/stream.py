@@ -86,7 +86,7 @@ class VideoSegmenter:
         options = options or FrameOptions()
         if not isinstance(options, FrameOptions):
             raise TypeError(
-                f"options must be FrameOptions (a command's options hold theirs), got {type(options).__name__}"
+                f"options must be FrameOptions (of SegmentOptions: its .frame), got {type(options).__name__}"
             )
         if background is not None:
             overrides["effect"] = effects.parse_background(background) if isinstance(background, str) else background
