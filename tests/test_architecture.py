@@ -97,7 +97,7 @@ FLOORS: list[set[str]] = [
     {"frames"},  # VideoSegmenter: frames one at a time, smoothers, main person, compositing
     {"train"},  # training, calibration, bundling, the augmentation preview
     {"export"},  # ONNX, int8, TFLite, the bundled models' files
-    {"evaluate", "segment", "analysis"},  # the commands on a model: evaluate, segment, summary
+    {"evaluate", "segment", "distributed", "analysis"},  # the commands on a model: evaluate, segment (Ray), summary
     {"bench", "compare"},  # the maintainers' measurements, over the commands above
     {"cli", "asbunet"},  # the command line and the package's door
 ]

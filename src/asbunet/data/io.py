@@ -118,12 +118,18 @@ def read_image(path: str | Path, max_pixels: int | None = None) -> np.ndarray:
         raw = path.read_bytes()
     except OSError as err:
         raise DataError(f"{path}: cannot be read ({err.strerror or err})") from None
+    return decode_image(raw, path, max_pixels)
+
+
+def decode_image(raw: bytes, source: str | Path, max_pixels: int | None = None) -> np.ndarray:
+    """Decodes the bytes of an image file as `read_image` does (RGB uint8 `(H, W, 3)`, the pixel limit checked from
+    the header first); errors name `source`, the file or URI the bytes came from."""
     if not raw:
-        raise DataError(f"{path}: file is empty")
-    header_size(path, raw, max_pixels)
+        raise DataError(f"{source}: file is empty")
+    header_size(source, raw, max_pixels)
     image = cv2.imdecode(np.frombuffer(raw, dtype=np.uint8), cv2.IMREAD_COLOR)
     if image is None:
-        raise DataError(f"{path}: not a readable image (corrupt, truncated or unsupported format)")
+        raise DataError(f"{source}: not a readable image (corrupt, truncated or unsupported format)")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 

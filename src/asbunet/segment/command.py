@@ -34,6 +34,12 @@ def cmd_segment(args) -> None:
         raise ValueError(f"--size must be at least 16 (the output stride), got {args.size}")
     if args.max_pixels is not None and args.max_pixels < 1:
         raise ValueError(f"--max-pixels must be at least 1, got {args.max_pixels}")
+    if args.threads is not None and args.threads < 1:
+        raise ValueError(f"--threads must be at least 1, got {args.threads}")
+    if args.engine == "ray" and args.camera is not None:
+        raise ValueError("--engine ray segments image files, not a camera")
+    if args.actors is not None and args.engine != "ray":
+        raise ValueError("--actors goes with --engine ray")
     if args.camera is not None:  # what exists and how to set it up, before the model loads or the camera opens
         if args.virtual_camera:
             check_virtual_camera(args.virtual_camera if isinstance(args.virtual_camera, str) else None)
@@ -46,9 +52,12 @@ def cmd_segment(args) -> None:
         effect = None if args.background is None else parse_background(args.background)
         frame = FrameOptions(effect=effect, smoother=args.smoother, smooth=args.smooth, main_person=args.main_person)
         options = SegmentOptions(save=save, max_frames=args.max_frames, frame=frame)
-        segmenter = Segmenter.from_pretrained(
-            args.model, input_size=args.size, runtime=args.runtime, threshold=args.threshold, refine=args.refine
-        )
+        ray = args.engine == "ray"
+        segmenter = None  # with Ray, the actors load the model
+        if not ray:
+            segmenter = Segmenter.from_pretrained(
+                args.model, args.size, args.threads, args.runtime, threshold=args.threshold, refine=args.refine
+            )
         previous = signal.signal(signal.SIGTERM, _interrupt)  # closes the videos being written, as Ctrl+C does
         try:
             if args.camera is not None:
@@ -62,7 +71,14 @@ def cmd_segment(args) -> None:
                 )
                 print(result.summary())
                 return
-            report = segment_files(segmenter, args.inputs, args.output, options)
+            if ray:
+                from asbunet.distributed.pipeline import segment_dataset
+
+                model = dict(model=args.model, runtime=args.runtime, size=args.size, threads=args.threads or 1)
+                model.update(threshold=args.threshold, refine=args.refine)
+                report = segment_dataset(args.inputs, args.output, options, actors=args.actors, **model)
+            else:
+                report = segment_files(segmenter, args.inputs, args.output, options)
         except KeyboardInterrupt:
             print("asbunet segment: interrupted", file=sys.stderr)
             raise SystemExit(130) from None
@@ -130,6 +146,22 @@ def add_segment_parser(sub) -> None:
         help="video: the smoother's weight of past frames in [0, 1), 0 = off (default: the smoother's own, "
         f"{DEFAULT_SMOOTHER[1]['momentum']} for {DEFAULT_SMOOTHER[0]}, {OLD_SMOOTHER[1]['momentum']} for "
         f"{OLD_SMOOTHER[0]})",
+    )
+    p.add_argument(
+        "--engine",
+        choices=["local", "ray"],
+        default="local",
+        help="local: this process; ray: image files on a Ray cluster (the ray extra; RAY_ADDRESS, else a cluster on "
+        "this machine), outputs already there are left out (docs/scale.md)",
+    )
+    p.add_argument(
+        "--actors", type=int, metavar="N", help="ray: segmenting actors (default: the cluster's CPUs / threads)"
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        metavar="N",
+        help="threads of the model's runtime (default: one per core); with --engine ray, of each actor (default 1)",
     )
     p.add_argument("--main-person", action="store_true", help="keep only the main person (largest, most central)")
     p.add_argument("--camera", type=int, metavar="N", help="segment camera N live instead of INPUT files")

@@ -28,6 +28,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from tqdm import tqdm
 
 from asbunet.data.io import IMAGE_SUFFIXES, VIDEO_SUFFIXES, DataError, read_image
@@ -189,14 +190,16 @@ def segment_image(
     targets: Sequence[Path],
     options: SegmentOptions,
     warn: Callable[[str], None] | None = None,
+    image: np.ndarray | None = None,
 ) -> list[Path]:
     """Segments one image file and writes its outputs (`targets` from `planned_outputs`).
 
     Args:
         warn: receives `asbunet.inference.preprocess.input_warning` for an image too small or of a single colour,
             which is segmented anyway.
+        image: the image already decoded (`asbunet.data.io.decode_image` of bytes read elsewhere); None reads `path`.
     """
-    image = read_image(path)
+    image = read_image(path) if image is None else image
     if warn is not None and (problem := input_warning(image)):
         warn(problem)
     options = options or SegmentOptions()
