@@ -1,5 +1,6 @@
 """The training loop (Section IV-B): loss goes down, checkpoints resume exactly, bad data and non-finite losses are
-handled, two processes under torchrun stay in sync, and the shipped configs hold the documented recipes."""
+handled, two processes under torchrun stay in sync (on one node, and as two nodes meeting over a c10d rendezvous), and
+the shipped configs hold the documented recipes."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import csv
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -355,6 +357,41 @@ def test_two_processes_with_torchrun_stay_in_sync(ccp_samples, tmp_path):
     assert [int(r["step"]) for r in rows] == [3, 5]  # 6 training images over 2 ranks, batch 1: 3 steps an epoch
     assert json.loads((out / "summary.json").read_text())["weights"] == digests.pop()
     assert weights_digest(model_from_checkpoint(load_checkpoint(out / "last.pt"))) in result.stdout
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_two_torchrun_agents_meet_over_a_c10d_rendezvous_as_two_nodes_do(ccp_samples, tmp_path):
+    """The multi-node path of docs/scale.md on one machine: two agents, `--nnodes 2`, one process each, a c10d
+    rendezvous at an address both reach; the ranks come from the rendezvous, and rank 0 alone writes."""
+    torchrun = Path(sys.executable).parent / "torchrun"
+    launcher = [str(torchrun)] if torchrun.is_file() else [sys.executable, "-m", "torch.distributed.run"]
+    out = tmp_path / "nodes"
+    config = write_config(tmp_path / "nodes.yaml", tiny_config(ccp_samples, out, batch_size=1, max_steps=3))
+    rendezvous = ["--rdzv_backend", "c10d", "--rdzv_endpoint", f"127.0.0.1:{free_port()}", "--rdzv_id", "test-nodes"]
+    command = [*launcher, "--nnodes", "2", "--nproc_per_node", "1", *rendezvous, "--max_restarts", "0"]
+    command += ["-m", "asbunet.cli", "train", "--config", str(config)]
+    agents = [subprocess.Popen(command, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)]
+    agents.append(subprocess.Popen(command, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    try:
+        results = [agent.communicate(timeout=300) for agent in agents]
+    finally:
+        for agent in agents:
+            agent.kill()
+    for agent, (_, err) in zip(agents, results, strict=True):
+        assert agent.returncode == 0, err[-3000:]
+    lines = [[line for line in stdout.splitlines() if line.startswith("rank ")] for stdout, _ in results]
+    assert sorted(line.split()[1] for node in lines for line in node) == ["0", "1"], lines  # one rank per agent
+    assert all(len(node) == 1 for node in lines), lines
+    digests = {node[0].split()[-1] for node in lines}
+    assert len(digests) == 1, lines  # the same weights on both nodes
+    assert json.loads((out / "summary.json").read_text())["weights"] == digests.pop()
+    assert [int(r["step"]) for r in metrics(out)] == [3]  # 6 training images over 2 nodes, batch 1: 3 steps
 
 
 @pytest.mark.slow
