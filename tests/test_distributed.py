@@ -19,7 +19,7 @@ import pytest
 from asbunet.cli import main
 from asbunet.data.io import DataError
 from asbunet.distributed.actors import SegmentFiles, SegmentImages
-from asbunet.distributed.inputs import list_inputs
+from asbunet.distributed.inputs import Inputs, list_inputs
 from asbunet.segment.options import SegmentOptions
 
 REPO = Path(__file__).resolve().parents[1]
@@ -97,13 +97,15 @@ def test_segment_files_writes_segments_names_and_formats_and_names_a_failed_inpu
     assert list(rows["error"][:2]) == ["", ""] and rows["error"][2].startswith(f"{tmp_path / 'bad.jpg'}: not a")
 
 
-def test_uris_are_listed_like_folders_and_local_paths_as_segment_expands_them(photos, tmp_path):
+def test_uris_are_listed_like_folders_and_local_paths_as_segment_expands_them(photos, tmp_path, monkeypatch):
     pytest.importorskip("pyarrow", reason="the ray extra is not installed")
     (tmp_path / "notes.txt").write_text("not an image")
     shutil.copy(next(photos.iterdir()), tmp_path / "a.jpg")
     found = list_inputs([tmp_path.as_uri()])
     assert found.paths == [str(tmp_path / "a.jpg")] and found.shown == [(tmp_path / "a.jpg").as_uri()]
     assert list_inputs([tmp_path]).paths == [str(tmp_path / "a.jpg")]
+    monkeypatch.chdir(tmp_path)  # read by workers elsewhere as absolute paths, named as given
+    assert list_inputs(["a.jpg"]) == Inputs([str(tmp_path / "a.jpg")], ["a.jpg"])
     with pytest.raises(DataError, match="missing: file or folder not found"):
         list_inputs([(tmp_path / "missing").as_uri()])
     with pytest.raises(ValueError, match="give local paths or URIs, not both"):

@@ -4,6 +4,7 @@ finished ones can be left out."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,9 +36,9 @@ def list_inputs(inputs: Sequence[str | Path]) -> Inputs:
         ValueError: local paths mixed with URIs, or URIs of different filesystems.
     """
     uris = [str(item) for item in inputs if is_uri(item)]
-    if not uris:
-        paths = [str(p) for p in collect_inputs(inputs)]
-        return Inputs(paths, paths)
+    if not uris:  # absolute, for workers whose working folder is not ours; symlinks kept, as they name the outputs
+        found = collect_inputs(inputs)
+        return Inputs([os.path.abspath(p) for p in found], [str(p) for p in found])
     if len(uris) != len(inputs):
         raise ValueError("give local paths or URIs, not both: one run reads through one filesystem")
     from pyarrow import fs as pafs

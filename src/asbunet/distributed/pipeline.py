@@ -10,6 +10,7 @@ storage on a cluster); outputs are written atomically, so a kill never leaves ha
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -117,7 +118,7 @@ def segment_dataset(
     results = dataset.map_batches(
         SegmentFiles,
         fn_constructor_kwargs={
-            "output": str(output),
+            "output": os.path.abspath(output),  # the actors' working folder is not ours
             "model": model,
             "runtime": runtime,
             "threads": threads,
@@ -142,5 +143,5 @@ def segment_dataset(
             log(f"failed: {message}")
         else:
             report.processed += 1
-            report.written += [Path(f) for f in row["files"].splitlines()]
+            report.written += [Path(output) / Path(f).name for f in row["files"].splitlines()]
     return report
