@@ -101,8 +101,10 @@ def test_uris_are_listed_like_folders_and_local_paths_as_segment_expands_them(ph
     pytest.importorskip("pyarrow", reason="the ray extra is not installed")
     (tmp_path / "notes.txt").write_text("not an image")
     shutil.copy(next(photos.iterdir()), tmp_path / "a.jpg")
-    found = list_inputs([tmp_path.as_uri()])
+    skipped = []
+    found = list_inputs([tmp_path.as_uri()], skipped)
     assert found.paths == [str(tmp_path / "a.jpg")] and found.shown == [(tmp_path / "a.jpg").as_uri()]
+    assert skipped == [((tmp_path / "notes.txt").as_uri(), "unsupported extension .txt")]
     assert list_inputs([tmp_path]).paths == [str(tmp_path / "a.jpg")]
     monkeypatch.chdir(tmp_path)  # read by workers elsewhere as absolute paths, named as given
     assert list_inputs(["a.jpg"]) == Inputs([str(tmp_path / "a.jpg")], ["a.jpg"])
@@ -189,13 +191,15 @@ def test_a_corrupt_image_is_reported_by_name_and_the_others_written(ray_address,
     for path in sorted(photos.iterdir())[:5]:
         shutil.copy(path, folder / path.name)
     (folder / "broken.jpg").write_bytes(CORRUPT)
+    (folder / "notes.txt").write_text("not an image")
     lines: list[str] = []
     report = segment_dataset([folder.as_uri()], tmp_path / "out", progress=False, log=lines.append)
     bad = (folder / "broken.jpg").as_uri()
     assert report.processed == 5 and [path for path, _ in report.failed] == [bad]
-    assert report.failed[0][1].startswith(f"{bad}: not a readable image") and lines == [
-        f"failed: {report.failed[0][1]}"
-    ]
+    assert report.failed[0][1].startswith(f"{bad}: not a readable image")
+    notes = (folder / "notes.txt").as_uri()
+    assert report.skipped == [(notes, "unsupported extension .txt")]
+    assert lines == [f"skipped: {notes}: unsupported extension .txt", f"failed: {report.failed[0][1]}"]
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(
-        f"{p.stem}.png" for p in folder.iterdir() if p.name != "broken.jpg"
+        f"{p.stem}.png" for p in folder.glob("*.jpg") if p.name != "broken.jpg"
     )

@@ -68,7 +68,8 @@ def segment_dataset(
         threads: threads (and Ray CPUs) of each actor.
         actors: actors in the pool (None: the cluster's CPUs divided by `threads`).
         progress: Ray Data's progress bars.
-        log: receives one line per failed input, per warning and about the inputs already done (default: stderr).
+        log: receives one line per failed input, per warning, per skipped folder entry and about the inputs already
+            done (default: stderr).
 
     Raises:
         DataError: for input problems; ValueError: for clashing outputs or bad arguments; OSError: when the output
@@ -82,8 +83,8 @@ def segment_dataset(
         raise ValueError(f"actors must be at least 1, got {actors}")
     options = options or SegmentOptions()
     log = log or (lambda line: print(line, file=sys.stderr))
-    found = list_inputs(inputs)
     report = DatasetReport()
+    found = list_inputs(inputs, report.skipped)
     shown = dict(zip(found.paths, found.shown, strict=True))
     keys = {path: Path(shown[path]) for path in found.paths}  # for output names
     names = {path: shown[path] if found.filesystem else keys[path] for path in found.paths}  # URIs keep their `//`
@@ -97,6 +98,8 @@ def segment_dataset(
             images.append(path)
     plan = planned_outputs([keys[p] for p in images], Path(output), options)
     prepare_output_dir(output)
+    for path, reason in report.skipped:
+        log(f"skipped: {path}: {reason}")
     todo = [p for p in images if not all(target.is_file() for target in plan[keys[p]])]
     report.already_done = len(images) - len(todo)
     if report.already_done:
