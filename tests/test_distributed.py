@@ -115,6 +115,25 @@ def test_uris_are_listed_like_folders_and_local_paths_as_segment_expands_them(ph
         list_inputs([tmp_path, tmp_path.as_uri()])
 
 
+def test_videos_fail_by_name_and_finished_images_are_left_out_before_ray_starts(photos, tmp_path):
+    pytest.importorskip("ray", reason="the ray extra is not installed")
+    from asbunet.distributed import segment_dataset
+
+    folder, output = tmp_path / "in", tmp_path / "out"
+    folder.mkdir()
+    output.mkdir()
+    shutil.copy(next(photos.iterdir()), folder / "a.jpg")
+    (output / "a.png").write_bytes(b"written by an earlier run")
+    (folder / "clip.mp4").write_bytes(b"never opened")
+    lines: list[str] = []
+    report = segment_dataset([folder], output, log=lines.append)  # nothing left to segment: Ray is not needed
+    message = f"{folder / 'clip.mp4'}: a video; --engine ray segments images (segment videos without it)"
+    assert report.failed == [(folder / "clip.mp4", message)] and report.already_done == 1 and report.processed == 0
+    assert lines == [f"failed: {message}", f"1 of 1 images already have all their outputs in {output}: left out"]
+    assert (output / "a.png").read_bytes() == b"written by an earlier run"
+    assert report.summary().endswith("; 1 already done")
+
+
 def test_ray_options_are_checked_and_a_missing_ray_names_its_extra(photos, tmp_path, monkeypatch, capsys):
     assert main(["segment", str(photos), "--output", str(tmp_path), "--actors", "2"]) == 2
     assert "--actors goes with --engine ray" in capsys.readouterr().err

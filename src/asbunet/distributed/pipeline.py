@@ -88,18 +88,16 @@ def segment_dataset(
     shown = dict(zip(found.paths, found.shown, strict=True))
     keys = {path: Path(shown[path]) for path in found.paths}  # for output names
     names = {path: shown[path] if found.filesystem else keys[path] for path in found.paths}  # URIs keep their `//`
-    images = []
+    images = [path for path in found.paths if not is_video(keys[path])]
+    plan = planned_outputs([keys[p] for p in images], Path(output), options)
+    prepare_output_dir(output)
+    for path, reason in report.skipped:
+        log(f"skipped: {path}: {reason}")
     for path in found.paths:
         if is_video(keys[path]):
             message = f"{shown[path]}: a video; --engine ray segments images (segment videos without it)"
             report.failed.append((names[path], message))
             log(f"failed: {message}")
-        else:
-            images.append(path)
-    plan = planned_outputs([keys[p] for p in images], Path(output), options)
-    prepare_output_dir(output)
-    for path, reason in report.skipped:
-        log(f"skipped: {path}: {reason}")
     todo = [p for p in images if not all(target.is_file() for target in plan[keys[p]])]
     report.already_done = len(images) - len(todo)
     if report.already_done:
