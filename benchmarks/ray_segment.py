@@ -155,8 +155,7 @@ def write_report(
         "planning the dataset, starting the actors, each loading the model); once running, its throughput is "
         f"{min(r.steady(n, small) for r in ray_rows) / base.steady(n, small):.2f}x to "
         f"{max(r.steady(n, small) for r in ray_rows) / base.steady(n, small):.2f}x that of one process (every file's "
-        "bytes go through Ray's object store; the actors share the decoding, refining and writing that one process "
-        "does on one thread).",
+        "bytes go through Ray's object store, and Ray's own processes share the CPUs with the actors).",
         "",
         "Reproduce (on an otherwise idle machine):",
         "",
