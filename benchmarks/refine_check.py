@@ -29,7 +29,6 @@ from asbunet import Segmenter
 from asbunet.data.sources import open_source
 from asbunet.export.bundled import run_split, safetensors_metadata
 from asbunet.inference.postprocess import binarize
-from asbunet.inference.preprocess import normalize
 from asbunet.inference.refine import GuidedRefine
 from asbunet.inference.weights import DEFAULT_MODEL, bundled_models, bundled_path
 from asbunet.metrics import iou
@@ -75,7 +74,7 @@ def score(segmenter: Segmenter, samples: list[tuple], settings: dict) -> dict[st
     for i, (source, index) in enumerate(tqdm(samples, unit="img", file=sys.stderr)):
         image, label = source.load(index)
         small = segmenter._network_image(image)
-        logits = segmenter.runner(normalize(small)[None])[0, 0]  # (h, w), once for every setting
+        logits = segmenter._run_network([small])[0, 0]  # (h, w), once for every setting
         target = label.astype(bool)
         for name, resizer in resizers.items():
             probability = resizer._probability(image, small, logits)

@@ -24,7 +24,8 @@ def test_frame_is_made_at_the_asked_size(tmp_path):
 
 def test_default_models_are_every_bundled_runtime_then_mediapipe():
     models = default_models()
-    assert models[:3] == ["asbunet_person:onnx-int8", "asbunet_person:onnx", "asbunet_person:torch"]
+    assert models[:3] == ["asbunet_person", "asbunet_person:onnx-int8", "asbunet_person:onnx"]
+    assert "asbunet_person_fast:torch" in models and "asbunet_person_fast" in models
     assert models[-2:] == ["mediapipe_general", "mediapipe_landscape"]
 
 
@@ -42,6 +43,9 @@ def test_cli_times_each_model_per_thread_count_against_mediapipe_landscape(tmp_p
     assert all(r["median_ms"] > 0 for r in rows.values())
     table = (out / "predict.md").read_text()
     assert "Instruction sets" in table and "vs mediapipe_landscape" in table and "160x90" in capsys.readouterr().out
+    auto = Segmenter.from_pretrained("asbunet_person_fast").name  # what `runtime="auto"` runs here, printed
+    assert report["auto"]["asbunet_person_fast"] == auto and f"`asbunet_person_fast` runs as {auto}." in table
+    assert rows[("asbunet_person:onnx-int8", 1)]["runs_on"] == "asbunet_person (onnxruntime int8)"
 
 
 def test_cli_refuses_a_bad_frame_size(tmp_path, capsys):

@@ -100,7 +100,7 @@ def test_onnx_fp32_predicts_like_torch(runtimes):
 
 
 def test_runtime_choices_and_contradictions(tmp_path):
-    with pytest.raises(ValueError, match="runtime must be one of onnx, onnx-int8, torch"):
+    with pytest.raises(ValueError, match="runtime must be one of auto, onnx, onnx-int8, openvino, .*, torch"):
         Segmenter.from_pretrained(runtime="tflite")
     with pytest.raises(ValueError, match="runs on onnxruntime, not runtime 'torch'"):
         Segmenter.from_pretrained(bundled_onnx_paths(DEFAULT_MODEL)[0], runtime="torch")

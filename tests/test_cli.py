@@ -48,7 +48,7 @@ def test_install_hint_works_from_a_checkout_and_a_wheel():
     hint = install_hint("camera")
     assert hint.startswith('pip install -e ".[camera]" (from a checkout) or pip install "asbunet-')
     assert hint.endswith('-py3-none-any.whl[camera]" (with the wheel)')
-    with pytest.raises(ValueError, match="unknown extra 'gpu'; choose from: train, camera, bench, tflite, ray"):
+    with pytest.raises(ValueError, match="unknown extra 'gpu'; choose from: train, camera, bench, tflite, ray, openvi"):
         install_hint("gpu")
 
 

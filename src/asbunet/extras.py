@@ -1,8 +1,9 @@
 """The optional parts of the package, the extras of `pyproject.toml` that install them, and how to install one.
 
 `pip install .` is inference only (onnxruntime, OpenCV, PyAV); training, export and the paper's tools need the `train`
-extra, the virtual camera `camera`, the MediaPipe peers `bench`, segmentation on a Ray cluster `ray`. asbunet is not
-on PyPI, so `asbunet[camera]` resolves nowhere: messages give the checkout's command and the wheel's (`install_hint`).
+extra, the virtual camera `camera`, the MediaPipe peers `bench`, segmentation on a Ray cluster `ray`, the
+OpenVINO runtime `openvino`. asbunet is not on PyPI, so `asbunet[camera]` resolves nowhere: messages give the
+checkout's command and the wheel's (`install_hint`).
 `tests/test_cli.py` checks `EXTRAS` against `pyproject.toml`.
 """
 
@@ -28,6 +29,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "bench": ("ai-edge-litert", "matplotlib>=3.7", "onnx>=1.16"),
     "tflite": ("asbunet[train]", "litert-torch", "ai-edge-litert"),
     "ray": ("ray[data]>=2.40",),
+    "openvino": ("openvino>=2025.0",),
 }
 
 # top-level module -> the extra that installs it
@@ -45,6 +47,7 @@ EXTRA_OF_MODULE = {
     "pyvirtualcam": "camera",
     "ai_edge_litert": "bench",
     "ray": "ray",
+    "openvino": "openvino",
 }
 
 

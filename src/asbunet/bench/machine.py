@@ -14,6 +14,7 @@ import torch
 from onnx import TensorProto, helper
 
 from asbunet.bench.timing import time_call
+from asbunet.inference.auto import cpu_kind
 from asbunet.inference.cpu import cpu_flags, cpu_isa, cpu_name, describe_isa, int8_kind
 
 MATMUL_N = 2048
@@ -31,18 +32,20 @@ def machine_info() -> dict:
         "onnx": onnx.__version__,
         "numpy": np.__version__,
     }
-    try:
-        versions["ai-edge-litert"] = version("ai-edge-litert")
-    except PackageNotFoundError:
-        pass
+    for package in ("ai-edge-litert", "openvino"):
+        try:
+            versions[package] = version(package)
+        except PackageNotFoundError:
+            pass
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     return {
         "cpu": cpu,
         "logical_cpus": os.cpu_count(),
         "usable_cpus": affinity,
-        "isa": [f for f in ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8") if f in flags],
+        "isa": [f for f in ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile") if f in flags],
         "instruction_sets": isa,
         "int8_kind": int8_kind(isa),
+        "cpu_kind": cpu_kind(isa),
         "platform": platform.platform(),
         "versions": versions,
         "load_average_1min": load,

@@ -24,7 +24,6 @@ from asbunet.data.io import IMAGE_SUFFIXES, DataError, read_image
 from asbunet.frames.render import render
 from asbunet.frames.stream import VideoSegmenter
 from asbunet.inference.peers import DEFAULT_PEERS_DIR
-from asbunet.inference.preprocess import normalize
 from asbunet.inference.segmenter import Segmenter
 from asbunet.inference.weights import bundled_models
 from asbunet.segment.media import VideoReader, VideoWriter
@@ -112,7 +111,7 @@ def stage_times(segmenter: Segmenter, clip: Path, options: SegmentOptions, frame
                 break
             t1 = time.perf_counter()
             small = segmenter._network_image(frame.rgb)
-            logits = segmenter.runner(normalize(small)[None])[0, 0]  # (h, w)
+            logits = segmenter._run_network([small])[0, 0]  # (h, w)
             t2 = time.perf_counter()
             prob = segmenter._probability(frame.rgb, small, logits)
             t3 = time.perf_counter()
@@ -159,7 +158,14 @@ def run_pipeline_bench(cfg: PipelineConfig) -> dict:
         "threads": cfg.threads,
         "runs": cfg.runs,
         "results": [
-            {"model": r.model, "fps": r.fps, "fps_runs": r.fps_runs, "stages_ms": r.stages_ms} for r in results.values()
+            {
+                "model": r.model,
+                "runs_on": segmenters[r.model].name,
+                "fps": r.fps,
+                "fps_runs": r.fps_runs,
+                "stages_ms": r.stages_ms,
+            }
+            for r in results.values()
         ],
     }
 
@@ -179,10 +185,10 @@ def report_markdown(report: dict) -> str:
         f"Machine: {describe_machine(machine)}",
         f"Instruction sets: {describe_isa_of(machine)}",
         "",
-        "| model | frames/s | " + " | ".join(f"{s} ms" for s in stages) + " |",
-        "|---|---:|" + "---:|" * len(stages),
+        "| model | runs on | frames/s | " + " | ".join(f"{s} ms" for s in stages) + " |",
+        "|---|---|---:|" + "---:|" * len(stages),
     ]
     for r in report["results"]:
         cells = " | ".join(f"{r['stages_ms'][s]:.1f}" for s in stages)
-        lines.append(f"| `{r['model']}` | {r['fps']:.1f} | {cells} |")
+        lines.append(f"| `{r['model']}` | {r.get('runs_on', '')} | {r['fps']:.1f} | {cells} |")
     return "\n".join(lines) + "\n"

@@ -13,6 +13,7 @@ with the ratio to MediaPipe landscape in the same group.
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass, field
 
 import cv2
@@ -22,12 +23,14 @@ from asbunet.bench.machine import describe_isa_of, describe_machine, machine_inf
 from asbunet.bench.outputs import segmenter_for
 from asbunet.bench.timing import time_round_robin
 from asbunet.data.io import read_image
+from asbunet.inference.auto import this_cpu_kind
 from asbunet.inference.runners import TfliteRunner
+from asbunet.inference.segmenter import Segmenter
 from asbunet.inference.weights import bundled_models
 
 PEERS = ("mediapipe_general", "mediapipe_landscape")
 REFERENCE = "mediapipe_landscape"
-RUNTIMES = ("onnx-int8", "onnx", "torch")
+RUNTIMES = ("onnx-int8", "onnx", "openvino-int8", "openvino", "openvino-bf16", "torch")
 
 
 @dataclass
@@ -35,8 +38,9 @@ class PredictBenchConfig:
     """What `asbunet bench predict` measures.
 
     Args:
-        models: specs `name[:runtime]` (bundled names, files, the MediaPipe peers); None: every bundled model on
-            onnx-int8, onnx and torch, then both peers.
+        models: specs `name[:runtime]` (bundled names, files, the MediaPipe peers; a bundled name alone runs on its
+            default, `runtime="auto"`); None: every bundled model on its default and on each runtime of `RUNTIMES`
+            (the OpenVINO ones where openvino is installed), then both peers.
         image: the frame's picture (resized to `frame`); None: a seeded noise picture.
         frame: `(width, height)` of the frame a call gets.
     """
@@ -50,7 +54,9 @@ class PredictBenchConfig:
 
 
 def default_models() -> list[str]:
-    return [f"{name}:{runtime}" for name in bundled_models() for runtime in RUNTIMES] + list(PEERS)
+    openvino = importlib.util.find_spec("openvino") is not None
+    runtimes = [r for r in RUNTIMES if openvino or not r.startswith("openvino")]
+    return [spec for name in bundled_models() for spec in [name, *(f"{name}:{r}" for r in runtimes)]] + list(PEERS)
 
 
 def make_frame(image: str | None, size: tuple[int, int]) -> np.ndarray:
@@ -94,6 +100,7 @@ def run_predict_bench(cfg: PredictBenchConfig) -> dict:
             rows.append(
                 {
                     "model": spec,
+                    "runs_on": seg.name,
                     "threads": threads,
                     "network_input": f"{h}x{w}",
                     "median_ms": timing.median_ms,
@@ -107,6 +114,8 @@ def run_predict_bench(cfg: PredictBenchConfig) -> dict:
         "runs": cfg.runs,
         "warmup": cfg.warmup,
         "reference": REFERENCE if REFERENCE in specs else None,
+        "cpu_kind": this_cpu_kind(),
+        "auto": {name: Segmenter.from_pretrained(name, threads=1).name for name in bundled_models()},
         "rows": rows,
     }
 
@@ -125,13 +134,18 @@ def report_markdown(report: dict) -> str:
         f"Machine: {describe_machine(machine)}",
         f"Instruction sets: {describe_isa_of(machine)}",
         "",
-        "| model | threads | network input | median ms | p95 ms |" + (f" vs {ref} |" if ref else ""),
-        "|---|---:|---|---:|---:|" + ("---:|" if ref else ""),
+        *(
+            f'`runtime="auto"` on this CPU (kind {report.get("cpu_kind", "?")}): `{spec}` runs as {runs_on}.'
+            for spec, runs_on in report.get("auto", {}).items()
+        ),
+        "",
+        "| model | runs on | threads | network input | median ms | p95 ms |" + (f" vs {ref} |" if ref else ""),
+        "|---|---|---:|---|---:|---:|" + ("---:|" if ref else ""),
     ]
     for r in report["rows"]:
         ratio = f" {r['vs_reference']:.2f}x |" if ref else ""
         lines.append(
-            f"| `{r['model']}` | {r['threads']} | {r['network_input']} | {r['median_ms']:.2f} | {r['p95_ms']:.2f} |"
-            + ratio
+            f"| `{r['model']}` | {r.get('runs_on', '')} | {r['threads']} | {r['network_input']} | "
+            f"{r['median_ms']:.2f} | {r['p95_ms']:.2f} |" + ratio
         )
     return "\n".join(lines) + "\n"

@@ -29,6 +29,8 @@ def cmd_evaluate(args) -> None:
 
 def add_evaluate_parser(sub) -> None:
     """The `evaluate` subcommand's arguments."""
+    from asbunet.inference.auto import RUNTIMES
+
     p = sub.add_parser(
         "evaluate", help="score models on labelled data sets, side by side: ignore-band IoU (Eq. 3), IoU, Dice..."
     )
@@ -93,8 +95,9 @@ def add_evaluate_parser(sub) -> None:
     p.add_argument("--threads", type=int, help="CPU threads of PyTorch, onnxruntime and LiteRT (default: theirs)")
     p.add_argument(
         "--runtime",
-        choices=["onnx", "onnx-int8", "torch"],
-        help="how bundled models run (default: as Segmenter.from_pretrained, onnxruntime int8 or fp32); files run "
-        "on their own runtime",
+        choices=RUNTIMES,
+        default="auto",
+        help="how bundled models run (default auto, as Segmenter.from_pretrained: the runtime measured fastest on "
+        "this kind of CPU); files run on their own runtime",
     )
     p.set_defaults(func=cmd_evaluate)

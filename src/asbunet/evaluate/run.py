@@ -117,7 +117,8 @@ def evaluate_model(
         threads: CPU threads of PyTorch, onnxruntime and the peers' interpreter; None leaves the default.
         progress: show a progress bar.
         peers: folder with the MediaPipe `.tflite` files.
-        runtime: how bundled models run ("onnx", "onnx-int8", "torch"; None: `Segmenter.from_pretrained`'s default).
+        runtime: how bundled models run (`asbunet.inference.auto.RUNTIMES`; None: "auto", as
+            `Segmenter.from_pretrained`).
         threshold: the mask threshold of every model, in (0, 1); None: each model's own.
 
     Returns:

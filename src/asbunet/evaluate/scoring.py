@@ -15,7 +15,7 @@ from asbunet.data.sources import FolderSource, Source
 from asbunet.frames.flicker import flicker_pairs
 from asbunet.frames.temporal import smoother_for
 from asbunet.inference.postprocess import binarize
-from asbunet.inference.preprocess import normalize, resize_to, to_rgb
+from asbunet.inference.preprocess import resize_to, to_rgb
 from asbunet.inference.segmenter import Segmenter
 from asbunet.metrics import (
     BOUNDARY_DILATION_RATIO,
@@ -49,7 +49,7 @@ def predict_probability(segmenter: Segmenter, image: np.ndarray, resize: str = "
         return segmenter.predict(image)
     rgb, s = to_rgb(image), segmenter.input_size
     small = resize_to(rgb, (s, s))
-    return segmenter._probability(rgb, small, segmenter.runner(normalize(small)[None])[0, 0])
+    return segmenter._probability(rgb, small, segmenter._run_network([small])[0, 0])
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ import numpy as np
 
 from asbunet.data.io import IMAGE_SUFFIXES, DataError, read_image
 from asbunet.inference.postprocess import binarize
+from asbunet.inference.scratch import scratch
 
 Color = tuple[int, int, int]
 
@@ -70,10 +71,14 @@ def composite(foreground: np.ndarray, background: np.ndarray, alpha: np.ndarray)
             f"expected a uint8 (H, W, C) foreground and an (H, W) alpha, got {foreground.dtype} "
             f"{foreground.shape} and {alpha.shape}"
         )
-    back = np.empty_like(foreground)
-    back[...] = np.clip(np.round(np.asarray(background, dtype=np.float32)), 0, 255)
-    a = np.clip(alpha, 0.0, 1.0).astype(np.float32)
-    return cv2.blendLinear(np.ascontiguousarray(foreground), back, a, 1.0 - a)  # rounds, weights sum to 1
+    if isinstance(background, np.ndarray) and background.dtype == np.uint8 and background.shape == foreground.shape:
+        back = background
+    else:
+        back = scratch("composite.back", foreground.shape, np.uint8)
+        back[...] = np.clip(np.round(np.asarray(background, dtype=np.float32)), 0, 255)
+    a = np.clip(alpha, 0.0, 1.0, out=scratch("composite.alpha", alpha.shape), casting="same_kind")
+    rest = np.subtract(np.float32(1.0), a, out=scratch("composite.rest", alpha.shape))
+    return cv2.blendLinear(np.ascontiguousarray(foreground), np.ascontiguousarray(back), a, rest)  # weights sum to 1
 
 
 def overlay(image: np.ndarray, prob: np.ndarray, color: Color = (0, 255, 0), opacity: float = 0.5) -> np.ndarray:
@@ -106,7 +111,8 @@ def blur_background(image: np.ndarray, alpha: np.ndarray, sigma: float | None = 
     factor = max(1.0, sigma / 4)
     small = (max(1, round(w / factor)), max(1, round(h / factor)))
     image_small = cv2.resize(image, small, interpolation=cv2.INTER_AREA).astype(np.float32)  # (h, w, 3)
-    back_small = cv2.resize(np.clip(1.0 - alpha, 0.0, 1.0).astype(np.float32), small, interpolation=cv2.INTER_AREA)
+    back = np.subtract(1.0, alpha, out=scratch("blur.back", (h, w)), casting="same_kind")  # (H, W)
+    back_small = cv2.resize(np.clip(back, 0.0, 1.0, out=back), small, interpolation=cv2.INTER_AREA)
     s = sigma / factor
     num = cv2.GaussianBlur(image_small * back_small[..., None], (0, 0), s, borderType=cv2.BORDER_REFLECT)
     den = cv2.GaussianBlur(back_small, (0, 0), s, borderType=cv2.BORDER_REFLECT)
@@ -114,8 +120,11 @@ def blur_background(image: np.ndarray, alpha: np.ndarray, sigma: float | None = 
     # Where the window holds almost no background (inside a large person), fall back to the plain blur.
     weight = np.clip(den / 0.05, 0.0, 1.0)[..., None]
     blurred = num / np.maximum(den, 1e-6)[..., None] * weight + plain * (1.0 - weight)
-    blurred = cv2.resize(blurred, (w, h), interpolation=cv2.INTER_LINEAR)
-    return composite(image, blurred, alpha)
+    full = scratch("blur.full", (h, w, blurred.shape[2]))  # (H, W, 3)
+    cv2.resize(blurred, (w, h), dst=full, interpolation=cv2.INTER_LINEAR)
+    background = scratch("blur.background", full.shape, np.uint8)
+    np.copyto(background, np.clip(np.rint(full, out=full), 0, 255, out=full), casting="unsafe")  # whole numbers
+    return composite(image, background, alpha)
 
 
 def cover(image: np.ndarray, height: int, width: int) -> np.ndarray:

@@ -37,6 +37,7 @@ import cv2
 import numpy as np
 
 from asbunet.inference.postprocess import binarize, check_threshold
+from asbunet.inference.scratch import scratch
 
 # ---------------------------------------------------------------------------------------------------------------
 # Smoothers
@@ -70,6 +71,17 @@ def _small_gray(frame: np.ndarray, width: int) -> np.ndarray:
     if w > width:
         gray = cv2.resize(gray, (width, max(1, round(h * width / w))), interpolation=cv2.INTER_AREA)
     return gray
+
+
+def _blend(prob: np.ndarray, past: np.ndarray, weight, state: np.ndarray) -> np.ndarray:
+    """`prob + weight * (past - prob)` as float32, written into `state` (free to be overwritten; `past` may be it)
+    where every operand is float32, so that no full-size temporary is made per frame."""
+    weights_32 = np.asarray(weight).dtype == np.float32 or isinstance(weight, float)
+    if not (weights_32 and past.dtype == state.dtype == np.float32 and state.shape == prob.shape):
+        return (prob + weight * (past - prob)).astype(np.float32, copy=False)
+    step = np.subtract(past, prob, out=scratch("smooth.step", prob.shape))
+    np.multiply(step, weight, out=step)
+    return np.add(prob, step, out=state)
 
 
 class FrameByFrame:
@@ -111,7 +123,7 @@ class EMA:
             return self.state.copy()
         past = self._past(prob, frame)
         weight = self._past_weight(prob, frame) if self.momentum else 0.0
-        self.state = (prob + weight * (past - prob)).astype(np.float32, copy=False)  # m * past + (1 - m) * prob
+        self.state = _blend(prob, past, weight, self.state)  # m * past + (1 - m) * prob
         return self.state.copy()
 
     def _start(self, prob: np.ndarray, frame: np.ndarray | None) -> None:
@@ -136,8 +148,11 @@ class ConfidenceGatedEMA(EMA):
         self.delta = float(delta)
 
     def _gate(self, prob: np.ndarray, past: np.ndarray) -> np.ndarray:
-        trust = 1.0 - np.abs(prob - past) * np.float32(1.0 / self.delta)
-        return np.clip(trust, 0.0, 1.0, out=trust) * np.float32(self.momentum)
+        """The past's weight per pixel; a plane of this thread, worked out in place (`asbunet.inference.scratch`)."""
+        trust = np.subtract(prob, past, out=scratch("smooth.weight", prob.shape))
+        np.multiply(np.abs(trust, out=trust), np.float32(1.0 / self.delta), out=trust)
+        np.subtract(1.0, trust, out=trust)
+        return np.multiply(np.clip(trust, 0.0, 1.0, out=trust), np.float32(self.momentum), out=trust)
 
     def _past_weight(self, prob: np.ndarray, frame: np.ndarray | None) -> np.ndarray:
         return self._gate(prob, self.state)
@@ -289,7 +304,7 @@ class FlowWarpEMA(ConfidenceGatedEMA):
             return super().__call__(prob, frame)
         past = self._past(prob, frame)
         weight = self._gate(prob, past) if self.gated else np.float32(self.momentum)
-        self.state = (prob + weight * (past - prob)).astype(np.float32, copy=False)
+        self.state = _blend(prob, past, weight, self.state)
         return self.state.copy()
 
 

@@ -1,5 +1,5 @@
-"""The CPU a model runs on: its name, and the x86 instruction sets that decide how fast, and on which kernels,
-onnxruntime's int8 convolutions run (docs/deployment.md, "int8")."""
+"""The CPU a model runs on: its name, and the x86 instruction sets that decide how fast, and on which kernels, the
+runtimes' int8 convolutions (docs/deployment.md, "int8") and bf16 layers run."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ ISA_FLAGS = {
     "avx2": "AVX2",
     "avx512f": "AVX-512F",
     "avx512_vnni": "AVX-512 VNNI",
+    "avx512_bf16": "AVX-512 BF16",
     "avx_vnni": "AVX-VNNI",
     "amx_int8": "AMX-INT8",
 }
@@ -57,6 +58,7 @@ def int8_kind(isa: dict[str, bool]) -> str:
 
 
 def describe_isa(isa: dict[str, bool]) -> str:
-    """One line: `AVX2 yes, AVX-512F yes, AVX-512 VNNI yes, AVX-VNNI no, AMX-INT8 no (int8 kind: VNNI)`."""
+    """One line: `AVX2 yes, AVX-512F yes, AVX-512 VNNI yes, AVX-512 BF16 no, AVX-VNNI no, AMX-INT8 no (int8 kind:
+    VNNI)`."""
     listed = ", ".join(f"{name} {'yes' if present else 'no'}" for name, present in isa.items())
     return f"{listed} (int8 kind: {int8_kind(isa)})"

@@ -13,18 +13,20 @@ a model (`asbunet bundle --refine`); a model without them resizes the probabilit
 from __future__ import annotations
 
 import re
-import threading
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
+
+from asbunet.inference.scratch import scratch
 
 TEXT_FORMAT = "guided:radius=R,eps=E,subsample=S"
 _TEXT = re.compile(r"guided:radius=(\d+),eps=([0-9.eE+-]+),subsample=(\d+)")
 
 
 def box_mean(x: np.ndarray, radius: int) -> np.ndarray:
-    """Mean over the `(2r+1) x (2r+1)` window around each pixel of a 2-D float32 map (mirrored at the border)."""
+    """Mean over the `(2r+1) x (2r+1)` window around each pixel of a float32 map `(h, w)` or `(h, w, c)`, each plane
+    alone (mirrored at the border)."""
     size = 2 * radius + 1
     return cv2.boxFilter(x, -1, (size, size), borderType=cv2.BORDER_REFLECT)
 
@@ -112,20 +114,10 @@ class GuidedRefine:
         height, width = rgb.shape[:2]
         *a, b = self.coefficients(small_rgb, small_probability)
         probability = cv2.resize(b, (width, height))  # (H, W)
-        a_full, channel = _scratch(height, width)  # reused full-size planes: fresh ones cost page faults per frame
-        for c, a_channel in enumerate(a):
-            cv2.resize(a_channel, (width, height), dst=a_full)
-            np.copyto(channel, rgb[..., c])  # uint8 -> float32
-            cv2.accumulateProduct(a_full, channel, probability)
+        term = scratch("refine.term", (height, width))  # reused: a fresh full-size plane faults in on every frame
+        channels = cv2.split(rgb, [scratch(f"refine.channel{c}", (height, width), np.uint8) for c in range(3)])
+        for a_channel, channel in zip(a, channels, strict=True):
+            cv2.resize(a_channel, (width, height), dst=term)
+            cv2.multiply(term, channel, dst=term, dtype=cv2.CV_32F)  # uint8 channel, read as float32
+            cv2.add(probability, term, dst=probability)
         return np.clip(probability, 0.0, 1.0, out=probability)
-
-
-_SCRATCH = threading.local()
-
-
-def _scratch(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
-    """Two float32 planes `(height, width)` kept for this thread, reallocated when the size changes."""
-    planes = getattr(_SCRATCH, "planes", None)
-    if planes is None or planes[0].shape != (height, width):
-        planes = _SCRATCH.planes = (np.empty((height, width), np.float32), np.empty((height, width), np.float32))
-    return planes

@@ -93,24 +93,103 @@ class TorchRunner:
             return self.model(x).float().numpy()  # (B, 1, h, w)
 
 
-class OnnxRunner:
+def model_settings_of(path: Path, metadata: dict[str, str], size: tuple[int, int] | None, fix: str):
+    """`(input_size, threshold)` of an ONNX file from its fixed `(H, W)` (None: dynamic) and its `asbunet.*` metadata:
+    the long side of a fixed size, else the stored input size (None when there is none); the stored threshold, else
+    0.5. `ValueError` naming `path` for a threshold that is not a number."""
+    stored = int(metadata[INPUT_SIZE_KEY]) if metadata.get(INPUT_SIZE_KEY, "").isdigit() else None
+    try:
+        threshold = float(metadata.get(THRESHOLD_KEY, 0.5))
+    except ValueError:
+        raise ValueError(f"{path}: stored threshold {metadata[THRESHOLD_KEY]!r} is not a number; {fix}") from None
+    return (max(size) if size else stored), threshold
+
+
+SIGNATURE_FIX = "export a segmentation model with `asbunet export` (input (B, 3, H, W) float32, output (B, 1, H, W))"
+
+
+def check_signature(path: Path, inputs: list, outputs: list) -> None:
+    """Raises a `ValueError` naming `path` unless the model has one float32 input `(B, 3, H, W)` and one float32
+    output `(B, 1, H, W)`. `inputs` and `outputs` hold `(name, type text, float32?, shape)` with None for dynamic
+    dimensions, as each runtime reports them."""
+    if len(inputs) != 1 or len(outputs) != 1:
+        raise ValueError(
+            f"{path}: expected 1 input and 1 output, found {len(inputs)} and {len(outputs)}; {SIGNATURE_FIX}"
+        )
+    (name, kind, is_float, shape), (out_name, out_kind, out_float, out_shape) = inputs[0], outputs[0]
+    if not is_float or len(shape) != 4 or shape[1] not in (3, None):
+        raise ValueError(f"{path}: input {name!r} is {kind}, not a float32 (B, 3, H, W) image batch; {SIGNATURE_FIX}")
+    if not out_float or len(out_shape) != 4 or out_shape[1] not in (1, None):
+        raise ValueError(f"{path}: output {out_name!r} is {out_kind}, not float32 (B, 1, H, W) logits; {SIGNATURE_FIX}")
+
+
+class FileRunner:
+    """What the runners of ONNX files share: the batch check, and a model exported at a fixed size running every batch
+    at that size (other sizes are resized to it, bilinear on the normalized input, and the logits resized back).
+
+    Attributes:
+        path: the `.onnx` file.
+        size: `(H, W)` of a fixed-size model, None for a model with dynamic height and width.
+        batch: the fixed batch size of the model, None for a dynamic one.
+        input_size: long side of `size` (what `Segmenter` uses as its input size); for a dynamic-size model the one
+            stored in its metadata by `asbunet export`, else None.
+        threshold: the stored threshold, else 0.5.
+        metadata: the file's metadata, `{key: value}` strings (`asbunet.*` keys written by `asbunet export`).
+    """
+
+    path: Path
+    size: tuple[int, int] | None
+    batch: int | None
+    input_size: int | None
+    threshold: float
+    metadata: dict[str, str]
+
+    def _settle(self, metadata: dict[str, str], shape: list[int | None]) -> None:
+        """Sets `metadata`, `batch`, `size`, `input_size` and `threshold` from the metadata and the input's shape."""
+        self.metadata = metadata
+        self.batch = shape[0]
+        self.size = (shape[2], shape[3]) if shape[2] is not None and shape[3] is not None else None
+        self.input_size, self.threshold = model_settings_of(self.path, metadata, self.size, SIGNATURE_FIX)
+
+    def _infer(self, batch: np.ndarray) -> np.ndarray:
+        """Logits `(B, 1, h, w)` of a contiguous float32 batch at a size the model takes."""
+        raise NotImplementedError
+
+    def _run(self, batch: np.ndarray) -> np.ndarray:
+        if self.batch is not None and batch.shape[0] != self.batch:
+            return np.concatenate([self._run(batch[i : i + 1]) for i in range(batch.shape[0])])
+        return self._infer(batch)
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        if not isinstance(batch, np.ndarray) or batch.ndim != 4 or batch.shape[1] != 3:
+            shape = getattr(batch, "shape", type(batch).__name__)
+            raise ValueError(f"{self.path}: expected a normalized batch shaped (B, 3, H, W), got {shape}")
+        batch = np.ascontiguousarray(batch, dtype=np.float32)
+        h, w = batch.shape[2:]
+        if self.size is None or self.size == (h, w):
+            return self._run(batch)
+        sh, sw = self.size
+        resized = np.stack(
+            [
+                cv2.resize(x.transpose(1, 2, 0), (sw, sh), interpolation=cv2.INTER_LINEAR).transpose(2, 0, 1)
+                for x in batch
+            ]
+        )  # (B, 3, sh, sw)
+        logits = self._run(np.ascontiguousarray(resized))  # (B, 1, sh, sw)
+        return np.stack([cv2.resize(y[0], (w, h), interpolation=cv2.INTER_LINEAR)[None] for y in logits])
+
+
+class OnnxRunner(FileRunner):
     """Runs an ONNX person-segmentation model with onnxruntime on the CPU.
 
     The model must take one float32 input `(B, 3, H, W)` (normalized RGB, `asbunet.inference.preprocess.normalize`) and
-    return logits `(B, 1, H, W)`, as `export_onnx` writes it. A model exported at a fixed size runs every batch at
-    that size: other sizes are resized to it (bilinear on the normalized input) and the logits resized back.
+    return logits `(B, 1, H, W)`, as `export_onnx` writes it; see `FileRunner` for its attributes.
 
     Args:
         path: the `.onnx` file.
         threads: intra-op threads (None: onnxruntime's default, one per core).
         profile: write an onnxruntime profile (JSON, see `end_profiling`) with this file name prefix.
         optimization: onnxruntime graph optimization level ("all", "extended", "basic" or "disabled").
-
-    Attributes:
-        size: `(H, W)` of a fixed-size model, None for a model with dynamic height and width.
-        input_size: long side of `size` (what `Segmenter` uses as its input size); for a dynamic-size model the one
-            stored in its metadata by `asbunet export`, else None.
-        metadata: the file's metadata, `{key: value}` strings (`asbunet.*` keys written by `asbunet export`).
     """
 
     LEVELS = {
@@ -150,62 +229,21 @@ class OnnxRunner:
         self._check_signature()
 
     def _check_signature(self) -> None:
+        def described(arg) -> tuple:
+            shape = [d if isinstance(d, int) else None for d in arg.shape]
+            return arg.name, f"{arg.type} {list(arg.shape)}", arg.type == "tensor(float)", shape
+
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
-        fix = "export a segmentation model with `asbunet export` (input (B, 3, H, W) float32, output (B, 1, H, W))"
-        if len(inputs) != 1 or len(outputs) != 1:
-            raise ValueError(
-                f"{self.path}: expected 1 input and 1 output, found {len(inputs)} and {len(outputs)}; {fix}"
-            )
-        inp, out = inputs[0], outputs[0]
-        shape = [d if isinstance(d, int) else None for d in inp.shape]
-        out_shape = [d if isinstance(d, int) else None for d in out.shape]
-        if inp.type != "tensor(float)" or len(shape) != 4 or shape[1] not in (3, None):
-            raise ValueError(
-                f"{self.path}: input {inp.name!r} is {inp.type} {list(inp.shape)}, not a float32 "
-                f"(B, 3, H, W) image batch; {fix}"
-            )
-        if out.type != "tensor(float)" or len(out_shape) != 4 or out_shape[1] not in (1, None):
-            raise ValueError(
-                f"{self.path}: output {out.name!r} is {out.type} {list(out.shape)}, not float32 "
-                f"(B, 1, H, W) logits; {fix}"
-            )
-        self.input_name, self.output_name = inp.name, out.name
-        self.batch = shape[0]
-        self.size = (shape[2], shape[3]) if shape[2] is not None and shape[3] is not None else None
+        check_signature(self.path, [described(i) for i in inputs], [described(o) for o in outputs])
+        self.input_name, self.output_name = inputs[0].name, outputs[0].name
         try:
             meta = self.session.get_modelmeta().custom_metadata_map
         except UnicodeDecodeError as err:
-            raise ValueError(f"{self.path}: its metadata is not UTF-8 text ({err}); {fix}") from None
-        self.metadata = dict(meta)
-        stored = int(meta[INPUT_SIZE_KEY]) if meta.get(INPUT_SIZE_KEY, "").isdigit() else None
-        self.input_size = max(self.size) if self.size else stored
-        try:
-            self.threshold = float(meta.get(THRESHOLD_KEY, 0.5))
-        except ValueError:
-            raise ValueError(f"{self.path}: stored threshold {meta[THRESHOLD_KEY]!r} is not a number; {fix}") from None
+            raise ValueError(f"{self.path}: its metadata is not UTF-8 text ({err}); {SIGNATURE_FIX}") from None
+        self._settle(dict(meta), described(inputs[0])[3])
 
-    def _run(self, batch: np.ndarray) -> np.ndarray:
-        if self.batch is not None and batch.shape[0] != self.batch:
-            return np.concatenate([self._run(batch[i : i + 1]) for i in range(batch.shape[0])])
+    def _infer(self, batch: np.ndarray) -> np.ndarray:
         return self.session.run([self.output_name], {self.input_name: batch})[0]
-
-    def __call__(self, batch: np.ndarray) -> np.ndarray:
-        if not isinstance(batch, np.ndarray) or batch.ndim != 4 or batch.shape[1] != 3:
-            shape = getattr(batch, "shape", type(batch).__name__)
-            raise ValueError(f"{self.path}: expected a normalized batch shaped (B, 3, H, W), got {shape}")
-        batch = np.ascontiguousarray(batch, dtype=np.float32)
-        h, w = batch.shape[2:]
-        if self.size is None or self.size == (h, w):
-            return self._run(batch)
-        sh, sw = self.size
-        resized = np.stack(
-            [
-                cv2.resize(x.transpose(1, 2, 0), (sw, sh), interpolation=cv2.INTER_LINEAR).transpose(2, 0, 1)
-                for x in batch
-            ]
-        )  # (B, 3, sh, sw)
-        logits = self._run(np.ascontiguousarray(resized))  # (B, 1, sh, sw)
-        return np.stack([cv2.resize(y[0], (w, h), interpolation=cv2.INTER_LINEAR)[None] for y in logits])
 
     def end_profiling(self) -> Path:
         """Stops profiling (see `profile`) and returns the JSON trace file."""

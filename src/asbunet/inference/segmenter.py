@@ -3,8 +3,9 @@
 Resizing, normalization and the sigmoid live here, once (`asbunet.inference.preprocess` for how any aspect ratio
 maps to the network, `asbunet.inference.postprocess` for the way back and the threshold rule). The network itself
 runs through a runner (`asbunet.inference.runners`), picked by `asbunet.inference.weights.load_model`: the bundled
-model runs on onnxruntime by default (int8 where its export measured it within 0.3 IoU points of fp32, else fp32)
-and never imports PyTorch; `runtime="torch"` runs its safetensors weights in PyTorch instead.
+model runs on the runtime measured fastest for this kind of CPU (`runtime="auto"`, `asbunet.inference.auto`:
+onnxruntime or OpenVINO, int8 where its export measured it within 0.3 IoU points of fp32) and never imports PyTorch;
+`runtime="torch"` runs its safetensors weights in PyTorch instead.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ class Segmenter:
     """Person segmentation of RGB images of any size.
 
     Args:
-        runner: the network (`asbunet.inference.runners`: `TorchRunner`, `OnnxRunner`, `TfliteRunner`).
+        runner: the network (`asbunet.inference.runners`: `TorchRunner`, `OnnxRunner`, `TfliteRunner`;
+            `asbunet.inference.openvino_runner.OpenVinoRunner`).
         input_size: long side of the network input; the short side follows the image's aspect ratio.
         name: what the segmenter runs, for messages.
         threshold: probability at or above which a pixel is person in `mask`, in (0, 1); a bundled model carries the
@@ -68,7 +70,7 @@ class Segmenter:
         name: str | Path | None = None,
         input_size: int | None = None,
         threads: int | None = None,
-        runtime: str | None = None,
+        runtime: str | None = "auto",
         threshold: float | None = None,
         refine: bool = True,
     ) -> Segmenter:
@@ -77,10 +79,11 @@ class Segmenter:
 
         Args:
             input_size: the long side to run at; None: the one stored with the model.
-            runtime: how a bundled model runs: "onnx" (onnxruntime fp32), "onnx-int8" (onnxruntime int8) or
-                "torch" (PyTorch fp32); None: onnxruntime, int8 where the bundled metadata says that it is within 0.3
-                IoU points of fp32, else fp32. A file runs on its own runtime; a runtime that contradicts it is an
-                error.
+            runtime: how a bundled model runs: "auto" (the runtime and precision measured fastest on this kind of
+                CPU, `asbunet.inference.auto`; onnxruntime where the kind was not measured), "onnx" / "onnx-int8"
+                (onnxruntime fp32 / int8), "openvino" / "openvino-int8" / "openvino-bf16" (OpenVINO, the `openvino`
+                extra) or "torch" (PyTorch fp32). A file runs on its own runtime (an `.onnx` file on OpenVINO when
+                an OpenVINO runtime is asked for); a runtime that contradicts it is an error.
             threshold: the mask threshold, in (0, 1); None: the one stored with the model.
             refine: False resizes the probability back bilinearly even where the model carries a refinement.
         """
@@ -121,8 +124,15 @@ class Segmenter:
     def _logits(self, image: np.ndarray) -> np.ndarray:
         """Network logits `(h, w)` at the network size (or at its output stride, `asbunet export --head-stride`) for
         one image."""
-        x = self._network_input(to_rgb(image))[None]  # (1, 3, h, w)
-        return self.runner(x)[0, 0]
+        return self._run_network([self._network_image(to_rgb(image))])[0, 0]
+
+    def _run_network(self, smalls: Sequence[np.ndarray]) -> np.ndarray:
+        """Logits `(B, 1, h, w)` of images `(h, w, 3)` of one size as the network sees them (`_network_image`): the
+        runner normalizes them itself where it can (`OpenVinoRunner.run_images`), else they are normalized here."""
+        run_images = getattr(self.runner, "run_images", None)
+        if run_images is not None:
+            return run_images(np.stack(smalls) if len(smalls) > 1 else smalls[0][None])
+        return self.runner(np.stack([normalize(small) for small in smalls]))  # (B, 3, h, w) in
 
     def _probability(self, rgb: np.ndarray, small: np.ndarray, logits: np.ndarray) -> np.ndarray:
         """Person probability `(H, W)` of `rgb` from the network's logits `(h, w)` on `small`, the image as the
@@ -143,7 +153,7 @@ class Segmenter:
         if warn and (problem := input_warning(rgb)):
             warnings.warn(problem, ImageWarning, stacklevel=2)
         small = self._network_image(rgb)
-        logits = self.runner(normalize(small)[None])[0, 0]  # (h, w)
+        logits = self._run_network([small])[0, 0]  # (h, w)
         return self._probability(rgb, small, logits)
 
     def mask(self, image: np.ndarray) -> np.ndarray:
@@ -157,13 +167,12 @@ class Segmenter:
         """`predict` for a list; images of the same network size run as one batch."""
         rgbs = [to_rgb(im) for im in images]
         smalls = [self._network_image(im) for im in rgbs]
-        prepared = [normalize(small) for small in smalls]
         out: list[np.ndarray | None] = [None] * len(rgbs)
         groups: dict[tuple[int, int], list[int]] = {}
-        for i, x in enumerate(prepared):
-            groups.setdefault(x.shape[1:], []).append(i)
+        for i, small in enumerate(smalls):
+            groups.setdefault(small.shape[:2], []).append(i)
         for idx in groups.values():
-            logits = self.runner(np.stack([prepared[i] for i in idx]))  # (b, 1, h, w)
+            logits = self._run_network([smalls[i] for i in idx])  # (b, 1, h, w)
             for k, i in enumerate(idx):
                 out[i] = self._probability(rgbs[i], smalls[i], logits[k, 0])
         return out

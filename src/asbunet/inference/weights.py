@@ -13,12 +13,14 @@ ONNX path never imports PyTorch.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import re
 import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from asbunet.inference.auto import RUNTIMES, auto_runtime, this_cpu_kind
 from asbunet.inference.peers import DEFAULT_PEERS_DIR, PEERS, peer_path
 from asbunet.inference.peers import THRESHOLD as PEER_THRESHOLD
 from asbunet.inference.postprocess import check_threshold
@@ -27,6 +29,7 @@ from asbunet.inference.runners import (
     INT8_DEFAULT_KEY,
     REFINE_KEY,
     WEIGHTS_DIGEST_KEY,
+    FileRunner,
     OnnxRunner,
     Runner,
     TfliteRunner,
@@ -38,8 +41,14 @@ if TYPE_CHECKING:
 
 WEIGHTS_DIR = Path(__file__).parent.parent / "weights"
 DEFAULT_MODEL = "asbunet_person"
-# How a bundled model runs; None picks int8 or fp32 ONNX from the bundled metadata.
-RUNTIMES = ("onnx", "onnx-int8", "torch")
+# runtime of an ONNX file -> (runtime's name, which bundled file: fp32 or int8, OpenVINO's precision hint)
+ONNX_RUNTIMES = {
+    "onnx": ("onnxruntime", "fp32", None),
+    "onnx-int8": ("onnxruntime", "int8", None),
+    "openvino": ("OpenVINO", "fp32", "f32"),
+    "openvino-int8": ("OpenVINO", "int8", "f32"),
+    "openvino-bf16": ("OpenVINO", "fp32", "bf16"),
+}
 CHECKPOINT_FORMAT = "asbunet-checkpoint/1"
 TORCH_SUFFIXES = (".pt", ".pth", ".safetensors")
 MODEL_SUFFIXES = (*TORCH_SUFFIXES, ".onnx", ".tflite")
@@ -211,32 +220,65 @@ def model_from_checkpoint(ckpt: dict, source: str | Path = "checkpoint") -> nn.M
     return build_model(ckpt["model"], ckpt.get("model_options", {}), ckpt.get("state_dict"), source)
 
 
-def load_bundled_onnx(name: str, runtime: str | None = None, threads: int | None = None) -> OnnxRunner:
-    """An onnxruntime runner for bundled model `name`, checked against its safetensors weights.
+def onnx_runner(path: str | Path, runtime: str, threads: int | None = None) -> FileRunner:
+    """The runner of an ONNX file on one of `ONNX_RUNTIMES` (onnxruntime, or OpenVINO with its precision hint)."""
+    family, _, hint = ONNX_RUNTIMES[runtime]
+    if family == "OpenVINO":
+        from asbunet.inference.openvino_runner import OpenVinoRunner
 
-    Args:
-        runtime: "onnx" (fp32), "onnx-int8", or None: int8 where the bundled metadata says that its export measured
-            it within 0.3 IoU points of fp32 (`asbunet.inference.runners.INT8_DEFAULT_KEY`), else fp32.
+        return OpenVinoRunner(path, threads=threads, precision=hint)
+    return OnnxRunner(path, threads=threads)
+
+
+def bundled_runtime(name: str, runtime: str | None = None) -> tuple[str, str]:
+    """`(runtime, why)`: the runtime of `ONNX_RUNTIMES` that bundled model `name` runs on when asked for `runtime`, and
+    a few words on the choice. "auto" (or None) takes `asbunet.inference.auto.auto_runtime`'s choice for this CPU,
+    where the optional package it needs is installed, else onnxruntime int8 (`load_bundled_onnx` then runs fp32
+    where the int8 file fails its accuracy check)."""
+    if runtime not in (None, "auto"):
+        return runtime, ""
+    kind = this_cpu_kind()
+    chosen = auto_runtime(name, kind)
+    if chosen is None:
+        return "onnx-int8", f"auto: {kind} not measured, onnxruntime"
+    if ONNX_RUNTIMES[chosen][0] == "OpenVINO" and importlib.util.find_spec("openvino") is None:
+        return "onnx-int8", f"auto: openvino not installed, onnxruntime ({chosen} is the choice for {kind})"
+    return chosen, f"auto for {kind}"
+
+
+def _bundled_runner(name: str, runtime: str, threads: int | None) -> FileRunner:
+    weights = bundled_path(name)
+    fix = f"write them with `asbunet export --bundled {name}`, or run the weights in PyTorch (runtime='torch')"
+    path = bundled_onnx_paths(name)[ONNX_RUNTIMES[runtime][1] == "int8"]
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: the bundled ONNX file of {name} is missing; {fix}")
+    runner = onnx_runner(path, runtime, threads)
+    if runner.metadata.get(WEIGHTS_DIGEST_KEY) != file_sha256(weights):
+        raise ValueError(f"{runner.path} was not exported from the shipped weights {weights.name}; {fix}")
+    return runner
+
+
+def load_bundled_onnx(name: str, runtime: str | None = None, threads: int | None = None) -> tuple[FileRunner, str]:
+    """The runner of bundled model `name` on `runtime` (`bundled_runtime`), checked against its safetensors weights,
+    and its label for messages (e.g. "OpenVINO int8, auto for AVX-512 VNNI"). An int8 runtime chosen by "auto" runs
+    in fp32 instead where the bundled int8 file says that its export measured it more than 0.3 IoU points below fp32
+    (`INT8_DEFAULT_KEY`).
 
     Raises:
         FileNotFoundError: the ONNX file is absent.
         ValueError: the ONNX file was exported from other weights than the shipped safetensors file (its stored
             SHA-256 differs); the message gives the command that writes them again.
+        ModuleNotFoundError: an OpenVINO runtime asked for by name without the `openvino` extra (the message says how
+            to install it).
     """
-    weights = bundled_path(name)
-    fp32, int8 = bundled_onnx_paths(name)
-    fix = f"write them with `asbunet export --bundled {name}`, or run the weights in PyTorch (runtime='torch')"
-    path = int8 if runtime in (None, "onnx-int8") else fp32
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: the bundled ONNX file of {name} is missing; {fix}")
-    runner = OnnxRunner(path, threads=threads)
-    if runtime is None and runner.metadata.get(INT8_DEFAULT_KEY) != "true":
-        if not fp32.is_file():
-            raise FileNotFoundError(f"{fp32}: the bundled ONNX file of {name} is missing; {fix}")
-        runner = OnnxRunner(fp32, threads=threads)
-    if runner.metadata.get(WEIGHTS_DIGEST_KEY) != file_sha256(weights):
-        raise ValueError(f"{runner.path} was not exported from the shipped weights {weights.name}; {fix}")
-    return runner
+    chosen, why = bundled_runtime(name, runtime)
+    runner = _bundled_runner(name, chosen, threads)
+    if why and ONNX_RUNTIMES[chosen][1] == "int8" and runner.metadata.get(INT8_DEFAULT_KEY) != "true":
+        chosen, why = chosen.removesuffix("-int8"), why + "; int8 fails its accuracy check"
+        runner = _bundled_runner(name, chosen, threads)
+    family, precision, hint = ONNX_RUNTIMES[chosen]
+    label = f"{family} {precision}" + (" with bf16 activations" if hint == "bf16" else "")
+    return runner, label + (f", {why}" if why else "")
 
 
 # ---------------------------------------------------------------------------------------------------- the door
@@ -251,7 +293,7 @@ def _check_runtime(path: Path, runtime: str | None) -> None:
             f"{path}: an {path.suffix[1:].upper()} file runs on {own}, not runtime 'torch'; give the .pt or "
             ".safetensors file to run it in PyTorch"
         )
-    if path.suffix in TORCH_SUFFIXES and runtime not in (None, "torch"):
+    if path.suffix in TORCH_SUFFIXES and runtime not in (None, "auto", "torch"):
         raise ValueError(
             f"{path}: a {path.suffix} file runs in PyTorch, not runtime {runtime!r}; export it with `asbunet "
             "export` to run it on onnxruntime"
@@ -271,9 +313,10 @@ def _torch_model(module: nn.Module, name: str, source, size, threshold, architec
     return LoadedModel(_torch_runner(module, threads), name, size, threshold, module, architecture, options)
 
 
-def _load_file(path: Path, threads: int | None) -> LoadedModel:
+def _load_file(path: Path, threads: int | None, runtime: str | None = None) -> LoadedModel:
     if path.suffix == ".onnx":
-        runner = OnnxRunner(path, threads=threads)
+        openvino = runtime in ONNX_RUNTIMES and ONNX_RUNTIMES[runtime][0] == "OpenVINO"
+        runner = onnx_runner(path, runtime, threads) if openvino else OnnxRunner(path, threads=threads)
         size, threshold = model_settings(path, runner.input_size or DEFAULT_INPUT_SIZE, runner.threshold)
         return LoadedModel(
             runner, str(path), size, threshold, refine=stored_refine(path, runner.metadata.get(REFINE_KEY))
@@ -331,10 +374,12 @@ def load_model(
     """The model of any spec, with the runner it runs on (see the module docstring for the kinds of spec).
 
     Args:
-        runtime: how a bundled model runs: "onnx" (onnxruntime fp32), "onnx-int8" (onnxruntime int8) or "torch"
-            (PyTorch fp32); None: onnxruntime, int8 where the bundled metadata says that it is within 0.3 IoU points
-            of fp32, else fp32 (`load_bundled_onnx`). A file runs on its own runtime (PyTorch for `.pt` and
-            `.safetensors`, onnxruntime for `.onnx`, LiteRT for `.tflite`); a runtime that contradicts it is an error.
+        runtime: how a bundled model runs: "auto" (or None, the default: the runtime measured fastest on this kind of
+            CPU, `asbunet.inference.auto`), "onnx" / "onnx-int8" (onnxruntime fp32 / int8), "openvino" /
+            "openvino-int8" (OpenVINO fp32 / int8, the `openvino` extra), "openvino-bf16" (OpenVINO, bf16
+            activations) or "torch" (PyTorch fp32); see `load_bundled_onnx`. A file runs on its own runtime (PyTorch
+            for `.pt` and `.safetensors`, LiteRT for `.tflite`, onnxruntime for `.onnx`, or OpenVINO when an OpenVINO
+            runtime is asked for); a runtime that contradicts it is an error.
         threads: intra-op threads of the runtime (None: its default).
         peers: the folder holding the MediaPipe peers' `.tflite` files.
 
@@ -351,7 +396,7 @@ def load_model(
                 f"model file not found: {path}; give a .pt checkpoint written by `asbunet train`, a .safetensors file "
                 "written by `asbunet bundle`, an .onnx or .tflite file, or a model name"
             )
-        return _load_file(path, threads)
+        return _load_file(path, threads, runtime)
     if path.suffix or "/" in name or "\\" in name:
         if not path.exists():
             raise FileNotFoundError(f"model file not found: {path}")
@@ -363,11 +408,10 @@ def load_model(
         if runtime == "torch":
             loaded = _load_file(bundled_path(name), threads)
             return replace(loaded, name=name)
-        runner = load_bundled_onnx(name, runtime, threads)
-        label = "int8" if runner.path.name.endswith(".int8.onnx") else "fp32"
+        runner, label = load_bundled_onnx(name, runtime, threads)
         size, threshold = model_settings(name, runner.input_size or DEFAULT_INPUT_SIZE, runner.threshold)
         refine = stored_refine(runner.path, runner.metadata.get(REFINE_KEY))
-        return LoadedModel(runner, f"{name} (onnxruntime {label})", size, threshold, refine=refine)
+        return LoadedModel(runner, f"{name} ({label})", size, threshold, refine=refine)
     if name in PEERS:
         return _load_peer(name, peers, threads)
     from asbunet.models import list_models  # PyTorch, imported only past the bundled models
