@@ -192,8 +192,8 @@ def add_bench_predict_parser(sub, name: str = "bench-predict") -> None:
     p = add_subparser(sub, name, PREDICT_HELP, hidden=name == "bench-predict")
     add_model_argument(
         p,
-        "models (bundled name[:runtime], files, mediapipe_general, mediapipe_landscape; default: every bundled "
-        "model on onnx-int8, onnx and torch, then both MediaPipe models)",
+        "models (bundled name[:runtime], files, mediapipe_general, mediapipe_landscape; a bundled name alone runs on "
+        "auto; default: every bundled model on auto and on each runtime, then both MediaPipe models)",
     )
     p.add_argument("--image", help="picture the frame is made from (default: seeded noise)")
     p.add_argument("--frame", default="640x360", metavar="WxH", help="frame size (default 640x360)")

@@ -41,7 +41,7 @@ class _Loaded:
     Args:
         model: bundled model name, `.pt` checkpoint, `.safetensors` bundle or `.onnx` file (None: the bundled model);
             a file must be at the same path on every node (shared storage).
-        runtime: how a bundled model runs ("onnx", "onnx-int8", "torch"; None: as `asbunet segment` chooses).
+        runtime: how a bundled model runs (`asbunet.inference.auto.RUNTIMES`; None: "auto", as `asbunet segment`).
         threads: threads of the actor (the runtime's intra-op threads and OpenCV's); give the actor as many CPUs.
         size: long side of the network input (None: the model's).
         threshold: the mask threshold, in (0, 1) (None: the model's own).
