@@ -112,3 +112,32 @@ def test_video_smoothing_does_not_bring_the_ghost_back(bundled):
         out, inside = alpha_beyond_10px(result.render("cutout")[..., 3] / 255.0, bundled.mask(frame))
         assert out <= 0.005 and inside >= 0.995, f"frame {t}: mean alpha {out:.4f} outside, {inside:.4f} inside"
         assert np.array_equal(result.alpha, matte.matte(result.probability, bundled.threshold))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_distance_near_the_edge_is_that_of_the_whole_image(seed):
+    """With `limit`, the distance transforms run only on the box around the edge: every distance up to `limit` is the
+    whole image's, and beyond it only the side (and being beyond) counts."""
+    rng = np.random.default_rng(seed)
+    h, w = rng.integers(8, 120, 2)
+    prob = cv2.GaussianBlur(rng.random((h, w)).astype(np.float32), (0, 0), float(rng.uniform(1, 8)))
+    mask = prob >= np.quantile(prob, rng.uniform(0.3, 0.97))
+    full = matte.signed_distance(mask)
+    for limit in (0.5, 3, 8, 40):
+        near = matte.signed_distance(mask, limit=limit)
+        within = np.abs(full) <= limit
+        np.testing.assert_array_equal(near[within], full[within])
+        assert (np.sign(near) == np.sign(full)).all() and (np.abs(near[~within]) > limit).all()
+    for uniform in (np.zeros((5, 7), bool), np.ones((5, 7), bool)):
+        assert (np.sign(matte.signed_distance(uniform, limit=4)) == (1 if uniform.all() else -1)).all()
+
+
+def test_each_alpha_is_a_new_array_though_the_work_planes_are_reused():
+    first = matte.matte(ghost_probability(), 0.7)
+    kept = first.copy()
+    second = matte.matte(ghost_probability(ghost=0.1)[::-1].copy(), 0.7)
+    assert second is not first and not np.shares_memory(first, second)
+    np.testing.assert_array_equal(first, kept)
+    image = np.random.default_rng(0).integers(0, 256, (96, 96, 3), dtype=np.uint8)
+    one, two = effects.blur_background(image, first), effects.blur_background(image, second)
+    assert not np.shares_memory(one, two) and not np.array_equal(one, two)
