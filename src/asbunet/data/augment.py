@@ -19,6 +19,16 @@ import numpy as np
 from asbunet.inference.preprocess import IMAGENET_MEAN, IMAGENET_STD
 
 
+def options_from_dict(cls, values: dict | None, what: str):
+    """A frozen options dataclass `cls` from a config's mapping: unknown keys are an error naming the valid ones, and
+    YAML lists become the tuples the fields hold."""
+    values = dict(values or {})
+    unknown = set(values) - set(cls.__dataclass_fields__)
+    if unknown:
+        raise ValueError(f"unknown {what} options {sorted(unknown)}; valid: {sorted(cls.__dataclass_fields__)}")
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+
+
 @dataclass(frozen=True)
 class AugmentConfig:
     """Probabilities and ranges of every augmentation; `configs/*.yaml` set them under `augment:`."""
@@ -45,14 +55,7 @@ class AugmentConfig:
 
     @classmethod
     def from_dict(cls, values: dict | None) -> AugmentConfig:
-        values = dict(values or {})
-        unknown = set(values) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"unknown augment options {sorted(unknown)}; valid: {sorted(cls.__dataclass_fields__)}")
-        for key in ("crop_scale", "person_height", "people"):
-            if key in values:
-                values[key] = tuple(values[key])
-        return cls(**values)
+        return options_from_dict(cls, values, "augment")
 
     def to_dict(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from asbunet.data.augment import _placement, crop_box, random_angle, resize_pair, rotate_cutout
+from asbunet.data.augment import _placement, crop_box, options_from_dict, random_angle, resize_pair, rotate_cutout
 
 
 @dataclass(frozen=True)
@@ -45,11 +45,7 @@ class CanvasConfig:
 
     @classmethod
     def from_dict(cls, values: dict | None) -> CanvasConfig:
-        values = dict(values or {})
-        unknown = set(values) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"unknown canvas options {sorted(unknown)}; valid: {sorted(cls.__dataclass_fields__)}")
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+        return options_from_dict(cls, values, "canvas")
 
 
 def cutout_from_alpha(image: np.ndarray, alpha: np.ndarray, name: str = "") -> Cutout | None:
