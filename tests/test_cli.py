@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import asbunet
-from asbunet import cli
+from asbunet import cli, extras
 from asbunet.extras import EXTRA_OF_MODULE, EXTRAS, install_hint, missing_extra
 
 REPO = Path(__file__).resolve().parents[1]
@@ -21,16 +21,16 @@ def test_version_prints_the_package_version(capsys):
     with pytest.raises(SystemExit) as stop:
         cli.main(["--version"])
     assert stop.value.code == 0
-    assert capsys.readouterr().out.strip() == f"asbunet {cli.package_version()}"
-    assert re.fullmatch(r"\d+\.\d+\.\d+\S*", cli.package_version())
+    assert capsys.readouterr().out.strip() == f"asbunet {extras.version()}"
+    assert re.fullmatch(r"\d+\.\d+\.\d+\S*", extras.version())
 
 
 def test_version_falls_back_to_the_source_tree(monkeypatch):
     def missing(name):
         raise metadata.PackageNotFoundError(name)
 
-    monkeypatch.setattr(cli.metadata, "version", missing)
-    assert cli.package_version() == asbunet.__version__
+    monkeypatch.setattr(extras.metadata, "version", missing)
+    assert extras.version() == asbunet.__version__
 
 
 def test_version_in_a_fresh_interpreter():

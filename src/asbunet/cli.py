@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from importlib import metadata
 
 from asbunet.analysis import command as analysis_command
 from asbunet.bench import command as bench_command
@@ -12,20 +11,9 @@ from asbunet.compare import command as compare_command
 from asbunet.data import command as data_command
 from asbunet.evaluate import command as evaluate_command
 from asbunet.export import command as export_command
-from asbunet.extras import missing_extra
+from asbunet.extras import missing_extra, version
 from asbunet.segment import command as segment_command
 from asbunet.train import command as train_command
-
-
-def package_version() -> str:
-    """The installed version (`importlib.metadata`), else `asbunet.__version__` (a source tree on the path)."""
-    try:
-        return metadata.version("asbunet")
-    except metadata.PackageNotFoundError:
-        from asbunet import __version__
-
-        return __version__
-
 
 USER_COMMANDS = ("segment", "evaluate", "train", "bundle", "export")
 MAINTAINER_COMMANDS = (
@@ -49,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=f"user commands: {', '.join(USER_COMMANDS)}; maintainer tools: {', '.join(MAINTAINER_COMMANDS)}. "
         "`asbunet COMMAND --help` for each one's options.",
     )
-    parser.add_argument("--version", action="version", version=f"asbunet {package_version()}")
+    parser.add_argument("--version", action="version", version=f"asbunet {version()}")
     sub = parser.add_subparsers(
         dest="command", required=True, metavar="COMMAND", title="commands (the user's first, then the maintainer's)"
     )
